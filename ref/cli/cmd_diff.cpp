@@ -1,0 +1,48 @@
+// cmd_diff.cpp — `dsref diff A B`: per-tensor max abs / rel difference and logits argmax agreement.
+// Exit 0 when every tensor is within tolerance, 1 otherwise.
+#include <cstdio>
+#include <cstdlib>
+
+#include "cli.h"
+#include "diff.h"
+#include "safetensors.h"
+
+namespace dsref::cli {
+
+void add_diff(CLI::App& app) {
+    struct Opts {
+        std::string a, b;
+        double atol = 1e-4, rtol = 0.0;
+    };
+    auto o = std::make_shared<Opts>();
+    CLI::App* cmd = app.add_subcommand("diff", "compare two safetensors files tensor by tensor");
+    cmd->footer(
+        "\nA tensor passes when every element has |a - b| <= atol + rtol*|b| (NaN matches only NaN).\n"
+        "rel = max|a - b| / max|b|. For tensors named logits* the argmax of each row is compared.\n"
+        "Exit 0 when all tensors pass, 1 otherwise.");
+    cmd->add_option("A", o->a, "first file")->required();
+    cmd->add_option("B", o->b, "second file (the reference for rtol)")->required();
+    cmd->add_option("--atol", o->atol, "absolute tolerance (default 1e-4)")->check(CLI::NonNegativeNumber);
+    cmd->add_option("--rtol", o->rtol, "relative tolerance (default 0)")->check(CLI::NonNegativeNumber);
+    cmd->callback([o]() {
+        const std::vector<TensorDiff> diffs = diff_tensors(read_safetensors(o->a), read_safetensors(o->b), o->atol, o->rtol);
+        bool all_ok = true;
+        std::printf("%-24s %-16s %12s %12s %10s  %s\n", "tensor", "shape", "max_abs", "max_rel", "argmax", "status");
+        for (const TensorDiff& d : diffs) {
+            all_ok = all_ok && d.ok;
+            if (!d.problem.empty()) {
+                std::printf("%-24s %-16s %12s %12s %10s  FAIL (%s)\n", d.name.c_str(), "", "", "", "", d.problem.c_str());
+                continue;
+            }
+            char am[32] = "-";
+            if (d.argmax_agree >= 0) std::snprintf(am, sizeof am, "%lld/%lld", (long long)d.argmax_agree, (long long)d.rows);
+            std::printf("%-24s %-16s %12.3e %12.3e %10s  %s\n", d.name.c_str(), shape_str(d.shape).c_str(), d.max_abs,
+                        d.max_rel, am, d.ok ? "ok" : "FAIL");
+        }
+        std::printf("%s (atol %g, rtol %g)\n", all_ok ? "all tensors within tolerance" : "DIFFERENT", o->atol, o->rtol);
+        std::fflush(stdout);
+        if (!all_ok) std::exit(1);
+    });
+}
+
+}  // namespace dsref::cli

@@ -1,0 +1,64 @@
+// cmd_forward.cpp — `dsref forward`: a full causal prefill at positions 0..T-1, writing logits and,
+// with --dump, the named intermediates.
+#include <iostream>
+#include <sstream>
+
+#include "cli.h"
+#include "error.h"
+#include "model.h"
+#include "safetensors.h"
+
+namespace dsref::cli {
+
+static const char* kForwardHelp = R"(
+Writes to OUT (safetensors, all F32):
+  logits      [T, vocab]   (with --last-only: [1, vocab], the last row)
+With --dump (no value), for every decoder layer i (0-based):
+  hidden.{i}  [T, hidden]  the residual stream after decoder layer i
+  attn.{i}    [T, hidden]  the attention block output, before the residual add
+--dump-only NAME,... keeps only the named intermediates (implies --dump).)";
+
+void add_forward(CLI::App& app) {
+    struct Opts {
+        std::string model, tokens, out, dump_only, attn = "absorb";
+        bool dump = false, last_only = false;
+        int threads = 0;
+    };
+    auto o = std::make_shared<Opts>();
+    CLI::App* cmd = app.add_subcommand("forward", "full causal prefill: logits and named intermediates");
+    cmd->footer(kForwardHelp);
+    cmd->add_option("--model", o->model, "model directory: config.json + safetensors")->required();
+    cmd->add_option("--tokens", o->tokens, "token ids, comma-separated (no tokenizer yet)")->required();
+    cmd->add_option("--out", o->out, "output safetensors file")->required();
+    cmd->add_flag("--dump", o->dump, "also write the named intermediates");
+    cmd->add_option("--dump-only", o->dump_only, "comma-separated names of the intermediates to write");
+    cmd->add_flag("--last-only", o->last_only, "write only the last row of logits");
+    cmd->add_option("--attn", o->attn, "MLA path for V2/V3: naive | absorb (default absorb)");
+    add_threads_option(cmd, &o->threads);
+    cmd->callback([o]() {
+        apply_threads(o->threads);
+        const std::vector<int32_t> tokens = parse_tokens(o->tokens);
+        ModelOptions mo;
+        mo.fwd.attn = o->attn;
+        Model model(o->model, mo);
+        std::set<std::string> only;
+        if (!o->dump_only.empty()) {
+            std::stringstream ss(o->dump_only);
+            for (std::string n; std::getline(ss, n, ',');)
+                if (!n.empty()) only.insert(n);
+        }
+        const bool dumping = o->dump || !only.empty();
+        Trace trace(only);
+        std::vector<float> logits = model.prefill(tokens, dumping ? &trace : nullptr, o->last_only);
+        TensorMap out = dumping ? trace.tensors() : TensorMap{};
+        for (const std::string& n : only)
+            if (!out.count(n)) usage_fail("--dump-only: this model has no intermediate named '", n, "'");
+        const int64_t rows = o->last_only ? 1 : (int64_t)tokens.size();
+        out["logits"] = Tensor::from_f32({rows, model.config().vocab_size}, logits);
+        write_safetensors(o->out, out);
+        std::cerr << "dsref forward: " << tokens.size() << " tokens, wrote " << out.size() << " tensors to " << o->out
+                  << "\n";
+    });
+}
+
+}  // namespace dsref::cli

@@ -1,0 +1,56 @@
+// cmd_generate.cpp — `dsref generate`: prefill, then decode token by token with the KV cache.
+// stdout holds only the new ids, space-separated on one line; everything else goes to stderr.
+#include <iostream>
+
+#include "cli.h"
+#include "model.h"
+#include "safetensors.h"
+#include "sampling.h"
+
+namespace dsref::cli {
+
+void add_generate(CLI::App& app) {
+    struct Opts {
+        std::string model, tokens, out, attn = "absorb";
+        int64_t max_new = 0;
+        double temperature = 0.0, top_p = 1.0;
+        uint64_t seed = 0;
+        bool stop_at_eos = false;
+        int threads = 0;
+    };
+    auto o = std::make_shared<Opts>();
+    CLI::App* cmd = app.add_subcommand("generate", "generate N tokens with the KV cache (greedy by default)");
+    cmd->footer(
+        "\nWith no --temperature (default 0) decoding is greedy: the argmax, lowest id on ties.\n"
+        "Exactly N ids are generated unless --stop-at-eos is given (the config's eos_token_id).\n"
+        "--out writes `logits` [N, vocab]: the logits that chose each new token; they equal the\n"
+        "matching rows of a full prefill over prompt + generated tokens.");
+    cmd->add_option("--model", o->model, "model directory")->required();
+    cmd->add_option("--tokens", o->tokens, "prompt token ids, comma-separated")->required();
+    cmd->add_option("--max-new", o->max_new, "number of new tokens N")->required()->check(CLI::NonNegativeNumber);
+    cmd->add_option("--temperature", o->temperature, "0 = greedy (default); > 0 samples")->check(CLI::NonNegativeNumber);
+    cmd->add_option("--top-p", o->top_p, "nucleus sampling mass in (0, 1] (default 1)");
+    cmd->add_option("--seed", o->seed, "sampling seed (default 0)");
+    cmd->add_flag("--stop-at-eos", o->stop_at_eos, "stop after the eos token");
+    cmd->add_option("--out", o->out, "write the chosen logits [N, vocab] to this safetensors file");
+    cmd->add_option("--attn", o->attn, "MLA path for V2/V3: naive | absorb (default absorb)");
+    add_threads_option(cmd, &o->threads);
+    cmd->callback([o]() {
+        apply_threads(o->threads);
+        const std::vector<int32_t> prompt = parse_tokens(o->tokens);
+        ModelOptions mo;
+        mo.fwd.attn = o->attn;
+        mo.keep_weights = true;
+        Model model(o->model, mo);
+        SamplingParams sp{o->temperature, o->top_p, o->seed};
+        GenerateResult r = generate(model, prompt, o->max_new, sp, o->stop_at_eos);
+        for (size_t i = 0; i < r.tokens.size(); i++) std::cout << (i ? " " : "") << r.tokens[i];
+        std::cout << "\n";
+        if (!o->out.empty())
+            write_safetensors(o->out, {{"logits", Tensor::from_f32({(int64_t)r.tokens.size(), model.config().vocab_size},
+                                                                    r.logits)}});
+        std::cerr << "dsref generate: " << prompt.size() << " prompt tokens, " << r.tokens.size() << " new\n";
+    });
+}
+
+}  // namespace dsref::cli

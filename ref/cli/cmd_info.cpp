@@ -1,0 +1,67 @@
+// cmd_info.cpp — `dsref info --model DIR [--json]`: architecture, parameters, KV-cache bytes and the
+// config values the math uses. Needs only config.json (no weights).
+#include <cstdio>
+#include <iostream>
+
+#include "cli.h"
+#include "config.h"
+#include "model_info.h"
+
+namespace dsref::cli {
+
+static std::string human(double n) {
+    char b[64];
+    if (n >= 1e9) std::snprintf(b, sizeof b, "%.2fB", n / 1e9);
+    else if (n >= 1e6) std::snprintf(b, sizeof b, "%.2fM", n / 1e6);
+    else if (n >= 1e3) std::snprintf(b, sizeof b, "%.2fK", n / 1e3);
+    else std::snprintf(b, sizeof b, "%.0f", n);
+    return b;
+}
+
+void add_info(CLI::App& app) {
+    struct Opts {
+        std::string model;
+        bool json = false;
+    };
+    auto o = std::make_shared<Opts>();
+    CLI::App* cmd = app.add_subcommand("info", "architecture, parameter counts, KV-cache size and config values");
+    cmd->add_option("--model", o->model, "model directory (or config.json); weights are not needed")->required();
+    cmd->add_flag("--json", o->json, "print one JSON object instead of text");
+    cmd->callback([o]() {
+        const ModelConfig c = load_config(o->model);
+        const nlohmann::json j = model_info(c);
+        if (o->json) {
+            std::cout << j.dump(2) << "\n";
+            return;
+        }
+        std::cout << "architecture           " << j["architecture"].get<std::string>() << "\n";
+        const auto& p = j["parameters"];
+        std::cout << "parameters             " << p["total"].get<int64_t>() << " (" << human(p["total"].get<double>())
+                  << ")\n";
+        std::cout << "active per token       " << p["active_per_token"].get<int64_t>() << " ("
+                  << human(p["active_per_token"].get<double>()) << ")\n";
+        if (p.contains("mtp_total"))
+            std::cout << "MTP modules (apart)    " << p["mtp_total"].get<int64_t>() << " ("
+                      << human(p["mtp_total"].get<double>()) << ")\n";
+        const auto& kv = j["kv_cache"];
+        std::cout << "KV cache per token     " << kv["values_per_token"].get<int64_t>() << " values ("
+                  << kv["values_per_token_per_layer"].get<int64_t>() << " per layer): "
+                  << kv["bytes_per_token_fp32"].get<int64_t>() << " B fp32, " << kv["bytes_per_token_bf16"].get<int64_t>()
+                  << " B bf16\n";
+        if (j.contains("kv_cache_comparison")) {
+            std::cout << "KV cache per token per layer, this model against MHA/GQA of the same shape:\n";
+            for (const auto& row : j["kv_cache_comparison"])
+                std::cout << "  " << row["mechanism"].get<std::string>() << ": " << row["values"].get<int64_t>()
+                          << " values, " << row["bytes_bf16"].get<int64_t>() << " B bf16\n";
+        }
+        if (j.contains("reference_figures")) {
+            std::cout << "reference figures:\n";
+            for (const auto& row : j["reference_figures"]) std::cout << "  " << row.get<std::string>() << "\n";
+        }
+        std::cout << "config values used:\n";
+        for (auto it = j["config"].begin(); it != j["config"].end(); ++it)
+            std::cout << "  " << it.key() << " = " << it.value().dump() << "\n";
+    });
+}
+
+}  // namespace dsref::cli

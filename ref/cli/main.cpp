@@ -1,0 +1,50 @@
+// main.cpp — `dsref`: the DeepSeek reference oracle's command line.
+//
+//   dsref info      --model DIR [--json]
+//   dsref forward   --model DIR --tokens 1,2,3 --out OUT.safetensors [--dump] [--last-only]
+//   dsref generate  --model DIR --tokens ... --max-new N [--temperature T] [--top-p P] [--seed S]
+//   dsref init      --config CONFIG.json --seed S --out DIR [--dtype bf16|f32]
+//   dsref diff      A.safetensors B.safetensors [--atol X] [--rtol Y]
+//   dsref op        --list | NAME --in IN.safetensors --out OUT.safetensors [--set key=value]...
+//
+// Exit codes: 0 success, 1 error (bad file, tensor, field), 2 usage error; always within 1..125.
+#include <cstdio>
+#include <exception>
+
+#include "cli.h"
+#include "error.h"
+
+int main(int argc, char** argv) {
+    CLI::App app{"dsref — DeepSeek from scratch: a tested C++ reference of DeepSeek LLM, V2 and V3"};
+    app.require_subcommand(1);
+    app.failure_message(CLI::FailureMessage::simple);
+    dsref::cli::add_info(app);
+    dsref::cli::add_forward(app);
+    dsref::cli::add_generate(app);
+    dsref::cli::add_init(app);
+    dsref::cli::add_diff(app);
+    dsref::cli::add_op(app);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        std::fprintf(stderr, "dsref: %s (see --help)\n", e.what());
+        return 2;
+    } catch (const dsref::UsageError& e) {
+        std::fprintf(stderr, "dsref: %s\n", e.what());
+        return 2;
+    } catch (const dsref::Error& e) {
+        std::fprintf(stderr, "dsref: error: %s\n", e.what());
+        return 1;
+    } catch (const std::bad_alloc&) {
+        std::fprintf(stderr, "dsref: error: out of memory\n");
+        return 1;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "dsref: error: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,74 @@
+// config.h — the HF `config.json` of DeepSeek LLM (llama), DeepSeek-V2/V2-Lite and DeepSeek-V3/R1.
+//
+// Field names are the HF ones (spec 1.1). Only the fields the math uses are kept; a missing required
+// field, a wrong type or an inconsistent value is refused with a message that names the field.
+// `rope_scaling` absent or null means plain RoPE; both `type` and `rope_type` are accepted (spec 3.3).
+#pragma once
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace dsref {
+
+enum class Arch { Llama, DeepseekV2, DeepseekV3 };
+const char* arch_name(Arch a);  // "llama", "deepseek_v2", "deepseek_v3"
+
+struct RopeScaling {
+    std::string type = "none";                     // "none" or "yarn"
+    double factor = 1.0;                            // s
+    int64_t original_max_position_embeddings = 0;  // L0
+    double beta_fast = 32.0, beta_slow = 1.0;
+    double mscale = 1.0, mscale_all_dim = 0.0;     // HF defaults when the keys are absent
+    bool is_yarn() const { return type == "yarn"; }
+};
+
+struct ModelConfig {
+    Arch arch = Arch::Llama;
+    std::string source;  // where it was read from, for messages
+
+    // every architecture
+    int64_t hidden_size = 0;          // d
+    int64_t intermediate_size = 0;    // dense MLP width
+    int64_t num_hidden_layers = 0;    // L
+    int64_t num_attention_heads = 0;  // H
+    int64_t num_key_value_heads = 0;  // H_kv (llama GQA; unused by MLA math)
+    int64_t head_dim = 0;             // llama: head size; V2/V3 configs use it for the RoPE dim only
+    int64_t vocab_size = 0;           // V
+    double rms_norm_eps = 1e-6;
+    double rope_theta = 10000.0;
+    int64_t max_position_embeddings = 0;
+    bool tie_word_embeddings = false;
+    RopeScaling rope_scaling;
+    int64_t bos_token_id = -1, eos_token_id = -1;
+    std::string torch_dtype;
+
+    // Multi-head Latent Attention (V2/V3, spec 4)
+    int64_t q_lora_rank = 0;  // 0 = no query compression (HF null, V2-Lite)
+    int64_t kv_lora_rank = 0, qk_nope_head_dim = 0, qk_rope_head_dim = 0, v_head_dim = 0;
+
+    // DeepSeekMoE (V2/V3, spec 5)
+    int64_t n_routed_experts = 0, n_shared_experts = 0, num_experts_per_tok = 0, moe_intermediate_size = 0;
+    int64_t n_group = 1, topk_group = 1, first_k_dense_replace = 0, moe_layer_freq = 1;
+    double routed_scaling_factor = 1.0;
+    std::string scoring_func = "softmax", topk_method = "greedy";
+    bool norm_topk_prob = false;
+    int64_t num_nextn_predict_layers = 0;
+
+    // FP8 checkpoints (spec 7.2): quantization_config.quant_method == "fp8"
+    bool fp8_weights = false;
+    int64_t fp8_block_rows = 128, fp8_block_cols = 128;
+
+    nlohmann::json raw;  // the whole file, so `init` can write it back
+
+    bool is_mla() const { return arch != Arch::Llama; }
+    bool has_moe() const { return n_routed_experts > 0; }
+    bool is_moe_layer(int64_t i) const;  // i >= first_k_dense_replace && i % moe_layer_freq == 0
+    int64_t qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }
+};
+
+// Reads `path` (a config.json, or a directory holding one).
+ModelConfig load_config(const std::string& path);
+// Parses and validates; `source` names the file in messages.
+ModelConfig parse_config(const nlohmann::json& j, const std::string& source);
+
+}  // namespace dsref

@@ -1,0 +1,84 @@
+// init.cpp — random HF checkpoints for every supported architecture.
+#include "init.h"
+
+#include <sys/stat.h>
+
+#include <cmath>
+#include <fstream>
+
+#include "error.h"
+#include "layout.h"
+#include "safetensors.h"
+
+namespace dsref {
+
+NormalRng::NormalRng(uint64_t seed, const std::string& name) {
+    uint64_t h = 1469598103934665603ull ^ seed;  // FNV-1a over the name, mixed with the seed
+    for (unsigned char ch : name) h = (h ^ ch) * 1099511628211ull;
+    state_ = h;
+}
+
+uint64_t NormalRng::next_u64() {
+    uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+double NormalRng::next() {
+    if (has_spare_) {
+        has_spare_ = false;
+        return spare_;
+    }
+    const double u1 = ((double)(next_u64() >> 11) + 0.5) * (1.0 / 9007199254740992.0);  // (0, 1)
+    const double u2 = (double)(next_u64() >> 11) * (1.0 / 9007199254740992.0);
+    const double r = std::sqrt(-2.0 * std::log(u1)), a = 2.0 * M_PI * u2;
+    spare_ = r * std::sin(a);
+    has_spare_ = true;
+    return r * std::cos(a);
+}
+
+static std::vector<float> random_values(const WeightSpec& s, uint64_t seed) {
+    NormalRng rng(seed, s.name);
+    const int64_t n = shape_numel(s.shape);
+    std::vector<float> v(n);
+    const double in = s.shape.size() == 2 ? (double)s.shape[1] : 1.0;
+    for (int64_t i = 0; i < n; i++) {
+        const double z = rng.next();
+        switch (s.kind) {
+            case InitKind::Embedding: v[i] = (float)z; break;
+            case InitKind::Linear: v[i] = (float)(z / std::sqrt(in)); break;
+            case InitKind::Norm: v[i] = (float)(1.0 + 0.1 * z); break;
+            case InitKind::Bias: v[i] = (float)(0.1 * z); break;
+        }
+    }
+    return v;
+}
+
+TensorMap init_weights(const ModelConfig& c, const InitOptions& o) {
+    if (o.dtype != DType::F32 && o.dtype != DType::BF16) usage_fail("init: --dtype must be f32 or bf16");
+    if (c.fp8_weights) fail(c.source, ": init of FP8 (quantization_config) checkpoints is not implemented yet");
+    TensorMap m;
+    for (const WeightSpec& s : checkpoint_layout(c)) {
+        std::vector<float> v = random_values(s, o.seed);
+        const DType t = (s.kind == InitKind::Bias) ? DType::F32 : o.dtype;  // the router bias stays F32 (spec 5.5)
+        m[s.name] = Tensor::encode_f32(s.shape, v, t);
+    }
+    return m;
+}
+
+void init_checkpoint(const ModelConfig& c, const InitOptions& o, const std::string& dir) {
+    TensorMap weights = init_weights(c, o);
+    ::mkdir(dir.c_str(), 0755);
+    struct stat st;
+    if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) fail(dir, ": cannot create the output directory");
+    nlohmann::json cfg = c.raw;
+    cfg["torch_dtype"] = (o.dtype == DType::BF16) ? "bfloat16" : "float32";
+    std::ofstream f(dir + "/config.json");
+    f << cfg.dump(2) << "\n";
+    if (!f) fail(dir, "/config.json: write failed");
+    f.close();
+    write_checkpoint(dir, weights, o.shards);
+}
+
+}  // namespace dsref

@@ -1,0 +1,19 @@
+// mlp.h — the SwiGLU feed-forward block (Shazeer 2020; spec 2.3), used by the dense layers, every
+// routed expert and the shared experts:
+//
+//   MLP(x) = W_down · ( silu(W_gate · x) ⊙ (W_up · x) ),   silu(z) = z / (1 + e^{−z})
+//
+// HF names gate_proj / up_proj / down_proj = official w1 / w3 / w2.
+#pragma once
+#include <cstdint>
+
+namespace dsref {
+
+// y: [T, d] out · x: [T, d] · w_gate, w_up: [I, d] · w_down: [d, I]
+void swiglu_forward(float* y, const float* x, const float* w_gate, const float* w_up, const float* w_down,
+                    int64_t T, int64_t d, int64_t I);
+
+// silu(g) ⊙ u element-wise, in place into g. g, u: [n]
+void swiglu_gate(float* g, const float* u, int64_t n);
+
+}  // namespace dsref

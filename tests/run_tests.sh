@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs every Catch2 test binary given on the command line from the repository root and prints one
+# closing line "tests: N passed, N failed" that counts test cases over all binaries.
+# A binary that crashes or prints no summary counts as one failed case.
+set -u
+cd "$(dirname "$0")/.."
+passed=0; failed=0; bad_bins=()
+for bin in "$@"; do
+  out=$("$bin" --use-colour no 2>&1); rc=$?
+  summary=$(printf '%s\n' "$out" | grep -E '^(All tests passed|test cases:)' | tail -n 1)
+  if [[ $summary =~ All\ tests\ passed.*\ ([0-9]+)\ test\ case ]]; then
+    p=${BASH_REMATCH[1]}; f=0
+  elif [[ $summary =~ test\ cases:\ +([0-9]+)\ \|\ +([0-9]+)\ passed\ \|\ +([0-9]+)\ failed ]]; then
+    p=${BASH_REMATCH[2]}; f=${BASH_REMATCH[3]}
+  elif [[ $summary =~ test\ cases:\ +([0-9]+)\ \|\ +([0-9]+)\ failed ]]; then
+    p=0; f=${BASH_REMATCH[2]}
+  else
+    p=0; f=1
+  fi
+  if [ $rc -ne 0 ] && [ "$f" = 0 ]; then f=1; fi
+  passed=$((passed + p)); failed=$((failed + f))
+  printf '%-40s %4d passed %4d failed\n' "$(basename "$bin")" "$p" "$f"
+  if [ "$f" != 0 ]; then bad_bins+=("$bin"); printf '%s\n' "$out" | tail -n 60; fi
+done
+[ ${#bad_bins[@]} -eq 0 ] || echo "failing binaries: ${bad_bins[*]}"
+echo "tests: $passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,80 @@
+// test_util.h — small helpers shared by the CPU tests: temporary directories, random vectors,
+// max-abs-difference, and running the dsref binary for exit-code tests.
+#pragma once
+#include <omp.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace dsref_test {
+
+// A fresh directory under $TMPDIR (or /tmp), removed when the object dies.
+struct TempDir {
+    std::string path;
+    TempDir() {
+        const char* base = getenv("TMPDIR");
+        std::string tmpl = std::string(base && *base ? base : "/tmp") + "/dsref_test_XXXXXX";
+        std::vector<char> buf(tmpl.begin(), tmpl.end());
+        buf.push_back('\0');
+        path = mkdtemp(buf.data());
+    }
+    ~TempDir() { std::system(("rm -rf '" + path + "'").c_str()); }
+    std::string file(const std::string& name) const { return path + "/" + name; }
+};
+
+inline std::vector<float> randn(size_t n, uint64_t seed, float scale = 1.0f) {
+    std::mt19937_64 g(seed);
+    std::normal_distribution<float> d(0.0f, scale);
+    std::vector<float> v(n);
+    for (float& x : v) x = d(g);
+    return v;
+}
+
+inline double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+    if (a.size() != b.size()) return INFINITY;
+    double m = 0;
+    for (size_t i = 0; i < a.size(); i++) m = std::max(m, (double)std::fabs((double)a[i] - (double)b[i]));
+    return m;
+}
+
+inline void write_text(const std::string& path, const std::string& text) {
+    std::ofstream f(path, std::ios::binary);
+    f << text;
+}
+
+// The dsref binary: $DSREF_BIN (set by `make test`), else build/dsref.
+inline std::string dsref_bin() {
+    const char* b = getenv("DSREF_BIN");
+    return (b && *b) ? b : "build/dsref";
+}
+
+// Runs `dsref ARGS`, capturing stdout+stderr; returns the exit status.
+inline int run_dsref(const std::string& args, std::string* output = nullptr) {
+    const std::string cmd = dsref_bin() + " " + args + " 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    if (!p) return -1;
+    std::string out;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    int st = pclose(p);
+    if (output) *output = out;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+// Sets the OpenMP thread count for one scope.
+struct ThreadScope {
+    int saved;
+    explicit ThreadScope(int n) : saved(omp_get_max_threads()) { omp_set_num_threads(n); }
+    ~ThreadScope() { omp_set_num_threads(saved); }
+};
+
+}  // namespace dsref_test
