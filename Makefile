@@ -98,13 +98,15 @@ $(BUILD)/tests/catch_main.o: tests/catch_main.cc $(BUILD)/.flags
 $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(BUILD)/tests/catch_main.o $(LIB)
 	$(CXX) $(CXXFLAGS) $< $(BUILD)/tests/catch_main.o $(LINK_LIB) $(LDFLAGS) $(LIBS) -o $@
 
+NPROC := $(shell nproc 2>/dev/null || echo 2)
+
 test check: deps
-	@$(MAKE) --no-print-directory $(TEST_BINS) $(BUILD)/dsref build/dsref
+	@$(MAKE) --no-print-directory -j$(NPROC) $(TEST_BINS) $(BUILD)/dsref build/dsref
 	@DSREF_BIN=$(abspath $(BUILD)/dsref) tests/run_tests.sh $(TEST_BINS)
 
 # ---- demo ------------------------------------------------------------------------------------------
 demo: deps
-	@$(MAKE) --no-print-directory build/dsref
+	@$(MAKE) --no-print-directory -j$(NPROC) build/dsref
 	@data/demo.sh build/dsref
 
 # ---- walkthrough -------------------------------------------------------------------------------------
@@ -112,7 +114,7 @@ $(BUILD)/walkthrough/%: $(BUILD)/walkthrough/%.o $(LIB)
 	$(CXX) $(CXXFLAGS) $< $(LINK_LIB) $(LDFLAGS) $(LIBS) -o $@
 
 walkthrough: deps
-	@$(MAKE) --no-print-directory $(WALK_BINS)
+	@$(MAKE) --no-print-directory -j$(NPROC) $(WALK_BINS)
 	@set -e; for b in $(WALK_BINS); do echo "=== $$b"; $$b; done
 
 # ---- bench -------------------------------------------------------------------------------------------
@@ -121,7 +123,7 @@ $(BUILD)/bench/%: $(BUILD)/ref/bench/%.o $(LIB)
 	$(CXX) $(CXXFLAGS) $< $(LINK_LIB) $(LDFLAGS) $(LIBS) -o $@
 
 bench: deps
-	@$(MAKE) --no-print-directory $(BENCH_SRCS:ref/bench/%.cpp=$(BUILD)/bench/%) build/dsref
+	@$(MAKE) --no-print-directory -j$(NPROC) $(BENCH_SRCS:ref/bench/%.cpp=$(BUILD)/bench/%) build/dsref
 	@set -e; for b in $(BENCH_SRCS:ref/bench/%.cpp=$(BUILD)/bench/%); do $$b; done
 
 # ---- golden data (needs Python + PyTorch; never needed to build or test) -----------------------------

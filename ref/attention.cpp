@@ -30,12 +30,13 @@ void attention_forward(float* o, const float* q, const float* k, const float* v,
             }
             double z = 0.0;
             for (int64_t s = 0; s < n_keys; s++) z += (p[s] = std::exp(p[s] - m));
-            float* ot = o + (t * H + h) * d_v;
-            for (int64_t j = 0; j < d_v; j++) {
-                double acc = 0.0;
-                for (int64_t s = 0; s < n_keys; s++) acc += p[s] * v[(s * H_kv + g) * d_v + j];
-                ot[j] = (float)(acc / z);
+            std::vector<double> acc(d_v, 0.0);  // Σ_s p[s] · v[s], one contiguous V row at a time
+            for (int64_t s = 0; s < n_keys; s++) {
+                const float* vs = v + (s * H_kv + g) * d_v;
+                for (int64_t j = 0; j < d_v; j++) acc[j] += p[s] * vs[j];
             }
+            float* ot = o + (t * H + h) * d_v;
+            for (int64_t j = 0; j < d_v; j++) ot[j] = (float)(acc[j] / z);
         }
     }
 }
