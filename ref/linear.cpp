@@ -10,7 +10,9 @@ using Stride = Eigen::OuterStride<>;
 
 void linear_forward(float* y, const float* x, const float* w, int64_t T, int64_t K, int64_t N) {
     const int64_t tiles_t = (T + kTileT - 1) / kTileT, tiles_n = (N + kTileN - 1) / kTileN;
-#pragma omp parallel for schedule(dynamic)  // tiles are independent: any assignment gives the same bits
+    // Tiles are independent, so any assignment of tiles to threads gives the same bits; a single
+    // tile (a decode step with N ≤ 128) skips the parallel region.
+#pragma omp parallel for schedule(dynamic) if (tiles_t * tiles_n > 1)
     for (int64_t tile = 0; tile < tiles_t * tiles_n; tile++) {
         const int64_t t0 = (tile / tiles_n) * kTileT, n0 = (tile % tiles_n) * kTileN;
         const int64_t nt = std::min(kTileT, T - t0), nn = std::min(kTileN, N - n0);
