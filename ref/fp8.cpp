@@ -20,7 +20,9 @@ const FloatFormat kFormatE5M2 = {5, 2, 15, FloatSpecials::Ieee};
 const FloatFormat kFormatE5M6 = {5, 6, 15, FloatSpecials::Ieee};
 const FloatFormat kFormatBF16 = {8, 7, 127, FloatSpecials::Ieee};
 
-const FloatFormat& fp8_float_format(Fp8Format f) { return f == Fp8Format::E4M3 ? kFormatE4M3 : kFormatE5M2; }
+const FloatFormat& fp8_float_format(Fp8Format f) {
+    return f == Fp8Format::E4M3 ? kFormatE4M3 : kFormatE5M2;
+}
 
 bool float_format_parse(const std::string& name, FloatFormat* out) {
     if (name == "e4m3") {
@@ -40,11 +42,19 @@ std::string float_format_name(const FloatFormat& f) {
     return "e" + std::to_string(f.exp_bits) + "m" + std::to_string(f.man_bits);
 }
 
-int float_format_bits(const FloatFormat& f) { return 1 + f.exp_bits + f.man_bits; }
+int float_format_bits(const FloatFormat& f) {
+    return 1 + f.exp_bits + f.man_bits;
+}
 
-static uint32_t sign_bit(const FloatFormat& f) { return 1u << (f.exp_bits + f.man_bits); }
-static uint32_t exp_all_ones(const FloatFormat& f) { return (1u << f.exp_bits) - 1; }
-static uint32_t man_all_ones(const FloatFormat& f) { return (1u << f.man_bits) - 1; }
+static uint32_t sign_bit(const FloatFormat& f) {
+    return 1u << (f.exp_bits + f.man_bits);
+}
+static uint32_t exp_all_ones(const FloatFormat& f) {
+    return (1u << f.exp_bits) - 1;
+}
+static uint32_t man_all_ones(const FloatFormat& f) {
+    return (1u << f.man_bits) - 1;
+}
 
 uint32_t float_format_max_code(const FloatFormat& f) {
     if (f.specials == FloatSpecials::Ieee)  // exponent all ones minus one, mantissa all ones
@@ -52,29 +62,38 @@ uint32_t float_format_max_code(const FloatFormat& f) {
     return (exp_all_ones(f) << f.man_bits) | (man_all_ones(f) - 1);  // S.1…1.1…10: one below NaN
 }
 
-double float_format_max(const FloatFormat& f) { return float_decode(float_format_max_code(f), f); }
-double float_format_min_normal(const FloatFormat& f) { return std::ldexp(1.0, 1 - f.bias); }
+double float_format_max(const FloatFormat& f) {
+    return float_decode(float_format_max_code(f), f);
+}
+double float_format_min_normal(const FloatFormat& f) {
+    return std::ldexp(1.0, 1 - f.bias);
+}
 
 // The NaN code with sign bit clear: FN S.1…1.1…1, IEEE quiet NaN S.1…1.10…0.
 static uint32_t nan_code(const FloatFormat& f) {
     if (f.specials == FloatSpecials::FiniteNan) return (exp_all_ones(f) << f.man_bits) | man_all_ones(f);
     return (exp_all_ones(f) << f.man_bits) | (1u << (f.man_bits - 1));
 }
-static uint32_t inf_code(const FloatFormat& f) { return exp_all_ones(f) << f.man_bits; }  // IEEE only
+// The +inf code (IEEE convention only).
+static uint32_t inf_code(const FloatFormat& f) {
+    return exp_all_ones(f) << f.man_bits;
+}
 
 double float_decode(uint32_t code, const FloatFormat& f) {
     const int Y = f.man_bits;
     const double sign = (code & sign_bit(f)) ? -1.0 : 1.0;
     const uint32_t e = (code >> Y) & exp_all_ones(f);  // biased exponent field
-    const uint32_t m = code & man_all_ones(f);          // mantissa field
+    const uint32_t m = code & man_all_ones(f);         // mantissa field
     if (e == exp_all_ones(f)) {
+        const double nan =
+            std::copysign(std::numeric_limits<double>::quiet_NaN(), sign);  // keeps the sign bit
         if (f.specials == FloatSpecials::Ieee)
-            return m == 0 ? sign * std::numeric_limits<double>::infinity() : std::numeric_limits<double>::quiet_NaN();
-        if (m == man_all_ones(f)) return std::numeric_limits<double>::quiet_NaN();
+            return m == 0 ? sign * std::numeric_limits<double>::infinity() : nan;
+        if (m == man_all_ones(f)) return nan;
         // FN: the other all-ones-exponent codes are ordinary normal numbers (E4M3: 256 … 448).
     }
-    if (e == 0) return sign * std::ldexp((double)m, 1 - f.bias - Y);                 // m·2^(1-bias-Y)
-    return sign * std::ldexp(1.0 + std::ldexp((double)m, -Y), (int)e - f.bias);     // (1 + m/2^Y)·2^(e-bias)
+    if (e == 0) return sign * std::ldexp((double)m, 1 - f.bias - Y);             // m·2^(1-bias-Y)
+    return sign * std::ldexp(1.0 + std::ldexp((double)m, -Y), (int)e - f.bias);  // (1 + m/2^Y)·2^(e-bias)
 }
 
 uint32_t float_encode(float x, const FloatFormat& f, Fp8Overflow overflow) {
@@ -96,10 +115,10 @@ uint32_t float_encode(float x, const FloatFormat& f, Fp8Overflow overflow) {
         code = (uint64_t)std::nearbyint(std::ldexp(a, Y - (1 - f.bias)));
     } else {
         int ex;
-        const double fr = std::frexp(a, &ex);                          // a = fr·2^ex, fr in [0.5, 1)
-        const int E = ex - 1;                                          // a = (2·fr)·2^E, 2·fr in [1, 2)
+        const double fr = std::frexp(a, &ex);  // a = fr·2^ex, fr in [0.5, 1)
+        const int E = ex - 1;                  // a = (2·fr)·2^E, 2·fr in [1, 2)
         const uint64_t m = (uint64_t)std::nearbyint(std::ldexp(fr, Y + 1));  // in [2^Y, 2^(Y+1)]
-        code = ((uint64_t)(E + f.bias - 1) << Y) + m;                  // a carry bumps the exponent
+        code = ((uint64_t)(E + f.bias - 1) << Y) + m;                        // a carry bumps the exponent
     }
     if (code > max_code) return sign | overflow_code;
     return sign | (uint32_t)code;
@@ -120,11 +139,11 @@ float fp8_decode(uint8_t code, Fp8Format f) {
     const int e = (code >> mbits) & ((1 << ebits) - 1);
     const int m = code & ((1 << mbits) - 1);
     const int emax = (1 << ebits) - 1;
+    const float nan = std::copysign(std::numeric_limits<float>::quiet_NaN(), sign);  // NaN keeps its sign bit
     if (f == Fp8Format::E4M3) {
-        if (e == emax && m == 7) return std::numeric_limits<float>::quiet_NaN();  // S.1111.111
+        if (e == emax && m == 7) return nan;  // S.1111.111
     } else if (e == emax) {
-        if (m == 0) return sign * std::numeric_limits<float>::infinity();
-        return std::numeric_limits<float>::quiet_NaN();
+        return m == 0 ? sign * std::numeric_limits<float>::infinity() : nan;
     }
     if (e == 0) return sign * std::ldexp((float)m, 1 - bias - mbits);  // subnormal m·2^(1-bias-mbits)
     return sign * std::ldexp(1.0f + (float)m / (float)(1 << mbits), e - bias);

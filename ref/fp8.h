@@ -61,7 +61,8 @@ double float_format_max(const FloatFormat& f);         // largest finite value
 double float_format_min_normal(const FloatFormat& f);  // 2^(1 - bias)
 uint32_t float_format_max_code(const FloatFormat& f);  // code of +max (sign bit clear)
 
-// The value of one code (only the low 1+X+Y bits are read). Exact: every value fits in a double.
+// The value of one code (only the low 1+X+Y bits are read). Exact: every value fits in a double (and in a
+// float32 for every format allowed here). NaN codes give a quiet NaN with the code's sign bit.
 double float_decode(uint32_t code, const FloatFormat& f);
 
 // Round-to-nearest-even encode of a float32 with the given overflow mode (file header).
@@ -73,7 +74,7 @@ float float_round(float x, const FloatFormat& f, Fp8Overflow overflow);
 // ---- the two FP8 formats ---------------------------------------------------------------------------
 
 // The float32 value of one FP8 code. E4M3FN: bias 7, no infinities, NaN = 0x7F/0xFF, max 448,
-// subnormals m·2^-9. E5M2: bias 15, IEEE-like, ±inf = 0x7C/0xFC, NaN for e=31, m≠0.
+// subnormals m·2^-9. E5M2: bias 15, IEEE-like, ±inf = 0x7C/0xFC, NaN for e=31, m≠0. NaN keeps the sign bit.
 float fp8_decode(uint8_t code, Fp8Format f);
 
 // Round-to-nearest-even FP8 code of x (overflow as in the file header).
