@@ -53,6 +53,9 @@ public:
 
 // The blocks of decoder layer `layer`, reading weights under `prefix` ("model.layers.{i}.").
 std::unique_ptr<AttentionBlock> make_gqa_block(const ModelConfig& c, const WeightLoader& w, const std::string& prefix);
+// MLA (V2/V3, mla.h); path "naive" or "absorb" (ForwardOptions::attn).
+std::unique_ptr<AttentionBlock> make_mla_block(const ModelConfig& c, const WeightLoader& w, const std::string& prefix,
+                                               const std::string& path);
 std::unique_ptr<FeedForwardBlock> make_dense_mlp_block(const ModelConfig& c, const WeightLoader& w,
                                                        const std::string& prefix, int64_t width);
 

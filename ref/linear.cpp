@@ -11,8 +11,8 @@ using Stride = Eigen::OuterStride<>;
 void linear_forward(float* y, const float* x, const float* w, int64_t T, int64_t K, int64_t N) {
     const int64_t tiles_t = (T + kTileT - 1) / kTileT, tiles_n = (N + kTileN - 1) / kTileN;
     // Tiles are independent, so any assignment of tiles to threads gives the same bits; a single
-    // tile (a decode step with N ≤ 128) skips the parallel region.
-#pragma omp parallel for schedule(dynamic) if (tiles_t * tiles_n > 1)
+    // tile, or too little work to pay for waking a thread, runs without a parallel region.
+#pragma omp parallel for schedule(dynamic) if (tiles_t * tiles_n > 1 && T * K * N >= (1 << 17))
     for (int64_t tile = 0; tile < tiles_t * tiles_n; tile++) {
         const int64_t t0 = (tile / tiles_n) * kTileT, n0 = (tile % tiles_n) * kTileN;
         const int64_t nt = std::min(kTileT, T - t0), nn = std::min(kTileN, N - n0);

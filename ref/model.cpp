@@ -18,7 +18,12 @@ size_t KVCache::bytes() const {
 
 Model::Model(const std::string& dir, ModelOptions opt)
     : cfg_(load_config(dir)), opt_(std::move(opt)), ckpt_(dir), loader_(ckpt_, cfg_) {
-    if (cfg_.is_mla()) fail(cfg_.source, ": architecture ", arch_name(cfg_.arch), " is not implemented yet (MLA)");
+    for (int64_t i = 0; i < cfg_.num_hidden_layers; i++)
+        if (cfg_.is_moe_layer(i))
+            fail(cfg_.source, ": layer ", i, " is a DeepSeekMoE layer (n_routed_experts ", cfg_.n_routed_experts,
+                 ", first_k_dense_replace ", cfg_.first_k_dense_replace,
+                 "); MoE layers are not implemented yet, only configs whose layers are all dense run "
+                 "(first_k_dense_replace = num_hidden_layers)");
     if (opt_.fwd.attn != "naive" && opt_.fwd.attn != "absorb")
         usage_fail("--attn must be naive or absorb, got '", opt_.fwd.attn, "'");
     check_checkpoint();
@@ -44,7 +49,7 @@ Model::Layer Model::load_layer(int64_t i) const {
     Layer l;
     l.input_norm = loader_.load(p + "input_layernorm.weight", {d});
     l.post_norm = loader_.load(p + "post_attention_layernorm.weight", {d});
-    l.attn = make_gqa_block(cfg_, loader_, p);
+    l.attn = cfg_.is_mla() ? make_mla_block(cfg_, loader_, p, opt_.fwd.attn) : make_gqa_block(cfg_, loader_, p);
     l.ffn = make_dense_mlp_block(cfg_, loader_, p, cfg_.intermediate_size);
     return l;
 }

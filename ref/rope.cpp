@@ -54,7 +54,7 @@ void rope_forward(float* x, int64_t T, int64_t N, int64_t d_r, int64_t row_strid
                   const int64_t* positions, const std::vector<double>& inv_freq, RopeLayout layout) {
     const int64_t P = d_r / 2;
     if ((int64_t)inv_freq.size() != P) fail("rope: ", inv_freq.size(), " frequencies for dimension ", d_r);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (T * N * d_r >= (1 << 14))  // rows are independent
     for (int64_t t = 0; t < T; t++) {
         std::vector<float> c(P), s(P);
         for (int64_t j = 0; j < P; j++) {

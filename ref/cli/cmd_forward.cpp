@@ -16,6 +16,15 @@ Writes to OUT (safetensors, all F32):
 With --dump (no value), for every decoder layer i (0-based):
   hidden.{i}  [T, hidden]  the residual stream after decoder layer i
   attn.{i}    [T, hidden]  the attention block output, before the residual add
+and for DeepSeek-V2/V3 (MLA), with H heads, d_n = qk_nope_head_dim, d_r = qk_rope_head_dim,
+d_c = kv_lora_rank (the same values on both --attn paths):
+  q_nope.{i}     [T, H, d_n]  query, no-RoPE part
+  q_pe.{i}       [T, H, d_r]  query rope part, after RoPE
+  kv_latent.{i}  [T, d_c]     latent after kv_a_layernorm (what --attn absorb caches)
+  k_pe.{i}       [T, d_r]     rope key shared by all heads, after RoPE (cached too)
+q_pe and k_pe are in checkpoint order: RoPE pairs adjacent dims (2j, 2j+1), as the official code
+does. HF transformers de-interleaves them first ([x0,x2,..,x1,x3,..], rotate_half), so its q_pe/k_pe
+dumps are a permutation of these; attention scores and outputs are identical (spec 3.2).
 --dump-only NAME,... keeps only the named intermediates (implies --dump).)";
 
 void add_forward(CLI::App& app) {

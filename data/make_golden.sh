@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# `make golden`: regenerates every committed golden file from the independent Python implementations.
+# Needs /usr/bin/python3 with torch + numpy (Debian python3-torch) and python3 with numpy + ml_dtypes
+# (pip). Never needed to build or test. Each script is seeded and writes byte-identical files.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+/usr/bin/python3 data/golden/make_llama_cases.py
+/usr/bin/python3 data/golden/make_deepseek_cases.py
+/usr/bin/python3 data/moe/make_moe_cases.py
+/usr/bin/python3 data/grpo/make_grpo_golden.py
+python3 data/fp8/make_fp8_golden.py
+data/tiny/make_tiny.sh
+git status --short data/
