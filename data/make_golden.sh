@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 /usr/bin/python3 data/golden/make_llama_cases.py
 /usr/bin/python3 data/golden/make_deepseek_cases.py
+/usr/bin/python3 data/golden/make_deepseek_moe_cases.py
 /usr/bin/python3 data/moe/make_moe_cases.py
 /usr/bin/python3 data/grpo/make_grpo_golden.py
 python3 data/fp8/make_fp8_golden.py

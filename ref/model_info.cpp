@@ -13,11 +13,18 @@ ParamCounts count_params(const ModelConfig& c) {
     ParamCounts p;
     for (const WeightSpec& s : checkpoint_layout(c)) {
         const int64_t n = shape_numel(s.shape);
+        p.tensors += (c.fp8_weights && s.fp8) ? 2 : 1;
+        if (c.fp8_weights && s.fp8)
+            p.fp8_scales += ((s.shape[0] + c.fp8_block_rows - 1) / c.fp8_block_rows) *
+                            ((s.shape[1] + c.fp8_block_cols - 1) / c.fp8_block_cols);
         if (s.layer >= c.num_hidden_layers) {
-            p.mtp_total += n;
+            const std::string p_mtp = layer_prefix(s.layer);
+            const bool copy = s.name == p_mtp + "embed_tokens.weight" || s.name == p_mtp + "shared_head.head.weight";
+            (copy ? p.mtp_copies : p.mtp_total) += n;
             continue;
         }
         p.total += n;
+        if (s.name == "model.embed_tokens.weight" && !c.tie_word_embeddings) continue;  // a lookup, not a product
         if (s.expert < 0 || s.expert < c.num_experts_per_tok) p.active += n;  // K of E experts are active
     }
     return p;
@@ -88,7 +95,19 @@ nlohmann::json model_info(const ModelConfig& c) {
     json j;
     j["architecture"] = arch_name(c.arch);
     j["parameters"] = {{"total", p.total}, {"active_per_token", p.active}};
-    if (c.num_nextn_predict_layers > 0) j["parameters"]["mtp_total"] = p.mtp_total;
+    if (c.num_nextn_predict_layers > 0) {
+        j["parameters"]["mtp_total"] = p.mtp_total;
+        j["parameters"]["mtp_copies"] = p.mtp_copies;
+        j["parameters"]["stored_total"] = p.total + p.mtp_total + p.mtp_copies;
+    }
+    if (c.fp8_weights) {
+        j["parameters"]["fp8_scale_elements"] = p.fp8_scales;
+        j["parameters"]["stored_elements_with_scales"] = p.total + p.mtp_total + p.mtp_copies + p.fp8_scales;
+    }
+    j["parameters"]["stored_tensors"] = p.tensors;
+    j["parameters"]["convention"] =
+        "total: every main-model tensor (embedding, all experts, lm_head); active: total minus the unused "
+        "routed experts and minus the embedding table (a lookup); MTP layers counted apart";
     j["kv_cache"] = {{"values_per_token_per_layer", per_layer},
                      {"values_per_token", per_layer * c.num_hidden_layers},
                      {"bytes_per_token_fp32", 4 * per_layer * c.num_hidden_layers},

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""deepseek_ref.py — an independent float64 forward pass of DeepSeek-V2 / V2-Lite / V3 (dense-MLP layers).
+"""deepseek_ref.py — an independent float64 forward pass of DeepSeek-V2 / V2-Lite / V3.
 
 This is the golden-data twin of dsref's MLA model (`ref/mla.cpp`, `ref/model.cpp`). It is written from the
 math in shared spec sections 2, 3 and 4, not from transformers, the official code or dsref's C++, and it
@@ -17,8 +17,28 @@ The forward (positions 0..T-1, one causal prefill), everything in float64:
         a = mla(x)                                           # dumped as attn.{i}
         h = h + a
         x = rmsnorm(h, post_attention_layernorm_i)
-        h = h + dense_mlp(x)  (or moe(x): not written yet, see `feed_forward`)   # dumped as hidden.{i}
+        h = h + (moe(x) if layer i is MoE else dense_mlp(x))  # dumped as hidden.{i}
     logits = rmsnorm(h, model.norm) lm_head^T                 # untied
+
+Layer i is DeepSeekMoE when n_routed_experts > 0, i >= first_k_dense_replace and i % moe_layer_freq == 0.
+The MoE layer is `moe_layer` of ../moe/moe_ref.py (spec 5, float64 numpy, one token at a time), imported
+as is; its routing (topk_idx, topk_weight, and the margin: the smallest score gap that decided a token's
+experts) is dumped per MoE layer.
+
+Multi-token prediction (spec 6, --mtp), with L = num_hidden_layers and h_i the final hidden state AFTER
+model.norm (vLLM's choice):
+    x_i = eh_proj [enorm(Emb(t_{i+1})) ; hnorm(h_i)]          i = 0..T-2, embedding first
+    h'  = decoder layer L (MLA + MoE when the model has experts) on x, positions 0..T-2, causal
+    mtp_logits = rmsnorm(h', shared_head.norm) shared_head.head^T        row i predicts t_{i+2}
+Emb, shared_head.norm and shared_head.head are layer L's own tensors when present, else
+model.embed_tokens, model.norm and lm_head ("fallback", also written as mtp_logits.fallback when the
+own ones exist).
+
+Checkpoints: one model.safetensors, or model.safetensors.index.json + shards. FP8 tensors (F8_E4M3) are
+decoded with this file's own E4M3FN table (sign, 4 exponent bits with bias 7, 3 mantissa bits; e = 0 is
+subnormal m/8 2^-6; S.1111.111 is NaN; no infinities) and multiplied by `<name>_scale_inv`
+[ceil(R/br), ceil(C/bc)] block by block (weight_block_size br x bc, default 128 x 128; edge blocks are
+partial): W[r, c] = decode(q[r, c]) * scale_inv[r // br, c // bc], exact in float64.
 
 MLA (spec 4.1, 4.2) for one layer:
 
@@ -48,10 +68,12 @@ Softmax scale (spec 3.4): d_k^-0.5 * mscale^2, mscale = 0.1 * mscale_all_dim * l
 plain d_k^-0.5 when rope_scaling is absent or null. cos/sin are never scaled (the official convention).
 
 CLI:
-    deepseek_ref.py expect --model DIR --tokens 1,2,3 --out FILE.safetensors
-writes tokens I32 [T], logits [T, V], and per layer i hidden.{i}, attn.{i} [T, d], q_nope.{i} [T, H, d_n],
-q_pe.{i} [T, H, d_r], kv_latent.{i} [T, d_c], k_pe.{i} [T, d_r]: the float64 results stored as F32
-(F64 with --f64).
+    deepseek_ref.py expect --model DIR --tokens 1,2,3 --out FILE.safetensors [--mtp] [--no-mla-dumps]
+writes tokens I32 [T], logits [T, V], and per layer i hidden.{i} [T, d], attn.{i} [T, d], q_nope.{i}
+[T, H, d_n], q_pe.{i} [T, H, d_r], kv_latent.{i} [T, d_c], k_pe.{i} [T, d_r] (attn and these four not
+with --no-mla-dumps), and per MoE layer i topk_idx.{i} I32 [T, K], topk_weight.{i} [T, K], margin.{i}
+[T]; with --mtp also mtp_logits [T-1, V], hidden.{L}, attn.{L}, topk_idx.{L}, topk_weight.{L},
+margin.{L} (T-1 rows) and mtp_logits.fallback: the float64 results stored as F32 (F64 with --f64).
 """
 import argparse
 import json
@@ -63,7 +85,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "moe"))
 from safetensors_io import read_safetensors, write_safetensors  # noqa: E402
+import moe_ref  # noqa: E402
+
+# safetensors_io keeps FP8 codes as raw single bytes (uint8); they are decoded below.
 
 LATENT_NORM_EPS = 1e-6  # q_a_layernorm / kv_a_layernorm eps in HF and the official code
 
@@ -116,7 +142,11 @@ def load_config(model_dir):
         "n_routed_experts": int(raw.get("n_routed_experts") or 0),
         "first_k_dense_replace": int(raw.get("first_k_dense_replace") or 0),
         "moe_layer_freq": int(raw.get("moe_layer_freq") or 1),
+        "num_nextn_predict_layers": int(raw.get("num_nextn_predict_layers") or 0),
+        "raw": raw,  # moe_ref.py reads the gate fields under their HF names
     }
+    q = raw.get("quantization_config")
+    cfg["fp8_block"] = tuple(q.get("weight_block_size", [128, 128])) if q else None
     if cfg["d_r"] % 2 != 0:
         raise RefError(f"{path}: qk_rope_head_dim {cfg['d_r']} must be even")
     rs = raw.get("rope_scaling")
@@ -145,14 +175,64 @@ def is_moe_layer(cfg, i):
             and i % cfg["moe_layer_freq"] == 0)
 
 
-def load_weights(model_dir):
-    """All tensors of model.safetensors, as float64 torch tensors {name: tensor}."""
-    path = os.path.join(model_dir, "model.safetensors")
-    if not os.path.isfile(path):
-        raise RefError(f"{model_dir}: has no model.safetensors (deepseek_ref.py reads one file)")
-    tensors, _ = read_safetensors(path)
-    # float32 (incl. bf16 decoded exactly to float32) -> float64 is exact
-    return {name: torch.from_numpy(np.asarray(a, dtype=np.float64)) for name, (_, a) in tensors.items()}
+def e4m3_decode(codes):
+    """uint8 E4M3FN codes -> float64 values (exact): S.EEEE.MMM, bias 7, e = 0 subnormal, S.1111.111 NaN."""
+    c = np.asarray(codes, dtype=np.int64)
+    sign = np.where(c & 0x80, -1.0, 1.0)
+    e = (c >> 3) & 0xF
+    m = (c & 0x7).astype(np.float64)
+    val = np.where(e == 0, m / 8.0 * 2.0 ** -6, (1.0 + m / 8.0) * np.exp2(e.astype(np.float64) - 7.0))
+    val = np.where((e == 15) & (m == 7), np.nan, val)
+    return sign * val
+
+
+def fp8_dequant(name, codes, scale, block):
+    """W = decode(q) * scale_inv[r // br, c // bc] in float64; edge blocks are partial."""
+    R, C = codes.shape
+    br, bc = block
+    grid = (-(-R // br), -(-C // bc))
+    if tuple(scale.shape) != grid:
+        raise RefError(f"tensor {name}_scale_inv: shape {list(scale.shape)}, expected {list(grid)}")
+    w = e4m3_decode(codes)
+    if np.isnan(w).any():
+        raise RefError(f"tensor {name}: holds the E4M3 NaN code")
+    s = np.repeat(np.repeat(np.asarray(scale, dtype=np.float64), br, axis=0), bc, axis=1)[:R, :C]
+    return w * s
+
+
+def load_weights(model_dir, fp8_block=(128, 128)):
+    """All tensors of the checkpoint (one file or index + shards), as float64 torch tensors {name: tensor};
+    F8_E4M3 weights are dequantized with their `_scale_inv` (which may live in any shard)."""
+    index = os.path.join(model_dir, "model.safetensors.index.json")
+    single = os.path.join(model_dir, "model.safetensors")
+    if os.path.isfile(index):
+        with open(index) as f:
+            weight_map = json.load(f)["weight_map"]
+        files = sorted(set(weight_map.values()))
+    elif os.path.isfile(single):
+        weight_map, files = None, ["model.safetensors"]
+    else:
+        raise RefError(f"{model_dir}: has neither model.safetensors nor model.safetensors.index.json")
+    raw = {}
+    for fname in files:
+        tensors, _ = read_safetensors(os.path.join(model_dir, fname))
+        for name, (dtype, a) in tensors.items():
+            if weight_map is not None and weight_map.get(name) != fname:
+                raise RefError(f"{fname}: tensor {name} is not indexed to this file")
+            if name in raw:
+                raise RefError(f"tensor {name} appears in two files")
+            raw[name] = (dtype, a)
+    out = {}
+    for name, (dtype, a) in raw.items():
+        if dtype == "F8_E4M3":
+            if name + "_scale_inv" not in raw:
+                raise RefError(f"FP8 tensor {name} has no {name}_scale_inv")
+            w = fp8_dequant(name, a, raw[name + "_scale_inv"][1], fp8_block or (128, 128))
+        else:
+            # float32 (incl. bf16 decoded exactly to float32) -> float64 is exact
+            w = np.asarray(a, dtype=np.float64)
+        out[name] = torch.from_numpy(w)
+    return out
 
 
 def get(weights, name, shape):
@@ -270,24 +350,51 @@ def dense_mlp(cfg, weights, i, x):
     return (silu(gate) * up) @ get(weights, p + "down_proj.weight", (d, I)).T
 
 
-def moe(cfg, weights, i, x):
-    """DeepSeekMoE (spec 5) — the hook for MoE layers; not written yet.
+def moe(cfg, weights, i, x, rules=None):
+    """DeepSeekMoE (spec 5) by ../moe/moe_ref.py: x [T, d] -> (y [T, d], routing dict). `rules` are
+    moe_ref's deliberately wrong variants (sensitivity runs only)."""
+    p = f"model.layers.{i}.mlp."
+    raw = cfg["raw"]
+    E, d, I = cfg["n_routed_experts"], cfg["d"], int(raw["moe_intermediate_size"])
+    n_s = int(raw.get("n_shared_experts") or 0)
+    layer = {"gate.weight": get(weights, p + "gate.weight", (E, d))}
+    if raw.get("topk_method") == "noaux_tc":
+        layer["gate.e_score_correction_bias"] = get(weights, p + "gate.e_score_correction_bias", (E,))
+    for j in range(E):
+        q = f"experts.{j}."
+        layer[q + "gate_proj.weight"] = get(weights, p + q + "gate_proj.weight", (I, d))
+        layer[q + "up_proj.weight"] = get(weights, p + q + "up_proj.weight", (I, d))
+        layer[q + "down_proj.weight"] = get(weights, p + q + "down_proj.weight", (d, I))
+    if n_s > 0:
+        for k, shape in (("gate_proj", (n_s * I, d)), ("up_proj", (n_s * I, d)), ("down_proj", (d, n_s * I))):
+            layer[f"shared_experts.{k}.weight"] = get(weights, p + f"shared_experts.{k}.weight", shape)
+    r = moe_ref.moe_layer(x.numpy(), {k: v.numpy() for k, v in layer.items()}, raw, **(rules or {}))
+    return torch.from_numpy(r["y"]), r
 
-    To add it: routed experts `model.layers.{i}.mlp.experts.{j}.*`, the router `mlp.gate.weight`
-    (+ `e_score_correction_bias` for noaux_tc), and one shared MLP `mlp.shared_experts.*`, returning [T, d]."""
-    raise RefError(f"layer {i} is a MoE layer; deepseek_ref.py does not implement DeepSeekMoE yet")
+
+def feed_forward(cfg, weights, i, x, moe_layer, rules=None):
+    """The layer's feed-forward block: (y, routing or None); dense SwiGLU or DeepSeekMoE (spec 2.1)."""
+    return moe(cfg, weights, i, x, rules) if moe_layer else (dense_mlp(cfg, weights, i, x), None)
 
 
-def feed_forward(cfg, weights, i, x):
-    """The layer's feed-forward block: dense SwiGLU for dense layers, DeepSeekMoE otherwise (spec 2.1)."""
-    return moe(cfg, weights, i, x) if is_moe_layer(cfg, i) else dense_mlp(cfg, weights, i, x)
+def decoder_layer(cfg, weights, i, h, inv_freq, moe_layer, rules=None):
+    """h [T, d] -> (h after layer i, attn output, MLA intermediates, routing or None)."""
+    d = cfg["d"]
+    p = f"model.layers.{i}."
+    x = rms_norm(h, get(weights, p + "input_layernorm.weight", (d,)), cfg["eps"])
+    a, inter = mla_attention(cfg, weights, i, x, inv_freq)
+    h = h + a
+    x = rms_norm(h, get(weights, p + "post_attention_layernorm.weight", (d,)), cfg["eps"])
+    y, routing = feed_forward(cfg, weights, i, x, moe_layer, rules)
+    return h + y, a, inter, routing
 
 
 # ----------------------------------------------------------------------------------------------
 # The model
 
-def forward(cfg, weights, tokens):
-    """tokens: list of ints in [0, V). Returns {"logits": [T, V], per-layer lists of intermediates}."""
+def forward(cfg, weights, tokens, rules=None):
+    """tokens: list of ints in [0, V). Returns {"logits": [T, V], "final_hidden": [T, d] (after model.norm),
+    per-layer lists of intermediates, "routing": {layer: moe_ref routing dict}}."""
     d, V, L = cfg["d"], cfg["V"], cfg["L"]
     T = len(tokens)
     if T == 0:
@@ -298,23 +405,55 @@ def forward(cfg, weights, tokens):
     inv_freq = rope_inv_freq(cfg)
     h = get(weights, "model.embed_tokens.weight", (V, d))[torch.tensor(tokens, dtype=torch.long)].clone()
     dumps = {k: [] for k in ("hidden", "attn", "q_nope", "q_pe", "kv_latent", "k_pe")}
+    dumps["routing"] = {}
     for i in range(L):
-        p = f"model.layers.{i}."
-        x = rms_norm(h, get(weights, p + "input_layernorm.weight", (d,)), cfg["eps"])
-        a, inter = mla_attention(cfg, weights, i, x, inv_freq)
-        h = h + a
-        x = rms_norm(h, get(weights, p + "post_attention_layernorm.weight", (d,)), cfg["eps"])
-        h = h + feed_forward(cfg, weights, i, x)
+        h, a, inter, routing = decoder_layer(cfg, weights, i, h, inv_freq, is_moe_layer(cfg, i), rules)
         dumps["attn"].append(a)
         dumps["hidden"].append(h)
         for k, val in inter.items():
             dumps[k].append(val)
+        if routing is not None:
+            dumps["routing"][i] = routing
     x = rms_norm(h, get(weights, "model.norm.weight", (d,)), cfg["eps"])
+    dumps["final_hidden"] = x
     dumps["logits"] = x @ get(weights, "lm_head.weight", (V, d)).T
     return dumps
 
 
-def expected_tensors(cfg, weights, tokens, dtype="F32"):
+def mtp(cfg, weights, tokens, final_hidden, fallback=False, rules=None):
+    """Multi-token prediction with the first MTP module (layer L). final_hidden [T, d] after model.norm.
+    Returns {"mtp_logits": [T-1, V], "hidden", "attn": [T-1, d], "routing"}. With fallback=True the main
+    embedding, model.norm and lm_head are used even where layer L has its own."""
+    d, V, L = cfg["d"], cfg["V"], cfg["L"]
+    T = len(tokens)
+    if cfg["num_nextn_predict_layers"] < 1:
+        raise RefError("--mtp: the config has num_nextn_predict_layers = 0")
+    if T < 2:
+        raise RefError("--mtp needs at least 2 tokens")
+    p = f"model.layers.{L}."
+
+    def own_or_main(own, main, shape):
+        return get(weights, own if (own in weights and not fallback) else main, shape)
+
+    emb = own_or_main(p + "embed_tokens.weight", "model.embed_tokens.weight", (V, d))
+    e = emb[torch.tensor(tokens[1:], dtype=torch.long)]                                   # Emb(t_{i+1})
+    e = rms_norm(e, get(weights, p + "enorm.weight", (d,)), cfg["eps"])
+    hh = rms_norm(final_hidden[:T - 1], get(weights, p + "hnorm.weight", (d,)), cfg["eps"])  # h_i
+    x = torch.cat([e, hh], dim=1) @ get(weights, p + "eh_proj.weight", (d, 2 * d)).T       # [T-1, d]
+    h, a, _, routing = decoder_layer(cfg, weights, L, x, rope_inv_freq(cfg), cfg["n_routed_experts"] > 0, rules)
+    y = rms_norm(h, own_or_main(p + "shared_head.norm.weight", "model.norm.weight", (d,)), cfg["eps"])
+    logits = y @ own_or_main(p + "shared_head.head.weight", "lm_head.weight", (V, d)).T
+    return {"mtp_logits": logits, "hidden": h, "attn": a, "routing": routing}
+
+
+def routing_tensors(routing, i, dtype):
+    """topk_idx.{i} I32 [T, K], topk_weight.{i} [T, K], margin.{i} [T] from a moe_ref routing dict."""
+    return {f"topk_idx.{i}": ("I32", routing["topk_idx"].astype(np.int32)),
+            f"topk_weight.{i}": (dtype, routing["topk_weight"]),
+            f"margin.{i}": (dtype, np.minimum(routing["margin"], 1e30))}  # +inf (no gap) stored as 1e30
+
+
+def expected_tensors(cfg, weights, tokens, dtype="F32", mla_dumps=True, with_mtp=False):
     """The expected-output file contents {name: (dtype, array)}. The float64 results are stored as F32 by
     default (rounding error ~6e-8 relative, far below any test tolerance; it halves the files)."""
     out = forward(cfg, weights, tokens)
@@ -323,17 +462,31 @@ def expected_tensors(cfg, weights, tokens, dtype="F32"):
         "logits": (dtype, out["logits"].numpy()),
     }
     for i in range(cfg["L"]):
-        for k in ("hidden", "attn", "q_nope", "q_pe", "kv_latent", "k_pe"):
+        for k in ("hidden",) + (("attn", "q_nope", "q_pe", "kv_latent", "k_pe") if mla_dumps else ()):
             tensors[f"{k}.{i}"] = (dtype, out[k][i].contiguous().numpy())
+    for i, r in out["routing"].items():
+        tensors.update(routing_tensors(r, i, dtype))
+    if with_mtp:
+        L = cfg["L"]
+        m = mtp(cfg, weights, tokens, out["final_hidden"])
+        tensors["mtp_logits"] = (dtype, m["mtp_logits"].numpy())
+        tensors[f"hidden.{L}"] = (dtype, m["hidden"].numpy())
+        if mla_dumps:
+            tensors[f"attn.{L}"] = (dtype, m["attn"].numpy())
+        if m["routing"] is not None:
+            tensors.update(routing_tensors(m["routing"], L, dtype))
+        p = f"model.layers.{L}."
+        if any(p + n in weights for n in ("embed_tokens.weight", "shared_head.norm.weight", "shared_head.head.weight")):
+            tensors["mtp_logits.fallback"] = (dtype, mtp(cfg, weights, tokens, out["final_hidden"], True)["mtp_logits"].numpy())
     return tensors
 
 
-def write_expected(model_dir, tokens, out_path, dtype="F32"):
+def write_expected(model_dir, tokens, out_path, dtype="F32", mla_dumps=True, with_mtp=False):
     """Run the float64 forward on `model_dir` and write `out_path`."""
     torch.set_num_threads(1)  # same summation order on every run -> byte-identical output
     cfg = load_config(model_dir)
-    weights = load_weights(model_dir)
-    write_safetensors(out_path, expected_tensors(cfg, weights, tokens, dtype),
+    weights = load_weights(model_dir, cfg["fp8_block"])
+    write_safetensors(out_path, expected_tensors(cfg, weights, tokens, dtype, mla_dumps, with_mtp),
                       metadata={"producer": "data/golden/deepseek_ref.py (float64)"})
 
 
@@ -345,13 +498,15 @@ def main(argv=None):
     e.add_argument("--tokens", required=True, help="comma-separated token ids, e.g. 1,2,3")
     e.add_argument("--out", required=True, help="output .safetensors file")
     e.add_argument("--f64", action="store_true", help="store the results as F64 (default F32)")
+    e.add_argument("--mtp", action="store_true", help="also the multi-token-prediction outputs (layer L)")
+    e.add_argument("--no-mla-dumps", action="store_true", help="leave out attn, q_nope, q_pe, kv_latent, k_pe")
     args = parser.parse_args(argv)
     try:
         tokens = [int(s) for s in args.tokens.split(",") if s.strip() != ""]
     except ValueError:
         parser.error(f"--tokens: not a comma-separated list of integers: {args.tokens!r}")
     try:
-        write_expected(args.model, tokens, args.out, "F64" if args.f64 else "F32")
+        write_expected(args.model, tokens, args.out, "F64" if args.f64 else "F32", not args.no_mla_dumps, args.mtp)
     except (RefError, ValueError, OSError, KeyError) as err:
         print(f"deepseek_ref.py: error: {err}", file=sys.stderr)
         return 1

@@ -30,6 +30,7 @@ _RAW = {
     "F16": (np.dtype("<f2"), 2),
     "I64": (np.dtype("<i8"), 8),
     "I32": (np.dtype("<i4"), 4),
+    "F8_E4M3": (np.dtype("u1"), 1),  # raw codes; decoding is the caller's (deepseek_ref.py)
 }
 
 

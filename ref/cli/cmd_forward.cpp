@@ -1,5 +1,5 @@
 // cmd_forward.cpp — `dsref forward`: a full causal prefill at positions 0..T-1, writing logits and,
-// with --dump, the named intermediates.
+// with --dump, the named intermediates; with --mtp also the V3 multi-token-prediction logits.
 #include <iostream>
 #include <sstream>
 
@@ -11,8 +11,19 @@
 namespace dsref::cli {
 
 static const char* kForwardHelp = R"(
-Writes to OUT (safetensors, all F32):
+Writes to OUT (safetensors, F32 unless marked):
   logits      [T, vocab]   (with --last-only: [1, vocab], the last row)
+  mtp_logits  [T-1, vocab] with --mtp only (V3 multi-token prediction, spec 6): row i predicts t_{i+2}.
+              h_i = the main model's final hidden state AFTER model.norm (the V3 report leaves
+              before/after open; this follows vLLM), then, with L = num_hidden_layers:
+                x_i = eh_proj · [enorm(Emb(t_{i+1})) ; hnorm(h_i)]   (embedding first, as vLLM)
+                decoder layer L (MLA + MoE when the model has routed experts) over
+                x_0..x_{T-2}, causal, positions 0..T-2
+                mtp_logits = shared_head.head · RMSNorm(.; shared_head.norm)
+              Emb / head are layer L's embed_tokens / shared_head.* when stored, else the main
+              ones. vLLM also zeroes Emb at position 0; dsref does not. Only the first MTP module
+              runs (all T-1 rows, also with --last-only). Without --mtp layer L is never read
+              (it may be absent from the checkpoint).
 With --dump (no value), for every decoder layer i (0-based):
   hidden.{i}  [T, hidden]  the residual stream after decoder layer i
   attn.{i}    [T, hidden]  the attention block output, before the residual add
@@ -25,12 +36,19 @@ d_c = kv_lora_rank (the same values on both --attn paths):
 q_pe and k_pe are in checkpoint order: RoPE pairs adjacent dims (2j, 2j+1), as the official code
 does. HF transformers de-interleaves them first ([x0,x2,..,x1,x3,..], rotate_half), so its q_pe/k_pe
 dumps are a permutation of these; attention scores and outputs are identical (spec 3.2).
+and for each DeepSeekMoE layer i (i >= first_k_dense_replace, i % moe_layer_freq == 0):
+  topk_idx.{i}     I32 [T, k]  the chosen experts (k = num_experts_per_tok), sorted descending by
+                               the selection score after group masking (s + e_score_correction_bias
+                               for noaux_tc, s otherwise), ties to the lower expert id
+  topk_weight.{i}  [T, k]      the combine weights in the same order, after normalization/scaling
+With --mtp, the MTP layer's intermediates appear under i = L (T-1 rows): attn.{L}, hidden.{L}
+(its residual stream before shared_head.norm), topk_idx.{L}, topk_weight.{L}, q_nope.{L}, ...
 --dump-only NAME,... keeps only the named intermediates (implies --dump).)";
 
 void add_forward(CLI::App& app) {
     struct Opts {
         std::string model, tokens, out, dump_only, attn = "absorb";
-        bool dump = false, last_only = false;
+        bool dump = false, last_only = false, mtp = false;
         int threads = 0;
     };
     auto o = std::make_shared<Opts>();
@@ -43,12 +61,19 @@ void add_forward(CLI::App& app) {
     cmd->add_option("--dump-only", o->dump_only, "comma-separated names of the intermediates to write");
     cmd->add_flag("--last-only", o->last_only, "write only the last row of logits");
     cmd->add_option("--attn", o->attn, "MLA path for V2/V3: naive | absorb (default absorb)");
+    cmd->add_flag("--mtp", o->mtp,
+                  "also write mtp_logits [T-1, vocab] from the MTP layer (V3; needs num_nextn_predict_layers >= 1 "
+                  "and T >= 2)");
     add_threads_option(cmd, &o->threads);
     cmd->callback([o]() {
         apply_threads(o->threads);
         const std::vector<int32_t> tokens = parse_tokens(o->tokens);
         ModelOptions mo;
         mo.fwd.attn = o->attn;
+        mo.mtp = o->mtp;
+        if (o->mtp && tokens.size() < 2)
+            usage_fail("--mtp: multi-token prediction needs at least 2 tokens (row i predicts t_{i+2}), got ",
+                       tokens.size());
         Model model(o->model, mo);
         std::set<std::string> only;
         if (!o->dump_only.empty()) {
@@ -58,12 +83,19 @@ void add_forward(CLI::App& app) {
         }
         const bool dumping = o->dump || !only.empty();
         Trace trace(only);
-        std::vector<float> logits = model.prefill(tokens, dumping ? &trace : nullptr, o->last_only);
+        KVCache cache;
+        std::vector<float> final_hidden;  // [T, d] after model.norm, the MTP input
+        std::vector<float> logits =
+            model.forward(tokens, cache, dumping ? &trace : nullptr, o->last_only, o->mtp ? &final_hidden : nullptr);
+        std::vector<float> mtp_logits;
+        if (o->mtp) mtp_logits = model.mtp_forward(tokens, final_hidden, dumping ? &trace : nullptr);
         TensorMap out = dumping ? trace.tensors() : TensorMap{};
         for (const std::string& n : only)
             if (!out.count(n)) usage_fail("--dump-only: this model has no intermediate named '", n, "'");
         const int64_t rows = o->last_only ? 1 : (int64_t)tokens.size();
         out["logits"] = Tensor::from_f32({rows, model.config().vocab_size}, logits);
+        if (o->mtp)
+            out["mtp_logits"] = Tensor::from_f32({(int64_t)tokens.size() - 1, model.config().vocab_size}, mtp_logits);
         write_safetensors(o->out, out);
         std::cerr << "dsref forward: " << tokens.size() << " tokens, wrote " << out.size() << " tensors to " << o->out
                   << "\n";

@@ -40,9 +40,19 @@ void add_info(CLI::App& app) {
                   << ")\n";
         std::cout << "active per token       " << p["active_per_token"].get<int64_t>() << " ("
                   << human(p["active_per_token"].get<double>()) << ")\n";
-        if (p.contains("mtp_total"))
+        if (p.contains("mtp_total")) {
             std::cout << "MTP modules (apart)    " << p["mtp_total"].get<int64_t>() << " ("
-                      << human(p["mtp_total"].get<double>()) << ")\n";
+                      << human(p["mtp_total"].get<double>()) << "), plus copies of embedding and head "
+                      << p["mtp_copies"].get<int64_t>() << " (" << human(p["mtp_copies"].get<double>()) << ")\n";
+            std::cout << "stored in a checkpoint " << p["stored_total"].get<int64_t>() << " ("
+                      << human(p["stored_total"].get<double>()) << ")\n";
+        }
+        if (p.contains("fp8_scale_elements"))
+            std::cout << "FP8 weight_scale_inv   " << p["fp8_scale_elements"].get<int64_t>()
+                      << " elements; with them " << p["stored_elements_with_scales"].get<int64_t>()
+                      << " stored elements\n";
+        std::cout << "tensors stored         " << p["stored_tensors"].get<int64_t>() << "\n";
+        std::cout << "counting convention    " << p["convention"].get<std::string>() << "\n";
         const auto& kv = j["kv_cache"];
         std::cout << "KV cache per token     " << kv["values_per_token"].get<int64_t>() << " values ("
                   << kv["values_per_token_per_layer"].get<int64_t>() << " per layer): "
