@@ -7,6 +7,7 @@
 #   make walkthrough  build and run every walkthrough chapter
 #   DEBUG=1         -O0 -g into build-debug/      SAN=1  ASan+UBSan into build-san/
 #   PORTABLE=1      no -march=native
+#   make cuda       nvcc build of cuda/ + PTX check (test-cuda / bench-cuda / gpu-check: see the CUDA section)
 #
 # A flags stamp rebuilds everything when the flags change; build/dsref is always the optimized binary.
 
@@ -65,7 +66,7 @@ LINK_LIB  := -Wl,--whole-archive $(LIB) -Wl,--no-whole-archive
 all: $(BUILD)/dsref $(if $(filter build,$(BUILD)),,build/dsref)
 
 help:
-	@sed -n '1,12p' Makefile
+	@sed -n '1,13p' Makefile
 
 # ---- flags stamp: any change of flags rebuilds every object ----------------------------------------
 FLAGS_NOW := $(CXX) $(CXXFLAGS) $(LDFLAGS)
@@ -147,3 +148,92 @@ clean:
 	rm -rf build build-debug build-san
 
 -include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(TEST_BINS:=.d) $(WALK_BINS:=.d)
+
+# =====================================================================================================
+# CUDA (issue 7) — the kernel workbench in cuda/ (see cuda/README.md). This section is self-contained.
+#   make cuda        nvcc build of the kernels, the golden tests and the benchmark (warnings are errors),
+#                    the PTX check (cuda/check_ptx.sh) and a CPU-only dry run of the golden-test harness
+#   make test-cuda   golden tests of every kernel version against its CPU twin; one SKIP line and exit 0
+#                    without a CUDA device (or without nvcc)
+#   make bench-cuda  one line per kernel and shape (one SKIP line without a device)
+#   make gpu-deps    copies the header-only dependencies (Eigen, nlohmann/json) into build/gpu-deps/ for a
+#                    machine without a package manager (carry it: the device tool's `carry`)
+#   make gpu-check   one command for a lent GPU: build, test, bench, logs under $OUT (else build/gpu-check);
+#                    never calls `make deps`; uses build/gpu-deps when present
+# Hopper code (fp8_gemm.cu) is built with -gencode=arch=compute_90a,code=sm_90a (the -arch=sm_90a shorthand
+# of nvcc 13.0 also runs a plain sm_90 pass that rejects wgmma); the other kernels for sm_80 and sm_90.
+# =====================================================================================================
+ifeq ($(origin NVCC),undefined)
+NVCC       := $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
+endif
+CUDA_LIBDIR = $(abspath $(dir $(NVCC))../lib64)
+GPU_DEPS   ?=
+ifneq ($(GPU_DEPS),)
+CXXFLAGS   += -isystem $(GPU_DEPS)/eigen3 -isystem $(GPU_DEPS)
+endif
+# GPU_RELAXED=1 (set by gpu-check): another machine's g++ may warn where ours does not; there the warnings
+# are printed but do not stop the run (CI keeps warnings as errors).
+ifeq ($(GPU_RELAXED),1)
+CXXFLAGS   += -Wno-error
+CUDA_HOST_WARN := -Wall,-Wextra
+else
+CUDA_HOST_WARN := -Wall,-Wextra,-Werror
+endif
+CUDA_BUILD := $(BUILD)/cuda
+CUDA_GENCODE_PORTABLE := -gencode=arch=compute_80,code=sm_80 -gencode=arch=compute_90,code=sm_90
+CUDA_GENCODE_fp8_gemm := -gencode=arch=compute_90a,code=sm_90a
+NVCCFLAGS  := -std=c++17 -O3 -lineinfo -Werror all-warnings -Xcompiler $(CUDA_HOST_WARN),-fopenmp -Iref -Icuda \
+              $(if $(GPU_DEPS),-isystem $(GPU_DEPS))
+CUDA_KERNEL_OBJS := $(patsubst %,$(CUDA_BUILD)/%.o,rmsnorm rope swiglu fp8_quant fp8_gemm)
+CUDA_BINS  := $(CUDA_BUILD)/test_cuda $(CUDA_BUILD)/bench_cuda
+CUDA_LINK  := -Xlinker --whole-archive,$(LIB),--no-whole-archive -Xcompiler -fopenmp \
+              -Xlinker -rpath -Xlinker $(CUDA_LIBDIR)
+GPU_COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+
+$(CUDA_BUILD)/%.o: cuda/%.cu $(BUILD)/.flags
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) $(or $(CUDA_GENCODE_$*),$(CUDA_GENCODE_PORTABLE)) -MMD -MP -c $< -o $@
+
+$(CUDA_BUILD)/test_cuda: $(CUDA_BUILD)/test_cuda.o $(CUDA_KERNEL_OBJS) $(LIB)
+	$(NVCC) -o $@ $(CUDA_BUILD)/test_cuda.o $(CUDA_KERNEL_OBJS) $(CUDA_LINK)
+
+$(CUDA_BUILD)/bench_cuda: $(CUDA_BUILD)/bench_cuda.o $(CUDA_KERNEL_OBJS) $(LIB)
+	$(NVCC) -o $@ $(CUDA_BUILD)/bench_cuda.o $(CUDA_KERNEL_OBJS) $(CUDA_LINK) -lcublasLt
+
+$(CUDA_BUILD)/ptx.ok: cuda/check_ptx.sh $(CUDA_BUILD)/fp8_gemm.o $(CUDA_BUILD)/fp8_quant.o
+	bash cuda/check_ptx.sh $(NVCC) $(CUDA_BUILD) $(NVCCFLAGS)
+	@touch $@
+
+.PHONY: gpu-deps
+cuda: $(CUDA_BINS) $(CUDA_BUILD)/ptx.ok
+	@out=$$($(CUDA_BUILD)/test_cuda --dry-run --quick 2>&1) || { echo "$$out"; exit 1; }; echo "$$out" | tail -n 1
+
+test-cuda:
+	@if [ -z "$(NVCC)" ]; then echo "test-cuda: SKIP — nvcc not found, nothing built or run"; exit 0; fi; \
+	$(MAKE) --no-print-directory -j$(NPROC) cuda && $(CUDA_BUILD)/test_cuda
+
+bench-cuda:
+	@if [ -z "$(NVCC)" ]; then echo "bench-cuda: SKIP — nvcc not found, nothing built or run"; exit 0; fi; \
+	$(MAKE) --no-print-directory -j$(NPROC) cuda && $(CUDA_BUILD)/bench_cuda
+
+gpu-deps:
+	rm -rf build/gpu-deps && mkdir -p build/gpu-deps/eigen3
+	cp -r /usr/include/eigen3/Eigen build/gpu-deps/eigen3/Eigen
+	cp -r /usr/include/nlohmann build/gpu-deps/nlohmann
+	@du -sh build/gpu-deps
+
+gpu-check:
+	@set -o pipefail; log=$${OUT:-$(BUILD)/gpu-check}; mkdir -p $$log; start=$$(date +%s); \
+	deps=""; if [ -d build/gpu-deps ]; then deps="GPU_DEPS=build/gpu-deps"; fi; \
+	{ echo "gpu-check: $$(date -u '+%Y-%m-%d %H:%M UTC'), commit $(GPU_COMMIT), nvcc $(NVCC), $$deps"; \
+	  nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv 2>&1 || true; \
+	  $(NVCC) --version 2>&1 | tail -n 2; } | tee $$log/gpu_info.txt; \
+	$(MAKE) --no-print-directory -j$(NPROC) cuda $$deps GPU_RELAXED=1 2>&1 | tee $$log/build.log || { echo "gpu-check: BUILD FAILED"; exit 1; }; \
+	echo "gpu-check: built in $$(( $$(date +%s) - start )) s"; \
+	timeout 180 $(CUDA_BUILD)/test_cuda 2>&1 | tee $$log/test_cuda.log; t=$$?; \
+	timeout 90 $(CUDA_BUILD)/bench_cuda --commit $(GPU_COMMIT) --table $$log/bench_table.md 2>&1 | tee $$log/bench_cuda.log; b=$$?; \
+	echo "gpu-check: tests exit $$t ($$(grep -E '^test-cuda: [0-9]+ passed' $$log/test_cuda.log)), bench exit $$b, $$(( $$(date +%s) - start )) s in all; logs in $$log"; \
+	[ $$t -eq 0 ] && [ $$b -eq 0 ]
+
+-include $(CUDA_KERNEL_OBJS:.o=.d) $(CUDA_BUILD)/test_cuda.d $(CUDA_BUILD)/bench_cuda.d
+# ==== end of the CUDA section ===========================================================================

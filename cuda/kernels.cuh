@@ -1,0 +1,63 @@
+// kernels.cuh — the host launchers of every kernel version in cuda/*.cu, as the golden tests
+// (test_cuda.cu) and the benchmark (bench_cuda.cu) call them.
+//
+// Each op file holds numbered versions, v1 a naive port of its CPU twin in ref/, up to the fastest
+// (llm.c dev/cuda style); its header says what each version teaches. A launcher takes the version
+// number, device pointers and sizes, launches on `st` and checks the launch. It returns "" when it ran,
+// or a sentence saying why this version does not take these arguments (e.g. v3 of the FP8 GEMM needs
+// K % 16 == 0 and an sm_90 device): the tests check those refusals too. CUDA errors abort (CUDA_CHECK).
+// Layouts are row-major and contiguous; dimension letters as in ref/ (T tokens, d features, H heads,
+// M, N, K GEMM sizes, KB = ceil(K/128), NB = ceil(N/128)).
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string>
+
+#include "common.cuh"
+
+namespace dsref {
+namespace gpu {
+
+// rmsnorm.cu — twin ref/rmsnorm.h, op `rmsnorm`.
+//   y [T, d] out, x [T, d], w [d], all of dtype dt; eps inside the square root.
+constexpr int kRmsnormVersions = 3;
+std::string rmsnorm_forward(int version, void* y, const void* x, const void* w, int64_t T, int64_t d, float eps,
+                            ElemType dt, cudaStream_t st);
+
+// rope.cu — twin ref/rope.h (RopeLayout::Interleaved: pairs (2j, 2j+1)), op `rope`.
+//   y [T, H, d_r] out, x [T, H, d_r] of dtype dt, positions [T] int32, inv_freq [d_r/2] double on the
+//   device, from rope_inv_freq (plain or YaRN). cos/sin are computed in double and rounded to float.
+constexpr int kRopeVersions = 2;
+std::string rope_forward(int version, void* y, const void* x, const int32_t* positions, const double* inv_freq,
+                         int64_t T, int64_t H, int64_t d_r, ElemType dt, cudaStream_t st);
+
+// swiglu.cu — twin ref/mlp.h swiglu_gate, op `swiglu`.
+//   y [n] out = silu(gate) · up; gate [n], up [n], all of dtype dt.
+constexpr int kSwigluVersions = 2;
+std::string swiglu_forward(int version, void* y, const void* gate, const void* up, int64_t n, ElemType dt,
+                           cudaStream_t st);
+
+// fp8_quant.cu — twins ref/fp8_quant.h, ops `fp8_quant_act`, `fp8_quant_weight`.
+//   act:    q [M, K] E4M3 codes out, scale [M, KB] float out, x [M, K] of dtype dt.
+//   weight: q [N, K] out, scale_inv [NB, KB] out, w [N, K] of dtype dt.
+//   ue8m0: scales rounded up to powers of two (DeepSeek-V3.1 scale_fmt).
+constexpr int kActQuantVersions = 3;
+std::string fp8_quant_act(int version, uint8_t* q, float* scale, const void* x, int64_t M, int64_t K, bool ue8m0,
+                          ElemType dt, cudaStream_t st);
+constexpr int kWeightQuantVersions = 2;
+std::string fp8_quant_weight(int version, uint8_t* q, float* scale_inv, const void* w, int64_t N, int64_t K,
+                             bool ue8m0, ElemType dt, cudaStream_t st);
+
+// fp8_gemm.cu — twin ref/fp8_gemm.h, op `fp8_gemm`. C = A·Bᵀ with promotion to float32 every 128 of K.
+//   c [M, N] out of dtype c_dt; a [M, K] E4M3, a_scale [M, KB]; b [N, K] E4M3, b_scale [NB, KB].
+constexpr int kFp8GemmVersions = 3;
+std::string fp8_gemm(int version, void* c, ElemType c_dt, const uint8_t* a, const float* a_scale, const uint8_t* b,
+                     const float* b_scale, int64_t M, int64_t N, int64_t K, cudaStream_t st);
+// v3 with a given tile (bm, bn in {64, 128}) instead of choose_gemm_tile's: the tests run every
+// instantiation on the small shapes, which the automatic choice would not all reach.
+std::string fp8_gemm_v3_tile(int bm, int bn, void* c, ElemType c_dt, const uint8_t* a, const float* a_scale,
+                             const uint8_t* b, const float* b_scale, int64_t M, int64_t N, int64_t K, cudaStream_t st);
+
+}  // namespace gpu
+}  // namespace dsref
