@@ -16,27 +16,12 @@
 #include "grpo.h"
 #include "logprob.h"
 #include "op_registry.h"
+#include "test_util.h"
 
 using namespace dsref;
 
 // ---- helpers -----------------------------------------------------------------------------------------------
 
-// Tolerance for a figure copied from spec section 8: half a unit of its last printed digit, and at
-// least 1e-12 (our double arithmetic may sum in another order than the spec's scripts: ~1e-16).
-static double printed_tol(const char* s) {
-    const char* dot = std::strchr(s, '.');
-    const char* e = std::strpbrk(s, "eE");
-    const int decimals = dot ? (int)((e ? e : s + std::strlen(s)) - dot - 1) : 0;
-    const int exp10 = e ? std::atoi(e + 1) : 0;
-    return std::max(0.5 * std::pow(10.0, exp10 - decimals), 1e-12);
-}
-
-#define CHECK_PRINTED(value, text)                                                               \
-    do {                                                                                         \
-        const double v_ = (value);                                                               \
-        INFO(#value << " = " << std::setprecision(17) << v_ << ", spec: " << (text));            \
-        CHECK(std::fabs(v_ - std::strtod((text), nullptr)) <= printed_tol(text));                \
-    } while (0)
 
 // Checks the active entries of a [B, T] tensor against rows of printed figures.
 static void check_rows(const std::vector<double>& v, int64_t T, const std::vector<std::vector<const char*>>& rows) {

@@ -11,23 +11,10 @@
 
 #include "error.h"
 #include "logprob.h"
+#include "test_util.h"
 
 using namespace dsref;
 
-// Half a unit of the last printed digit of a spec figure, at least 1e-12 (summation-order noise ~1e-16).
-static double printed_tol(const char* s) {
-    const char* dot = std::strchr(s, '.');
-    const char* e = std::strpbrk(s, "eE");
-    const int decimals = dot ? (int)((e ? e : s + std::strlen(s)) - dot - 1) : 0;
-    const int exp10 = e ? std::atoi(e + 1) : 0;
-    return std::max(0.5 * std::pow(10.0, exp10 - decimals), 1e-12);
-}
-#define CHECK_PRINTED(value, text)                                                    \
-    do {                                                                              \
-        const double v_ = (value);                                                    \
-        INFO(#value << " = " << std::setprecision(17) << v_ << ", spec: " << (text)); \
-        CHECK(std::fabs(v_ - std::strtod((text), nullptr)) <= printed_tol(text));     \
-    } while (0)
 
 TEST_CASE("logits-level example: spec 8.7", "[logprob][golden]") {
     const float z[4] = {2.0f, 0.5f, -1.0f, 0.0f};

@@ -10,9 +10,11 @@
 #include "moe.h"
 #include "op_registry.h"
 #include "safetensors.h"
+#include "moe_fixtures.h"
 #include "test_util.h"
 
 using namespace dsref;
+using dsref_test::v3_gate;
 
 namespace {
 
@@ -42,19 +44,6 @@ MoeWeights random_weights(int64_t E, int64_t d, int64_t I, int64_t I_shared, boo
         w.shared_down = dsref_test::randn(d * I_shared, seed + 4, 1.0f / std::sqrt((float)I_shared));
     }
     return w;
-}
-
-MoeGateConfig v3_gate(int64_t E, int64_t K, int64_t G, int64_t Kg) {
-    MoeGateConfig g;
-    g.E = E;
-    g.K = K;
-    g.n_group = G;
-    g.topk_group = Kg;
-    g.scoring = MoeScoring::Sigmoid;
-    g.topk_method = MoeTopk::NoauxTc;
-    g.norm_topk_prob = true;
-    g.routed_scaling_factor = 2.5;
-    return g;
 }
 
 // The MoE written the obvious way: for every token, for every chosen expert, one SwiGLU on one row.

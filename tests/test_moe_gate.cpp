@@ -8,27 +8,16 @@
 #include "moe_gate.h"
 #include "op_registry.h"
 #include "safetensors.h"
+#include "moe_fixtures.h"
 #include "test_util.h"
 
 using namespace dsref;
+using dsref_test::v3_gate;
 
 namespace {
 
 // logit(s): the router logit whose sigmoid is s, so tests can state sigmoid scores directly.
 float logit(double s) { return (float)std::log(s / (1.0 - s)); }
-
-MoeGateConfig v3_gate(int64_t E, int64_t K, int64_t G, int64_t Kg) {
-    MoeGateConfig g;
-    g.E = E;
-    g.K = K;
-    g.n_group = G;
-    g.topk_group = Kg;
-    g.scoring = MoeScoring::Sigmoid;
-    g.topk_method = MoeTopk::NoauxTc;
-    g.norm_topk_prob = true;
-    g.routed_scaling_factor = 2.5;
-    return g;
-}
 
 MoeGateConfig v2_gate(int64_t E, int64_t K, int64_t G, int64_t Kg, MoeTopk m, double scale, bool norm) {
     MoeGateConfig g;

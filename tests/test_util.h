@@ -6,10 +6,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
+#include <iomanip>
 #include <random>
 #include <string>
 #include <vector>
@@ -77,4 +81,22 @@ struct ThreadScope {
     ~ThreadScope() { omp_set_num_threads(saved); }
 };
 
+// Tolerance for a figure copied from a spec as text: half a unit of its last printed digit, and at
+// least 1e-12 (double arithmetic may sum in another order than the spec's scripts: ~1e-16).
+inline double printed_tol(const char* s) {
+    const char* dot = std::strchr(s, '.');
+    const char* e = std::strpbrk(s, "eE");
+    const int decimals = dot ? (int)((e ? e : s + std::strlen(s)) - dot - 1) : 0;
+    const int exp10 = e ? std::atoi(e + 1) : 0;
+    return std::max(0.5 * std::pow(10.0, exp10 - decimals), 1e-12);
+}
+
 }  // namespace dsref_test
+
+// CHECK_PRINTED(value, "0.0380544854") — value equals the printed figure to half a unit of its last digit.
+#define CHECK_PRINTED(value, text)                                                                \
+    do {                                                                                          \
+        const double v_ = (value);                                                                \
+        INFO(#value << " = " << std::setprecision(17) << v_ << ", spec: " << (text));             \
+        CHECK(std::fabs(v_ - std::strtod((text), nullptr)) <= dsref_test::printed_tol(text));     \
+    } while (0)
