@@ -249,7 +249,7 @@ static std::vector<double> simulate(double gamma, int steps, std::vector<float>*
 }
 
 static void write_svg(const std::string& path, const std::vector<double>& a, const std::vector<double>& b) {
-    const double W = 640, H = 320, L = 60, R = 20, Tp = 30, Bt = 50, ymax = 3.0;
+    const double W = 640, H = 320, L = 60, R = 20, Tp = 30, Bt = 50, ymax = 3.5;  // headroom for the legend
     const int n = (int)a.size();
     auto X = [&](int i) { return L + (W - L - R) * i / (n - 1); };
     auto Y = [&](double v) { return Tp + (H - Tp - Bt) * (1 - std::min(v, ymax) / ymax); };
@@ -273,10 +273,15 @@ static void write_svg(const std::string& path, const std::vector<double>& a, con
     };
     poly(b, "#c44");
     poly(a, "#26a");
-    f << "<text x=\"" << W - R - 4 << "\" y=\"" << Y(b.back()) - 8 << "\" text-anchor=\"end\" fill=\"#c44\">no bias"
-      << " (gamma = 0)</text>\n";
-    f << "<text x=\"" << W - R - 4 << "\" y=\"" << Y(a.back()) - 8 << "\" text-anchor=\"end\" fill=\"#26a\">bias update,"
-      << " gamma = 0.005</text>\n</svg>\n";
+    // Legend in the headroom above the data (MaxVio stays below 3 here).
+    const double lx = W - R - 212;
+    f << "<rect x=\"" << lx - 8 << "\" y=\"" << Tp + 4 << "\" width=\"214\" height=\"40\" fill=\"white\" stroke=\"#bbb\"/>\n";
+    f << "<line x1=\"" << lx << "\" x2=\"" << lx + 24 << "\" y1=\"" << Tp + 17 << "\" y2=\"" << Tp + 17
+      << "\" stroke=\"#c44\" stroke-width=\"2\"/>\n<text x=\"" << lx + 30 << "\" y=\"" << Tp + 21
+      << "\">no bias (gamma = 0)</text>\n";
+    f << "<line x1=\"" << lx << "\" x2=\"" << lx + 24 << "\" y1=\"" << Tp + 35 << "\" y2=\"" << Tp + 35
+      << "\" stroke=\"#26a\" stroke-width=\"2\"/>\n<text x=\"" << lx + 30 << "\" y=\"" << Tp + 39
+      << "\">bias update, gamma = 0.005</text>\n</svg>\n";
 }
 
 static void section_bias(const char* svg_path) {
