@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `make golden`: regenerates every committed golden file from the independent Python implementations.
 # Needs /usr/bin/python3 with torch + numpy (Debian python3-torch) and python3 with numpy + ml_dtypes
-# (pip). Never needed to build or test. Each script is seeded and writes byte-identical files.
+# (pip). Never needed to build or test. Each script is seeded and writes byte-identical files — with
+# Debian's reference BLAS as libblas.so.3: another BLAS (OpenBLAS) sums in another order and changes
+# float64 results in the last bits (~1e-16), far below every tolerance, but the bytes differ.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 /usr/bin/python3 data/golden/make_llama_cases.py

@@ -10,7 +10,11 @@ memory (compare with bench_moe's "kept (generation)" rows). The code is written 
 modeling code is: naive MLA, a loop over experts with index_select / index_add. Random weights: only the
 shapes matter for speed. Not part of any test.
 
-    /usr/bin/python3 data/bench/torch_eager_v3.py          # torch 1.13 (Debian python3-torch) is enough
+    apt-get install libopenblas0-pthread      # Debian's torch calls libblas.so.3; the default reference
+                                              # BLAS runs at ~3 GFLOP/s and would not be a fair baseline
+    /usr/bin/python3 data/bench/torch_eager_v3.py
+    apt-get remove libopenblas0-pthread       # data/make_golden.sh's byte-identical output needs the
+                                              # reference BLAS back
 """
 import math
 import time

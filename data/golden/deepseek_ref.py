@@ -87,6 +87,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "moe"))
 from safetensors_io import read_safetensors, write_safetensors  # noqa: E402
+from ref_common import RefError, check_tokens, get, parse_tokens, read_config_json, rms_norm, silu  # noqa: E402
 import moe_ref  # noqa: E402
 
 # safetensors_io keeps FP8 codes as raw single bytes (uint8); they are decoded below.
@@ -94,25 +95,12 @@ import moe_ref  # noqa: E402
 LATENT_NORM_EPS = 1e-6  # q_a_layernorm / kv_a_layernorm eps in HF and the official code
 
 
-class RefError(Exception):
-    """Bad input (config, checkpoint, tokens); the message names the field or tensor."""
-
-
 # ----------------------------------------------------------------------------------------------
 # Loading
 
 def load_config(model_dir):
     """Read config.json and return the values the math uses, checked."""
-    path = os.path.join(model_dir, "config.json")
-    if not os.path.isfile(path):
-        raise RefError(f"{path}: not found")
-    with open(path) as f:
-        raw = json.load(f)
-
-    def need(key):
-        if key not in raw or raw[key] is None:
-            raise RefError(f"{path}: missing required field '{key}'")
-        return raw[key]
+    path, raw, need = read_config_json(model_dir)
 
     model_type = raw.get("model_type")
     if model_type not in ("deepseek_v2", "deepseek_v3"):
@@ -235,16 +223,6 @@ def load_weights(model_dir, fp8_block=(128, 128)):
     return out
 
 
-def get(weights, name, shape):
-    """weights[name] after checking its shape; the message names the tensor."""
-    if name not in weights:
-        raise RefError(f"checkpoint has no tensor {name}")
-    w = weights[name]
-    if tuple(w.shape) != tuple(shape):
-        raise RefError(f"tensor {name}: shape {list(w.shape)}, expected {list(shape)}")
-    return w
-
-
 # ----------------------------------------------------------------------------------------------
 # RoPE with YaRN, and the softmax scale
 
@@ -293,11 +271,6 @@ def rope_adjacent_pairs(x, inv_freq):
 # ----------------------------------------------------------------------------------------------
 # The blocks
 
-def rms_norm(x, w, eps):
-    """x [T, n], w [n] -> [T, n];  w * x / sqrt(mean(x^2) + eps)."""
-    return w * (x / torch.sqrt((x * x).mean(dim=-1, keepdim=True) + eps))
-
-
 def mla_attention(cfg, weights, i, x, inv_freq):
     """One layer's MLA on x [T, d] (naive: decompressed K, V). Returns (out [T, d], intermediates)."""
     d, H, d_q, d_c, d_n, d_r, d_v = (cfg[k] for k in ("d", "H", "d_q", "d_c", "d_n", "d_r", "d_v"))
@@ -335,10 +308,6 @@ def mla_attention(cfg, weights, i, x, inv_freq):
         o[:, h, :] = prob @ v[:, h, :]
     out = o.reshape(T, H * d_v) @ get(weights, p + "o_proj.weight", (d, H * d_v)).T
     return out, {"q_nope": q_nope, "q_pe": q_pe, "kv_latent": latent, "k_pe": k_pe}
-
-
-def silu(z):
-    return z / (1.0 + torch.exp(-z))
 
 
 def dense_mlp(cfg, weights, i, x):
@@ -396,12 +365,7 @@ def forward(cfg, weights, tokens, rules=None):
     """tokens: list of ints in [0, V). Returns {"logits": [T, V], "final_hidden": [T, d] (after model.norm),
     per-layer lists of intermediates, "routing": {layer: moe_ref routing dict}}."""
     d, V, L = cfg["d"], cfg["V"], cfg["L"]
-    T = len(tokens)
-    if T == 0:
-        raise RefError("tokens: empty")
-    for t, tok in enumerate(tokens):
-        if not (0 <= tok < V):
-            raise RefError(f"tokens[{t}] = {tok} is outside [0, vocab_size={V})")
+    check_tokens(tokens, V)
     inv_freq = rope_inv_freq(cfg)
     h = get(weights, "model.embed_tokens.weight", (V, d))[torch.tensor(tokens, dtype=torch.long)].clone()
     dumps = {k: [] for k in ("hidden", "attn", "q_nope", "q_pe", "kv_latent", "k_pe")}
@@ -501,10 +465,7 @@ def main(argv=None):
     e.add_argument("--mtp", action="store_true", help="also the multi-token-prediction outputs (layer L)")
     e.add_argument("--no-mla-dumps", action="store_true", help="leave out attn, q_nope, q_pe, kv_latent, k_pe")
     args = parser.parse_args(argv)
-    try:
-        tokens = [int(s) for s in args.tokens.split(",") if s.strip() != ""]
-    except ValueError:
-        parser.error(f"--tokens: not a comma-separated list of integers: {args.tokens!r}")
+    tokens = parse_tokens(parser, args.tokens)
     try:
         write_expected(args.model, tokens, args.out, "F64" if args.f64 else "F32", not args.no_mla_dumps, args.mtp)
     except (RefError, ValueError, OSError, KeyError) as err:

@@ -47,10 +47,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from safetensors_io import read_safetensors, write_safetensors  # noqa: E402
-
-
-class RefError(Exception):
-    """Bad input (config, checkpoint, tokens); the message names the field or tensor."""
+from ref_common import RefError, check_tokens, get, parse_tokens, read_config_json, rms_norm, silu  # noqa: E402
 
 
 # ----------------------------------------------------------------------------------------------
@@ -58,16 +55,7 @@ class RefError(Exception):
 
 def load_config(model_dir):
     """Read config.json and return the values the math uses, checked."""
-    path = os.path.join(model_dir, "config.json")
-    if not os.path.isfile(path):
-        raise RefError(f"{path}: not found")
-    with open(path) as f:
-        raw = json.load(f)
-
-    def need(key):
-        if key not in raw or raw[key] is None:
-            raise RefError(f"{path}: missing required field '{key}'")
-        return raw[key]
+    path, raw, need = read_config_json(model_dir)
 
     model_type = raw.get("model_type")
     if model_type != "llama":
@@ -135,24 +123,8 @@ def load_weights(model_dir):
     return weights
 
 
-def get(weights, name, shape):
-    """weights[name] after checking its shape; the message names the tensor."""
-    if name not in weights:
-        raise RefError(f"checkpoint has no tensor {name}")
-    w = weights[name]
-    if tuple(w.shape) != tuple(shape):
-        raise RefError(f"tensor {name}: shape {list(w.shape)}, expected {list(shape)}")
-    return w
-
-
 # ----------------------------------------------------------------------------------------------
 # The modules
-
-def rms_norm(x, w, eps):
-    """x [T, d], w [d] -> [T, d];  w * x / sqrt(mean(x^2) + eps)."""
-    mean_square = (x * x).mean(dim=-1, keepdim=True)
-    return w * (x / torch.sqrt(mean_square + eps))
-
 
 def rope_half_split(x, theta):
     """x [T, n_heads, d_h] at positions 0..T-1 -> rotated copy; pairs (j, j + d_h/2)."""
@@ -187,10 +159,6 @@ def causal_gqa_attention(q, k, v):
     return o
 
 
-def silu(z):
-    return z / (1.0 + torch.exp(-z))
-
-
 def swiglu_mlp(x, w_gate, w_up, w_down):
     """x [T, d], w_gate/w_up [I, d], w_down [d, I] -> [T, d]."""
     return (silu(x @ w_gate.T) * (x @ w_up.T)) @ w_down.T
@@ -205,11 +173,7 @@ def forward(cfg, weights, tokens):
     Computes in the dtype of the weights (float64 from load_weights)."""
     d, H, H_kv, d_h, I, V, L = cfg["d"], cfg["H"], cfg["H_kv"], cfg["d_h"], cfg["I"], cfg["V"], cfg["L"]
     T = len(tokens)
-    if T == 0:
-        raise RefError("tokens: empty")
-    for t, tok in enumerate(tokens):
-        if not (0 <= tok < V):
-            raise RefError(f"tokens[{t}] = {tok} is outside [0, vocab_size={V})")
+    check_tokens(tokens, V)
 
     embed = get(weights, "model.embed_tokens.weight", (V, d))
     h = embed[torch.tensor(tokens, dtype=torch.long)].clone()  # [T, d]
@@ -271,10 +235,7 @@ def main(argv=None):
     e.add_argument("--tokens", required=True, help="comma-separated token ids, e.g. 1,2,3")
     e.add_argument("--out", required=True, help="output .safetensors file")
     args = parser.parse_args(argv)
-    try:
-        tokens = [int(s) for s in args.tokens.split(",") if s.strip() != ""]
-    except ValueError:
-        parser.error(f"--tokens: not a comma-separated list of integers: {args.tokens!r}")
+    tokens = parse_tokens(parser, args.tokens)
     try:
         write_expected(args.model, tokens, args.out)
     except (RefError, ValueError, OSError) as err:

@@ -33,7 +33,6 @@ non-negative finite values (no ml_dtypes, torch 1.13 has no float8). Per 128x128
 edges): s = float32(max(amax, 1e-4)) / 448 over the block's real elements, q = e4m3(float32(w / s)).
 """
 import json
-import math
 import os
 import sys
 
