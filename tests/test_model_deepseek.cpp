@@ -15,25 +15,15 @@
 #include "model_info.h"
 #include "safetensors.h"
 #include "sampling.h"
+#include "model_test_util.h"
 #include "test_util.h"
 
 using namespace dsref;
+using dsref_test::golden_tokens;
+using dsref_test::max_diff_prefix;
 using json = nlohmann::json;
 
 namespace {
-
-std::vector<int32_t> golden_tokens(const TensorMap& g) {
-    std::vector<int64_t> t = g.at("tokens").to_i64();
-    return std::vector<int32_t>(t.begin(), t.end());
-}
-
-// max |a − b| over the first `n` values of b (a has exactly n values)
-double max_diff_prefix(const std::vector<float>& a, const std::vector<double>& b, int64_t n) {
-    if ((int64_t)a.size() != n) return INFINITY;
-    double m = 0;
-    for (int64_t i = 0; i < n; i++) m = std::max(m, std::fabs((double)a[i] - b[i]));
-    return m;
-}
 
 ModelOptions with_attn(const std::string& path, bool keep = false) {
     ModelOptions o;
@@ -96,11 +86,7 @@ TEST_CASE("cached decode equals a full prefill for a DeepSeek model on both path
         const std::vector<int32_t> seq(tokens.begin(), tokens.begin() + T);
         const std::vector<float> full = m.prefill(seq);
         KVCache cache;
-        std::vector<float> got = m.forward(std::vector<int32_t>(seq.begin(), seq.begin() + 50), cache);
-        for (int64_t t = 50; t < T; t++) {
-            const std::vector<float> row = m.forward({seq[t]}, cache);
-            got.insert(got.end(), row.begin(), row.end());
-        }
+        const std::vector<float> got = dsref_test::prefill_then_decode(m, seq, 50, cache);
         CHECK(dsref_test::max_abs_diff(got, full) < 1e-5);
         CHECK(max_diff_prefix(got, g.at("logits").to_f64(), T * V) <= 1e-4);
         // the cache holds what each path promises: d_c + d_r or H·(d_k + d_v) floats per token per layer

@@ -12,23 +12,14 @@
 #include "model.h"
 #include "safetensors.h"
 #include "sampling.h"
+#include "model_test_util.h"
 #include "test_util.h"
 
 using namespace dsref;
+using dsref_test::golden_tokens;
+using dsref_test::max_diff_prefix;
 
 namespace {
-
-std::vector<int32_t> golden_tokens(const TensorMap& g) {
-    std::vector<int64_t> t = g.at("tokens").to_i64();
-    return std::vector<int32_t>(t.begin(), t.end());
-}
-
-// max |a − b| over the first `rows` rows of b (a has exactly `rows` rows)
-double max_diff_rows(const std::vector<float>& a, const std::vector<double>& b, int64_t rows, int64_t width) {
-    double m = 0;
-    for (int64_t i = 0; i < rows * width; i++) m = std::max(m, std::fabs((double)a[i] - b[i]));
-    return m;
-}
 
 const char* kCases[] = {"gqa1", "gqa2", "mha", "mha_sharded", "tied", "deep"};
 
@@ -51,14 +42,14 @@ TEST_CASE("dense forward matches the independent float64 implementation", "[gold
             std::vector<int32_t> prefix(tokens.begin(), tokens.begin() + T);
             Trace trace;
             std::vector<float> logits = model.prefill(prefix, T == 64 ? &trace : nullptr);
-            CHECK(max_diff_rows(logits, want, T, V) <= 1e-4);
+            CHECK(max_diff_prefix(logits, want, T * V) <= 1e-4);
             if (T != 64) continue;
             for (int64_t i = 0; i < model.config().num_hidden_layers; i++) {
                 for (const char* k : {"hidden.", "attn."}) {
                     const std::string n = std::string(k) + std::to_string(i);
                     INFO(n);
                     REQUIRE(trace.tensors().count(n));
-                    CHECK(max_diff_rows(trace.tensors().at(n).to_f32(), g.at(n).to_f64(), T, d) <= 1e-4);
+                    CHECK(max_diff_prefix(trace.tensors().at(n).to_f32(), g.at(n).to_f64(), T * d) <= 1e-4);
                 }
             }
         }
@@ -93,13 +84,8 @@ TEST_CASE("cached decode, token by token, equals a full recompute", "[model][cac
         const std::vector<int32_t> tokens = {3, 17, 42, 5, 88, 0, 90, 12, 33, 7, 7, 61};
         const int64_t T = tokens.size(), V = m.config().vocab_size;
         std::vector<float> full = m.prefill(tokens);
-        // prefill 5, then decode one token at a time
         KVCache cache;
-        std::vector<float> got = m.forward(std::vector<int32_t>(tokens.begin(), tokens.begin() + 5), cache);
-        for (int64_t t = 5; t < T; t++) {
-            std::vector<float> row = m.forward({tokens[t]}, cache);
-            got.insert(got.end(), row.begin(), row.end());
-        }
+        const std::vector<float> got = dsref_test::prefill_then_decode(m, tokens, 5, cache);  // prefill 5, then 1 by 1
         REQUIRE(got.size() == (size_t)(T * V));
         // Same math, different GEMM tile shapes (1 row vs T rows): float rounding only.
         CHECK(dsref_test::max_abs_diff(got, full) < 1e-5);

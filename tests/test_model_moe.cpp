@@ -23,9 +23,12 @@
 #include "model_info.h"
 #include "safetensors.h"
 #include "sampling.h"
+#include "model_test_util.h"
 #include "test_util.h"
 
 using namespace dsref;
+using dsref_test::golden_tokens;
+using dsref_test::max_diff_prefix;
 using json = nlohmann::json;
 
 namespace {
@@ -33,19 +36,6 @@ namespace {
 const char* kGoldenCases[] = {"v3_moe", "v3_negbias", "v2_moe", "v2_lite_moe"};
 
 std::string golden_dir(const std::string& name) { return "data/golden/deepseek_moe/" + name; }
-
-std::vector<int32_t> golden_tokens(const TensorMap& g) {
-    std::vector<int64_t> t = g.at("tokens").to_i64();
-    return std::vector<int32_t>(t.begin(), t.end());
-}
-
-// max |a − b| over the first `n` values of b (a has exactly n values)
-double max_diff_prefix(const std::vector<float>& a, const std::vector<double>& b, int64_t n) {
-    if ((int64_t)a.size() != n || (int64_t)b.size() < n) return INFINITY;
-    double m = 0;
-    for (int64_t i = 0; i < n; i++) m = std::max(m, std::fabs((double)a[i] - b[i]));
-    return m;
-}
 
 ModelOptions opts(const std::string& attn, bool mtp = false, bool keep = false) {
     ModelOptions o;
@@ -524,11 +514,7 @@ TEST_CASE("cached decode equals a full prefill, and greedy generate follows the 
             const int64_t V = m.config().vocab_size, T = (int64_t)tokens.size();
             const std::vector<float> full = m.prefill(tokens);
             KVCache cache;
-            std::vector<float> got = m.forward(std::vector<int32_t>(tokens.begin(), tokens.begin() + 20), cache);
-            for (int64_t t = 20; t < T; t++) {
-                const std::vector<float> row = m.forward({tokens[t]}, cache);
-                got.insert(got.end(), row.begin(), row.end());
-            }
+            const std::vector<float> got = dsref_test::prefill_then_decode(m, tokens, 20, cache);
             CHECK(dsref_test::max_abs_diff(got, full) < 1e-5);
             CHECK(max_diff_prefix(got, g.at("logits").to_f64(), T * V) <= 1e-4);
 
