@@ -54,6 +54,26 @@ __device__ __forceinline__ float warp_max(float v) {
     return v;
 }
 
+// A lane's 4 consecutive elements src[0..3] at columns k..k+3 as float, zeros outside the group: `inside`
+// says whether the row belongs to the group, k1 is the group's column end. kVec: one 16-byte (fp32) or
+// 8-byte (bf16) load, valid because K % 4 == 0 puts all 4 columns on the same side of k1.
+template <typename T, bool kVec>
+__device__ __forceinline__ void load4(float (&v)[4], const T* src, bool inside, int k, int k1) {
+    if (kVec) {
+        if (inside && k < k1) {
+            const Pack<T, 4> p = *reinterpret_cast<const Pack<T, 4>*>(src);
+#pragma unroll
+            for (int e = 0; e < 4; e++) v[e] = to_f32(p.v[e]);
+        } else {
+#pragma unroll
+            for (int e = 0; e < 4; e++) v[e] = 0.0f;
+        }
+    } else {
+#pragma unroll
+        for (int e = 0; e < 4; e++) v[e] = (inside && k + e < k1) ? to_f32(src[e]) : 0.0f;
+    }
+}
+
 // ---- act_quant v1 ---------------------------------------------------------------------------------------------
 template <typename T>
 __global__ void act_v1_kernel(uint8_t* q, float* scale, const T* x, int64_t M, int K, int KB, bool ue8m0) {
@@ -83,20 +103,7 @@ __global__ void act_warp_kernel(uint8_t* q, float* scale, const T* x, int64_t M,
         const int64_t g = warp * G + i;
         const int64_t m = g / KB;
         const int k0 = (int)(g % KB) * kQuantBlock, k = k0 + 4 * lane, k1 = min(K, k0 + kQuantBlock);
-        const T* src = x + m * K + k;
-        if (kVec) {
-            if (g < groups && k < k1) {
-                const Pack<T, 4> p = *reinterpret_cast<const Pack<T, 4>*>(src);
-#pragma unroll
-                for (int e = 0; e < 4; e++) v[i][e] = to_f32(p.v[e]);
-            } else {
-#pragma unroll
-                for (int e = 0; e < 4; e++) v[i][e] = 0.0f;
-            }
-        } else {
-#pragma unroll
-            for (int e = 0; e < 4; e++) v[i][e] = (g < groups && k + e < k1) ? to_f32(src[e]) : 0.0f;
-        }
+        load4<T, kVec>(v[i], x + m * K + k, g < groups, k, k1);
     }
 #pragma unroll
     for (int i = 0; i < G; i++) {
@@ -157,20 +164,7 @@ __global__ void __launch_bounds__(kWeightThreads)
 #pragma unroll
     for (int i = 0; i < kWeightRowsPerWarp; i++) {
         const int n = n0 + warp + 8 * i;
-        const T* src = w + (int64_t)n * K + k;
-        if (kVec) {
-            if (n < n1 && k < k1) {
-                const Pack<T, 4> p = *reinterpret_cast<const Pack<T, 4>*>(src);
-#pragma unroll
-                for (int e = 0; e < 4; e++) v[i][e] = to_f32(p.v[e]);
-            } else {
-#pragma unroll
-                for (int e = 0; e < 4; e++) v[i][e] = 0.0f;
-            }
-        } else {
-#pragma unroll
-            for (int e = 0; e < 4; e++) v[i][e] = (n < n1 && k + e < k1) ? to_f32(src[e]) : 0.0f;
-        }
+        load4<T, kVec>(v[i], w + (int64_t)n * K + k, n < n1, k, k1);
 #pragma unroll
         for (int e = 0; e < 4; e++) amax = fmaxf(amax, fabsf(v[i][e]));
     }
