@@ -37,7 +37,7 @@ OPT += -march=native
 endif
 
 # EIGEN_DONT_PARALLELIZE: all threading is ours (OpenMP on outer loops over fixed tiles), which is
-# what makes results bit-identical at any thread count (see ref/linear.h).
+# what makes results bit-identical at any thread count (see ref/core/linear.h).
 # -Wno-maybe-uninitialized: GCC 12 reports a false positive inside its own AVX-512 intrinsics
 # (avx512fintrin.h, _mm512_extractf64x4_pd) when Eigen's kernels are inlined at -O3 -march=native.
 CXXFLAGS := -std=c++17 $(OPT) -Wall -Wextra -Werror -Wno-maybe-uninitialized -fopenmp -DEIGEN_DONT_PARALLELIZE \
@@ -45,7 +45,8 @@ CXXFLAGS := -std=c++17 $(OPT) -Wall -Wextra -Werror -Wno-maybe-uninitialized -fo
 LDFLAGS  := -fopenmp $(LDSAN)
 LIBS     := -lm
 
-LIB_SRCS  := $(sort $(wildcard ref/*.cpp))
+LIB_DIRS  := core io fp8 moe rl model ops tools
+LIB_SRCS  := $(sort $(foreach d,$(LIB_DIRS),$(wildcard ref/$(d)/*.cpp)))
 CLI_SRCS  := $(sort $(wildcard ref/cli/*.cpp))
 TEST_SRCS := $(sort $(wildcard tests/test_*.cpp))
 WALK_SRCS := $(sort $(wildcard walkthrough/*/*.cpp))

@@ -21,9 +21,9 @@
 #include <vector>
 
 #include "common.cuh"
-#include "config.h"
+#include "core/rope.h"
+#include "io/config.h"
 #include "kernels.cuh"
-#include "rope.h"
 
 using dsref::gpu::DevBuf;
 using dsref::gpu::ElemType;

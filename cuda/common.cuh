@@ -74,7 +74,7 @@ __device__ __forceinline__ float from_f32<float>(float v) {
 }
 template <>
 __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float v) {
-    return __float2bfloat16_rn(v);  // round to nearest even, as ref/tensor.h f32_to_bf16
+    return __float2bfloat16_rn(v);  // round to nearest even, as ref/core/tensor.h f32_to_bf16
 }
 
 // VEC consecutive elements moved as one access (16 bytes when VEC·sizeof(T) = 16).

@@ -9,7 +9,7 @@
 //
 // Every 128 of K the partial sum is "promoted": acc = fmaf(a_scale·b_scale, partial, acc) in float32, as
 // the V3 report and DeepGEMM do (N_C = 128 = the quantization group, so dequantization costs one multiply
-// per promotion). CPU twin: ref/fp8_gemm.h (op `fp8_gemm`): `exact` is the oracle, `tensorcore` emulates
+// per promotion). CPU twin: ref/fp8/fp8_gemm.h (op `fp8_gemm`): `exact` is the oracle, `tensorcore` emulates
 // the Hopper accumulator (13 explicit mantissa bits, truncation) with exactly this promotion formula.
 //
 // Versions (check: build/cuda/test_cuda fp8_gemm [V]; time: build/cuda/bench_cuda fp8_gemm):

@@ -4,7 +4,7 @@
 //
 // What lives here, each item used by a kernel in cuda/*.cu:
 //   1. block counts and scale indexing of the 1×128 / 128×128 FP8 layouts (spec 7.2, 9);
-//   2. E4M3 decode and the ue8m0 scale rounding as bit operations (twins: ref/fp8.h, ref/fp8_quant.h);
+//   2. E4M3 decode and the ue8m0 scale rounding as bit operations (twins: ref/core/fp8_format.h, ref/fp8/fp8_quant.h);
 //   3. the 128-byte shared-memory swizzle (TMA CU_TENSOR_MAP_SWIZZLE_128B and our cp.async tiles);
 //   4. the Hopper wgmma shared-memory matrix descriptor (PTX ISA "Matrix Descriptor Format");
 //   5. register-fragment maps: which (row, col) of a tile each thread holds for mma.sync m16n8k32
@@ -36,7 +36,7 @@ constexpr int kQuantBlock = 128;  // 1×128 activation groups, 128×128 weight b
 DSREF_HD int64_t ceil_div(int64_t a, int64_t b) {
     return (a + b - 1) / b;
 }
-// Number of 128-wide groups covering n elements (fp8_num_blocks of ref/fp8_quant.h).
+// Number of 128-wide groups covering n elements (fp8_num_blocks of ref/fp8/fp8_quant.h).
 DSREF_HD int64_t quant_blocks(int64_t n) {
     return ceil_div(n, kQuantBlock);
 }
@@ -67,7 +67,7 @@ DSREF_HD uint32_t e4m3_to_f32_bits(uint8_t code) {
 }
 
 // The smallest power of two ≥ s for a positive normal float32 s given by its bits (ue8m0 scale
-// rounding of ref/fp8_quant.h): s itself if its mantissa is zero, else 2^(exponent + 1).
+// rounding of ref/fp8/fp8_quant.h): s itself if its mantissa is zero, else 2^(exponent + 1).
 DSREF_HD uint32_t ue8m0_round_up_bits(uint32_t s_bits) {
     if ((s_bits & 0x7FFFFFu) == 0) return s_bits;
     return ((s_bits >> 23) + 1u) << 23;

@@ -19,26 +19,26 @@
 namespace dsref {
 namespace gpu {
 
-// rmsnorm.cu — twin ref/rmsnorm.h, op `rmsnorm`.
+// rmsnorm.cu — twin ref/core/rmsnorm.h, op `rmsnorm`.
 //   y [T, d] out, x [T, d], w [d], all of dtype dt; eps inside the square root.
 constexpr int kRmsnormVersions = 3;
 std::string rmsnorm_forward(int version, void* y, const void* x, const void* w, int64_t T, int64_t d, float eps,
                             ElemType dt, cudaStream_t st);
 
-// rope.cu — twin ref/rope.h (RopeLayout::Interleaved: pairs (2j, 2j+1)), op `rope`.
+// rope.cu — twin ref/core/rope.h (RopeLayout::Interleaved: pairs (2j, 2j+1)), op `rope`.
 //   y [T, H, d_r] out, x [T, H, d_r] of dtype dt, positions [T] int32, inv_freq [d_r/2] double on the
 //   device, from rope_inv_freq (plain or YaRN). cos/sin are computed in double and rounded to float.
 constexpr int kRopeVersions = 2;
 std::string rope_forward(int version, void* y, const void* x, const int32_t* positions, const double* inv_freq,
                          int64_t T, int64_t H, int64_t d_r, ElemType dt, cudaStream_t st);
 
-// swiglu.cu — twin ref/mlp.h swiglu_gate, op `swiglu`.
+// swiglu.cu — twin ref/core/swiglu.h swiglu_gate, op `swiglu`.
 //   y [n] out = silu(gate) · up; gate [n], up [n], all of dtype dt.
 constexpr int kSwigluVersions = 2;
 std::string swiglu_forward(int version, void* y, const void* gate, const void* up, int64_t n, ElemType dt,
                            cudaStream_t st);
 
-// fp8_quant.cu — twins ref/fp8_quant.h, ops `fp8_quant_act`, `fp8_quant_weight`.
+// fp8_quant.cu — twins ref/fp8/fp8_quant.h, ops `fp8_quant_act`, `fp8_quant_weight`.
 //   act:    q [M, K] E4M3 codes out, scale [M, KB] float out, x [M, K] of dtype dt.
 //   weight: q [N, K] out, scale_inv [NB, KB] out, w [N, K] of dtype dt.
 //   ue8m0: scales rounded up to powers of two (DeepSeek-V3.1 scale_fmt).
@@ -49,7 +49,7 @@ constexpr int kWeightQuantVersions = 2;
 std::string fp8_quant_weight(int version, uint8_t* q, float* scale_inv, const void* w, int64_t N, int64_t K,
                              bool ue8m0, ElemType dt, cudaStream_t st);
 
-// fp8_gemm.cu — twin ref/fp8_gemm.h, op `fp8_gemm`. C = A·Bᵀ with promotion to float32 every 128 of K.
+// fp8_gemm.cu — twin ref/fp8/fp8_gemm.h, op `fp8_gemm`. C = A·Bᵀ with promotion to float32 every 128 of K.
 //   c [M, N] out of dtype c_dt; a [M, K] E4M3, a_scale [M, KB]; b [N, K] E4M3, b_scale [NB, KB].
 constexpr int kFp8GemmVersions = 3;
 std::string fp8_gemm(int version, void* c, ElemType c_dt, const uint8_t* a, const float* a_scale, const uint8_t* b,

@@ -1,5 +1,5 @@
 // rmsnorm.cu — RMSNorm forward on the GPU (spec 2.2), y[t, i] = w[i] · x[t, i] / sqrt(Σ_j x[t, j]²/d + eps).
-// CPU twin: ref/rmsnorm.h (rmsnorm_forward, op `rmsnorm`). float32 and bf16 tensors (x, w and y share the
+// CPU twin: ref/core/rmsnorm.h (rmsnorm_forward, op `rmsnorm`). float32 and bf16 tensors (x, w and y share the
 // dtype; arithmetic is float32; a bf16 y is rounded once, to nearest even).
 //
 // Versions (check: build/cuda/test_cuda rmsnorm [V]; time: build/cuda/bench_cuda rmsnorm):

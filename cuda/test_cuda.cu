@@ -27,12 +27,12 @@
 #include <vector>
 
 #include "common.cuh"
-#include "config.h"
-#include "error.h"
+#include "core/error.h"
+#include "core/rope.h"
+#include "core/tensor.h"
+#include "io/config.h"
 #include "kernels.cuh"
-#include "op_registry.h"
-#include "rope.h"
-#include "tensor.h"
+#include "ops/op_registry.h"
 #include "tolerances.h"
 
 using dsref::OpAttrs;

@@ -5,8 +5,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "model.h"
-#include "safetensors.h"
+#include "io/safetensors.h"
+#include "model/model.h"
 
 namespace dsref_test {
 

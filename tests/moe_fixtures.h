@@ -2,7 +2,7 @@
 #pragma once
 #include <cstdint>
 
-#include "moe_gate.h"
+#include "moe/moe_gate.h"
 
 namespace dsref_test {
 

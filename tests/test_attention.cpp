@@ -1,10 +1,10 @@
-// test_attention.cpp — covers ref/attention.cpp and ref/linear.cpp: a hand-checked case, GQA with
+// test_attention.cpp — covers ref/core/attention.cpp and ref/core/linear.cpp: a hand-checked case, GQA with
 // H_kv = H equals MHA, GQA equals MHA with repeated KV heads, causality, and thread-count identity.
 #include <catch2/catch.hpp>
 #include <cmath>
 
-#include "attention.h"
-#include "linear.h"
+#include "core/attention.h"
+#include "core/linear.h"
 #include "test_util.h"
 
 using namespace dsref;

@@ -5,7 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "safetensors.h"
+#include "io/safetensors.h"
 #include "test_util.h"
 
 using namespace dsref;

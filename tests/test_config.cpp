@@ -1,10 +1,10 @@
-// test_config.cpp — covers ref/config.cpp and ref/model_info.cpp: accepted spellings, refused fields
+// test_config.cpp — covers ref/io/config.cpp and ref/tools/model_info.cpp: accepted spellings, refused fields
 // with the field named, parameter counts and KV-cache sizes.
 #include <catch2/catch.hpp>
 
-#include "config.h"
-#include "error.h"
-#include "model_info.h"
+#include "core/error.h"
+#include "io/config.h"
+#include "tools/model_info.h"
 
 using namespace dsref;
 using json = nlohmann::json;

@@ -1,5 +1,5 @@
 // test_cuda_host.cpp — covers cuda/host_math.h (the index math of the CUDA kernels, run here on the CPU)
-// and the `swiglu` op of ref/ops_swiglu.cpp (the CPU twin of cuda/swiglu.cu).
+// and the `swiglu` op of ref/ops/ops_swiglu.cpp (the CPU twin of cuda/swiglu.cu).
 //
 // Without a GPU these are the checks that can be made of the kernels' layouts: every fragment map and the
 // tile schedule are bijections onto their tiles, ldmatrix (simulated from its PTX description) hands each
@@ -14,10 +14,10 @@
 #include <vector>
 
 #include "../cuda/host_math.h"
-#include "error.h"
-#include "fp8.h"
-#include "fp8_quant.h"
-#include "op_registry.h"
+#include "core/error.h"
+#include "core/fp8_format.h"
+#include "fp8/fp8_quant.h"
+#include "ops/op_registry.h"
 
 using namespace dsref;
 using namespace dsref::gpu;
@@ -35,7 +35,7 @@ float bits_float(uint32_t u) {
 }
 }  // namespace
 
-TEST_CASE("e4m3_to_f32_bits decodes all 256 codes exactly like ref/fp8.h", "[cuda-host][fp8]") {
+TEST_CASE("e4m3_to_f32_bits decodes all 256 codes exactly like ref/core/fp8_format.h", "[cuda-host][fp8]") {
     for (int c = 0; c < 256; c++) {
         const float want = fp8_decode((uint8_t)c, Fp8Format::E4M3);
         const float got = bits_float(e4m3_to_f32_bits((uint8_t)c));

@@ -1,13 +1,13 @@
-// test_dpo.cpp — DPO sigmoid loss with cDPO label smoothing (ref/dpo.h, op dpo_loss): spec grpo.md 8.10
+// test_dpo.cpp — DPO sigmoid loss with cDPO label smoothing (ref/rl/dpo.h, op dpo_loss): spec grpo.md 8.10
 // golden numbers, finite differences, stability and the op interface.
 #include <cmath>
 #include <random>
 
 #include <catch2/catch.hpp>
 
-#include "dpo.h"
-#include "error.h"
-#include "op_registry.h"
+#include "core/error.h"
+#include "ops/op_registry.h"
+#include "rl/dpo.h"
 
 using namespace dsref;
 

@@ -1,12 +1,12 @@
-// test_eplb.cpp — covers ref/eplb.cpp and the `eplb` op: the public deepseek-ai/EPLB example reproduced
+// test_eplb.cpp — covers ref/moe/eplb.cpp and the `eplb` op: the public deepseek-ai/EPLB example reproduced
 // exactly, the two building blocks on hand examples, structural invariants of every plan (hierarchical
 // and global, many random sizes), and bad parameters.
 #include <catch2/catch.hpp>
 #include <random>
 
-#include "eplb.h"
-#include "error.h"
-#include "op_registry.h"
+#include "core/error.h"
+#include "moe/eplb.h"
+#include "ops/op_registry.h"
 #include "test_util.h"
 
 using namespace dsref;

@@ -1,5 +1,5 @@
-// test_fp8_format.cpp — covers ref/fp8.h / ref/fp8.cpp (E4M3FN, E5M2, generic eXmY: E5M6, BF16) and the
-// fp8_cast op of ref/ops_fp8.cpp: every code decoded against rules written here with integer arithmetic,
+// test_fp8_format.cpp — covers ref/core/fp8_format.h / ref/core/fp8_format.cpp (E4M3FN, E5M2, generic eXmY: E5M6, BF16) and the
+// fp8_cast op of ref/ops/ops_fp8.cpp: every code decoded against rules written here with integer arithmetic,
 // encode∘decode round trips, inputs chosen to break RNE (every midpoint and one float32 ulp either side,
 // subnormals, overflow in both modes, ±0, NaN, ±inf), and a golden cross-check against ml_dtypes
 // (data/fp8/make_fp8_golden.py) over every BF16 bit pattern and random float32 values, through run_op
@@ -10,11 +10,11 @@
 #include <limits>
 #include <random>
 
-#include "error.h"
-#include "fp8.h"
-#include "op_registry.h"
-#include "safetensors.h"
-#include "tensor.h"
+#include "core/error.h"
+#include "core/fp8_format.h"
+#include "core/tensor.h"
+#include "io/safetensors.h"
+#include "ops/op_registry.h"
 #include "test_util.h"
 
 using namespace dsref;

@@ -1,4 +1,4 @@
-// test_fp8_gemm.cpp — covers ref/fp8_gemm.h / ref/fp8_gemm.cpp and the fp8_gemm op: `exact` against a
+// test_fp8_gemm.cpp — covers ref/fp8/fp8_gemm.h / ref/fp8/fp8_gemm.cpp and the fp8_gemm op: `exact` against a
 // plain double loop written here, the tensor-core accumulator on cases worked out by hand (truncation,
 // ties to even, promotion), the promotion-interval rules, the error bounds of the issue at K = 4096,
 // thread-count independence, bad input, and golden cross-checks against numpy (exact: float64 matmul;
@@ -8,12 +8,12 @@
 #include <cmath>
 #include <cstring>
 
-#include "error.h"
-#include "fp8.h"
-#include "fp8_gemm.h"
-#include "fp8_quant.h"
-#include "op_registry.h"
-#include "safetensors.h"
+#include "core/error.h"
+#include "core/fp8_format.h"
+#include "fp8/fp8_gemm.h"
+#include "fp8/fp8_quant.h"
+#include "io/safetensors.h"
+#include "ops/op_registry.h"
 #include "test_util.h"
 
 using namespace dsref;

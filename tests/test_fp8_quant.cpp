@@ -1,4 +1,4 @@
-// test_fp8_quant.cpp — covers ref/fp8_quant.h / ref/fp8_quant.cpp and the fp8_quant_act,
+// test_fp8_quant.cpp — covers ref/fp8/fp8_quant.h / ref/fp8/fp8_quant.cpp and the fp8_quant_act,
 // fp8_quant_weight and fp8_dequant ops: the rule of DeepSeek-V3's act_quant recomputed here group by
 // group, zero rows, rows below the amax clamp, K and N not multiples of 128, ue8m0 scales, the
 // dequantization error bound, bit-exact round trips of representable values, bad input, and a golden
@@ -8,11 +8,11 @@
 #include <cmath>
 #include <cstring>
 
-#include "error.h"
-#include "fp8.h"
-#include "fp8_quant.h"
-#include "op_registry.h"
-#include "safetensors.h"
+#include "core/error.h"
+#include "core/fp8_format.h"
+#include "fp8/fp8_quant.h"
+#include "io/safetensors.h"
+#include "ops/op_registry.h"
 #include "test_util.h"
 
 using namespace dsref;

@@ -1,5 +1,5 @@
-// test_grpo.cpp — GRPO advantages, loss, gradients and the grpo_loss op (ref/advantages.h, ref/grpo.h,
-// ref/ops_rl.cpp) against the golden numbers of spec grpo.md section 8, finite differences,
+// test_grpo.cpp — GRPO advantages, loss, gradients and the grpo_loss op (ref/rl/advantages.h, ref/rl/grpo.h,
+// ref/ops/ops_rl.cpp) against the golden numbers of spec grpo.md section 8, finite differences,
 // identities and edge cases (spec section 6).
 #include <algorithm>
 #include <cmath>
@@ -11,11 +11,11 @@
 
 #include <catch2/catch.hpp>
 
-#include "advantages.h"
-#include "error.h"
-#include "grpo.h"
-#include "logprob.h"
-#include "op_registry.h"
+#include "core/error.h"
+#include "ops/op_registry.h"
+#include "rl/advantages.h"
+#include "rl/grpo.h"
+#include "rl/logprob.h"
 #include "test_util.h"
 
 using namespace dsref;

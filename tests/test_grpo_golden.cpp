@@ -11,8 +11,8 @@
 
 #include <catch2/catch.hpp>
 
-#include "op_registry.h"
-#include "safetensors.h"
+#include "io/safetensors.h"
+#include "ops/op_registry.h"
 
 using namespace dsref;
 

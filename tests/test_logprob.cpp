@@ -1,4 +1,4 @@
-// test_logprob.cpp — per-token log-probs with temperature and their backward pass (ref/logprob.h):
+// test_logprob.cpp — per-token log-probs with temperature and their backward pass (ref/rl/logprob.h):
 // spec grpo.md 8.7 golden numbers, finite differences, stability and refusal of bad logits.
 #include <cmath>
 #include <cstdlib>
@@ -9,8 +9,8 @@
 
 #include <catch2/catch.hpp>
 
-#include "error.h"
-#include "logprob.h"
+#include "core/error.h"
+#include "rl/logprob.h"
 #include "test_util.h"
 
 using namespace dsref;

@@ -1,4 +1,4 @@
-// test_mla.cpp — covers ref/mla.cpp and ref/ops_mla.cpp (MLA, spec 4) without a whole model:
+// test_mla.cpp — covers ref/model/mla.cpp and ref/ops/ops_mla.cpp (MLA, spec 4) without a whole model:
 //   - identities: absorbed == naive over shapes, seeds, with and without q_lora_rank, with YaRN and
 //     plain RoPE, across the tile edges of the attention (64 query rows, 256 keys, 1024-row blocks);
 //     cached decode token by token (and in chunks) == one full prefill, on both paths; the absorbed
@@ -9,12 +9,12 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 
-#include "config.h"
-#include "error.h"
-#include "mla.h"
-#include "op_registry.h"
-#include "rmsnorm.h"
-#include "safetensors.h"
+#include "core/error.h"
+#include "core/rmsnorm.h"
+#include "io/config.h"
+#include "io/safetensors.h"
+#include "model/mla.h"
+#include "ops/op_registry.h"
 #include "test_util.h"
 
 using namespace dsref;

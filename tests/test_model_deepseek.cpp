@@ -1,5 +1,5 @@
-// test_model_deepseek.cpp — covers ref/model.cpp with ref/mla.cpp on dense-MLP DeepSeek-V2/V3 checkpoints,
-// ref/model_info.cpp for MLA configs, and the MLA parts of `dsref forward` / `dsref info`:
+// test_model_deepseek.cpp — covers ref/model/model.cpp with ref/model/mla.cpp on dense-MLP DeepSeek-V2/V3 checkpoints,
+// ref/tools/model_info.cpp for MLA configs, and the MLA parts of `dsref forward` / `dsref info`:
 //   - golden logits and every intermediate from the independent float64 forward in data/golden/deepseek
 //     (V3-, V2-, V2-Lite-shaped and plain-RoPE cases, F32 and BF16 storage, YaRN with short original
 //     lengths, T from 1 to 96), on both --attn paths, to max |Δ| ≤ 1e-4;
@@ -9,14 +9,14 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 
-#include "error.h"
-#include "init.h"
-#include "model.h"
-#include "model_info.h"
-#include "safetensors.h"
-#include "sampling.h"
+#include "core/error.h"
+#include "io/safetensors.h"
+#include "model/generate.h"
+#include "model/model.h"
 #include "model_test_util.h"
 #include "test_util.h"
+#include "tools/init.h"
+#include "tools/model_info.h"
 
 using namespace dsref;
 using dsref_test::golden_tokens;

@@ -1,4 +1,4 @@
-// test_model_llama.cpp — covers ref/model.cpp, ref/gqa.cpp, ref/mlp.cpp, ref/sampling.cpp on the dense
+// test_model_llama.cpp — covers ref/model/model.cpp, ref/model/gqa_block.cpp, ref/core/swiglu.cpp, ref/model/sampling.cpp on the dense
 // Llama layout (DeepSeek LLM):
 //   - golden logits / hidden / attn from the independent float64 PyTorch forward in data/golden/
 //     (GQA with 1, 2 and H KV heads, sharded and unsharded, BF16 and F32 storage, tied embeddings,
@@ -8,12 +8,12 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 
-#include "init.h"
-#include "model.h"
-#include "safetensors.h"
-#include "sampling.h"
+#include "io/safetensors.h"
+#include "model/generate.h"
+#include "model/model.h"
 #include "model_test_util.h"
 #include "test_util.h"
+#include "tools/init.h"
 
 using namespace dsref;
 using dsref_test::golden_tokens;

@@ -1,6 +1,6 @@
-// test_model_moe.cpp — covers the full DeepSeek-V2/V3 model with DeepSeekMoE layers (ref/model.cpp with
-// ref/moe.cpp), multi-token prediction (Model::mtp_forward, `dsref forward --mtp`), FP8 checkpoints
-// (ref/weights.cpp dequantization, ref/init.cpp FP8 init) and the parameter counts of ref/model_info.cpp:
+// test_model_moe.cpp — covers the full DeepSeek-V2/V3 model with DeepSeekMoE layers (ref/model/model.cpp with
+// ref/moe/moe.cpp), multi-token prediction (Model::mtp_forward, `dsref forward --mtp`), FP8 checkpoints
+// (ref/io/weights.cpp dequantization, ref/tools/init.cpp FP8 init) and the parameter counts of ref/tools/model_info.cpp:
 //   - golden logits, hidden states, routing and mtp_logits from the independent float64 implementation
 //     (data/golden/deepseek_moe: v3_moe FP8 in 3 shards with an MTP layer, v3_negbias, v2_moe,
 //     v2_lite_moe), on both --attn paths;
@@ -15,16 +15,16 @@
 #include <fstream>
 #include <sstream>
 
-#include "error.h"
-#include "fp8_quant.h"
-#include "init.h"
-#include "layout.h"
-#include "model.h"
-#include "model_info.h"
-#include "safetensors.h"
-#include "sampling.h"
+#include "core/error.h"
+#include "fp8/fp8_quant.h"
+#include "io/checkpoint_layout.h"
+#include "io/safetensors.h"
+#include "model/generate.h"
+#include "model/model.h"
 #include "model_test_util.h"
 #include "test_util.h"
+#include "tools/init.h"
+#include "tools/model_info.h"
 
 using namespace dsref;
 using dsref_test::golden_tokens;

@@ -1,16 +1,16 @@
-// test_moe.cpp — covers ref/moe.cpp and the `moe` op (ref/ops_moe.cpp): a hand-built MoE whose output
+// test_moe.cpp — covers ref/moe/moe.cpp and the `moe` op (ref/ops/ops_moe.cpp): a hand-built MoE whose output
 // is worked out by hand, dispatch/combine against a direct per-token loop, thread independence, the
 // golden layers of data/moe (float64 oracle moe_ref.py) with the wrong-rule sensitivity checks, the
 // FeedForwardBlock made from a checkpoint (trace names), and bad input.
 #include <catch2/catch.hpp>
 #include <cmath>
 
-#include "error.h"
-#include "mlp.h"
-#include "moe.h"
-#include "op_registry.h"
-#include "safetensors.h"
+#include "core/error.h"
+#include "core/swiglu.h"
+#include "io/safetensors.h"
+#include "model/moe_block.h"
 #include "moe_fixtures.h"
+#include "ops/op_registry.h"
 #include "test_util.h"
 
 using namespace dsref;

@@ -1,13 +1,13 @@
-// test_moe_balance.cpp — covers ref/moe_balance.cpp: load statistics, the V3 sequence-wise loss, the
+// test_moe_balance.cpp — covers ref/moe/moe_balance.cpp: load statistics, the V3 sequence-wise loss, the
 // aux-loss-free bias update (and a small simulation where it flattens a skewed load), V2's expert-,
 // device- and communication-level losses, and device-limited routing, on hand-derived examples.
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <random>
 
-#include "error.h"
-#include "moe_balance.h"
-#include "moe_gate.h"
+#include "core/error.h"
+#include "moe/moe_balance.h"
+#include "moe/moe_gate.h"
 #include "test_util.h"
 
 using namespace dsref;

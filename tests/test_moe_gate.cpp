@@ -1,14 +1,14 @@
-// test_moe_gate.cpp — covers ref/moe_gate.cpp and the `moe_gate` op (ref/ops_moe.cpp): hand-derived
+// test_moe_gate.cpp — covers ref/moe/moe_gate.cpp and the `moe_gate` op (ref/ops/ops_moe.cpp): hand-derived
 // routing for every scoring/top-k variant and both weight rules, −inf group masking, ties, bad
 // input, thread independence, and golden routing from data/moe/moe_ref.py (float64, independent).
 #include <catch2/catch.hpp>
 #include <cmath>
 
-#include "error.h"
-#include "moe_gate.h"
-#include "op_registry.h"
-#include "safetensors.h"
+#include "core/error.h"
+#include "io/safetensors.h"
+#include "moe/moe_gate.h"
 #include "moe_fixtures.h"
+#include "ops/op_registry.h"
 #include "test_util.h"
 
 using namespace dsref;

@@ -1,4 +1,4 @@
-// test_rewards.cpp — R1 rule-based rewards (ref/rewards.h, op reward): hand-made nasty strings (nested
+// test_rewards.cpp — R1 rule-based rewards (ref/rl/rewards.h, op reward): hand-made nasty strings (nested
 // braces, several boxes, missing tags, Unicode, invalid UTF-8) and fuzz cases whose expected rewards were
 // computed by Python's `re`, str.count, fractions and unicodedata (data/grpo/make_grpo_golden.py).
 #include <cmath>
@@ -6,10 +6,10 @@
 
 #include <catch2/catch.hpp>
 
-#include "error.h"
-#include "op_registry.h"
-#include "rewards.h"
-#include "safetensors.h"
+#include "core/error.h"
+#include "io/safetensors.h"
+#include "ops/op_registry.h"
+#include "rl/rewards.h"
 
 using namespace dsref;
 

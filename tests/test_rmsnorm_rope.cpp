@@ -1,10 +1,10 @@
-// test_rmsnorm_rope.cpp — covers ref/rmsnorm.cpp and ref/rope.cpp: hand-derived values, YaRN at the
+// test_rmsnorm_rope.cpp — covers ref/core/rmsnorm.cpp and ref/core/rope.cpp: hand-derived values, YaRN at the
 // real V3 settings (spec 3.3), and the identities RoPE must satisfy.
 #include <catch2/catch.hpp>
 #include <cmath>
 
-#include "rmsnorm.h"
-#include "rope.h"
+#include "core/rmsnorm.h"
+#include "core/rope.h"
 #include "test_util.h"
 
 using namespace dsref;

@@ -1,10 +1,10 @@
-// test_safetensors.cpp — covers ref/safetensors.{h,cpp} and the dtype conversions of ref/tensor.cpp:
+// test_safetensors.cpp — covers ref/safetensors.{h,cpp} and the dtype conversions of ref/core/tensor.cpp:
 // round trips of every dtype, sharded == unsharded, and one clear error per malformed-file case.
 #include <catch2/catch.hpp>
 #include <cstring>
 
-#include "error.h"
-#include "safetensors.h"
+#include "core/error.h"
+#include "io/safetensors.h"
 #include "test_util.h"
 
 using namespace dsref;

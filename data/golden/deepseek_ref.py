@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """deepseek_ref.py — an independent float64 forward pass of DeepSeek-V2 / V2-Lite / V3.
 
-This is the golden-data twin of dsref's MLA model (`ref/mla.cpp`, `ref/model.cpp`). It is written from the
+This is the golden-data twin of dsref's MLA model (`ref/model/mla.cpp`, `ref/model/model.cpp`). It is written from the
 math in shared spec sections 2, 3 and 4, not from transformers, the official code or dsref's C++, and it
 imports neither `transformers` nor `safetensors`. It computes MLA the *naive* way (decompressed per-head K
 and V), which is the direct reading of the V2/V3 papers; dsref's absorbed path must agree with it.

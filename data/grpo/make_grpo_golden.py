@@ -4,9 +4,9 @@ _compute_loss structure, verl's aggregation modes), plus Python-`re` reference r
 golden files that tests/test_grpo_golden.cpp and tests/test_rewards.cpp check the C++ ops against.
 
 Independence: the losses are written here in PyTorch (float64) exactly as the spec states them and the
-gradients come from torch autograd, not from the hand-derived backward of ref/grpo.cpp. The rewards use
+gradients come from torch autograd, not from the hand-derived backward of ref/rl/grpo.cpp. The rewards use
 Python's `re` with the very patterns open-r1 and TRL use, str.count, fractions.Fraction and
-unicodedata, not a port of ref/rewards.cpp.
+unicodedata, not a port of ref/rl/rewards.cpp.
 
 Run (needs PyTorch; tested with torch 1.13, numpy 1.24):
     python3 data/grpo/make_grpo_golden.py            # from the repository root

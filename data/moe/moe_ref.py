@@ -2,7 +2,7 @@
 """moe_ref.py — an independent float64 DeepSeekMoE layer (router + routed experts + shared expert).
 
 Written from the math of spec section 5 (and the per-version rules of 5.2/5.3), not from dsref's C++
-and not from any model code. It is deliberately structured differently from ref/moe.cpp: one token
+and not from any model code. It is deliberately structured differently from ref/moe/moe.cpp: one token
 at a time, experts called one row at a time, no dispatch/combine. Everything is numpy float64.
 
 Importable (the full-model golden script can reuse `moe_layer`):

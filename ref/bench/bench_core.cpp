@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
-#include "config.h"
-#include "init.h"
-#include "linear.h"
-#include "model.h"
+#include "io/config.h"
+#include "tools/init.h"
+#include "core/linear.h"
+#include "model/model.h"
 
 using namespace dsref;
 using Clock = std::chrono::steady_clock;

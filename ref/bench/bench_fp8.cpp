@@ -16,8 +16,8 @@
 #include <random>
 #include <vector>
 
-#include "fp8_gemm.h"
-#include "fp8_quant.h"
+#include "fp8/fp8_gemm.h"
+#include "fp8/fp8_quant.h"
 
 using namespace dsref;
 

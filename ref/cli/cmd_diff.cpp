@@ -4,8 +4,8 @@
 #include <cstdlib>
 
 #include "cli.h"
-#include "diff.h"
-#include "safetensors.h"
+#include "tools/diff.h"
+#include "io/safetensors.h"
 
 namespace dsref::cli {
 

@@ -4,9 +4,9 @@
 #include <sstream>
 
 #include "cli.h"
-#include "error.h"
-#include "model.h"
-#include "safetensors.h"
+#include "core/error.h"
+#include "model/model.h"
+#include "io/safetensors.h"
 
 namespace dsref::cli {
 

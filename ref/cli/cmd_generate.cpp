@@ -3,9 +3,9 @@
 #include <iostream>
 
 #include "cli.h"
-#include "model.h"
-#include "safetensors.h"
-#include "sampling.h"
+#include "io/safetensors.h"
+#include "model/generate.h"
+#include "model/model.h"
 
 namespace dsref::cli {
 

@@ -4,8 +4,8 @@
 #include <iostream>
 
 #include "cli.h"
-#include "config.h"
-#include "model_info.h"
+#include "io/config.h"
+#include "tools/model_info.h"
 
 namespace dsref::cli {
 

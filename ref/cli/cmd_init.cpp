@@ -2,9 +2,9 @@
 #include <iostream>
 
 #include "cli.h"
-#include "config.h"
-#include "error.h"
-#include "init.h"
+#include "io/config.h"
+#include "core/error.h"
+#include "tools/init.h"
 
 namespace dsref::cli {
 

@@ -1,4 +1,4 @@
-// cmd_op.cpp — `dsref op`: the generic op runner over the registry (ref/op_registry.h).
+// cmd_op.cpp — `dsref op`: the generic op runner over the registry (ref/ops/op_registry.h).
 //   dsref op --list
 //   dsref op NAME --help
 //   dsref op NAME --in IN.safetensors --out OUT.safetensors [--set key=value]...
@@ -7,9 +7,9 @@
 #include <iostream>
 
 #include "cli.h"
-#include "error.h"
-#include "op_registry.h"
-#include "safetensors.h"
+#include "core/error.h"
+#include "ops/op_registry.h"
+#include "io/safetensors.h"
 
 namespace dsref::cli {
 

@@ -5,7 +5,7 @@
 #include <cstdlib>
 
 #include "cli.h"
-#include "error.h"
+#include "core/error.h"
 
 namespace dsref::cli {
 

@@ -12,7 +12,7 @@
 #include <exception>
 
 #include "cli.h"
-#include "error.h"
+#include "core/error.h"
 
 int main(int argc, char** argv) {
     CLI::App app{"dsref — DeepSeek from scratch: a tested C++ reference of DeepSeek LLM, V2 and V3"};

@@ -1,7 +1,7 @@
 // walkthrough/01_rmsnorm_rope — RMSNorm, RoPE and YaRN, step by step.
 //
 // What this program shows (run: make walkthrough, or build/walkthrough/01_rmsnorm_rope/rmsnorm_rope):
-//   1. RMSNorm on a 4-vector, by hand and through ref/rmsnorm.h;
+//   1. RMSNorm on a 4-vector, by hand and through ref/core/rmsnorm.h;
 //   2. RoPE as complex multiplication: position 0 is the identity, norms are kept, and q·k depends only
 //      on the distance between the two positions;
 //   3. the two pairings (interleaved for DeepSeek V2/V3, half-split for HF Llama) on one vector;
@@ -11,8 +11,8 @@
 #include <cstdio>
 #include <vector>
 
-#include "rmsnorm.h"
-#include "rope.h"
+#include "core/rmsnorm.h"
+#include "core/rope.h"
 
 using namespace dsref;
 

@@ -1,7 +1,7 @@
 // walkthrough/02_attention — causal attention, GQA and the KV cache, step by step.
 //
 // What this program shows (run: make walkthrough):
-//   1. one attention row computed by hand and by ref/attention.h;
+//   1. one attention row computed by hand and by ref/core/attention.h;
 //   2. GQA: query head h reads KV head ⌊h·H_kv/H⌋; with H_kv = H it is MHA, and GQA equals MHA with
 //      the KV heads repeated (bit for bit);
 //   3. the KV cache: decoding token by token against the cache gives the rows a full prefill gives;
@@ -11,7 +11,7 @@
 #include <random>
 #include <vector>
 
-#include "attention.h"
+#include "core/attention.h"
 
 using namespace dsref;
 

@@ -19,8 +19,8 @@
 #include <random>
 #include <vector>
 
-#include "mla.h"
-#include "rope.h"
+#include "core/rope.h"
+#include "model/mla.h"
 
 using namespace dsref;
 using MatRM = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
@@ -162,7 +162,7 @@ void absorption(const Small& s) {
     const MlaLayer layer(m, s.w);
     const int64_t T = 40, P = 32;  // prefill P tokens, decode the other T - P one at a time
     const std::vector<float> x = normal(T * m.d, 9, 1.0);
-    std::printf("4. The absorption trick (ref/mla.cpp). Same layer, same input, %lld tokens: prefill %lld, then decode one "
+    std::printf("4. The absorption trick (ref/model/mla.cpp). Same layer, same input, %lld tokens: prefill %lld, then decode one "
                 "at a time.\n   naive: K = [W_UK c | k_pe], V = W_UV c per head, cached;  absorbed: q̃ = W_UKᵀ q_nope, "
                 "attend over [c | k_pe],\n   o = W_UV (Σ P c). Softmax scale %.6f = (d_n+d_r)^-1/2·mscale² on both.\n",
                 (long long)T, (long long)P, layer.softmax_scale());

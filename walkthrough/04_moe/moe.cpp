@@ -24,12 +24,12 @@
 #include <string>
 #include <vector>
 
-#include "eplb.h"
-#include "mlp.h"
-#include "moe.h"
-#include "moe_balance.h"
-#include "moe_gate.h"
-#include "safetensors.h"
+#include "core/swiglu.h"
+#include "io/safetensors.h"
+#include "moe/eplb.h"
+#include "moe/moe.h"
+#include "moe/moe_balance.h"
+#include "moe/moe_gate.h"
 
 using namespace dsref;
 

@@ -20,9 +20,9 @@
 #include <string>
 #include <vector>
 
-#include "fp8.h"
-#include "fp8_gemm.h"
-#include "fp8_quant.h"
+#include "core/fp8_format.h"
+#include "fp8/fp8_gemm.h"
+#include "fp8/fp8_quant.h"
 
 using namespace dsref;
 

@@ -18,11 +18,11 @@
 #include <string>
 #include <vector>
 
-#include "advantages.h"
-#include "dpo.h"
-#include "grpo.h"
-#include "logprob.h"
-#include "rewards.h"
+#include "rl/advantages.h"
+#include "rl/dpo.h"
+#include "rl/grpo.h"
+#include "rl/logprob.h"
+#include "rl/rewards.h"
 
 using namespace dsref;
 

@@ -1,0 +1,20 @@
+// rmsnorm.cpp — RMSNorm forward (spec 2.2).
+#include "core/rmsnorm.h"
+
+#include <cmath>
+
+namespace dsref {
+
+void rmsnorm_forward(float* y, const float* x, const float* w, int64_t T, int64_t d, float eps) {
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < T; t++) {
+        const float* xt = x + t * d;
+        float* yt = y + t * d;
+        double ss = 0.0;  // Σ x²
+        for (int64_t i = 0; i < d; i++) ss += (double)xt[i] * xt[i];
+        const double inv_rms = 1.0 / std::sqrt(ss / (double)d + (double)eps);
+        for (int64_t i = 0; i < d; i++) yt[i] = (float)((double)xt[i] * inv_rms * w[i]);
+    }
+}
+
+}  // namespace dsref

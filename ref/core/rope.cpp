@@ -1,0 +1,79 @@
+// rope.cpp — RoPE in both pairings, YaRN frequencies and mscale (spec 3.2–3.4).
+#include "core/rope.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+
+namespace dsref {
+
+static double yarn_correction_dim(double rotations, int64_t d_r, double theta, int64_t L0) {
+    return (double)d_r * std::log((double)L0 / (rotations * 2.0 * M_PI)) / (2.0 * std::log(theta));
+}
+
+YarnRange yarn_range(int64_t d_r, double theta, const RopeScaling& s) {
+    double low = std::floor(yarn_correction_dim(s.beta_fast, d_r, theta, s.original_max_position_embeddings));
+    double high = std::ceil(yarn_correction_dim(s.beta_slow, d_r, theta, s.original_max_position_embeddings));
+    low = std::max(low, 0.0);
+    high = std::min(high, (double)(d_r - 1));
+    return {low, high};
+}
+
+double yarn_get_mscale(double factor, double m) {
+    if (factor <= 1.0) return 1.0;
+    return 0.1 * m * std::log(factor) + 1.0;
+}
+
+double yarn_softmax_scale(int64_t qk_head_dim, const RopeScaling& s) {
+    double scale = 1.0 / std::sqrt((double)qk_head_dim);
+    if (s.is_yarn()) {
+        const double m = yarn_get_mscale(s.factor, s.mscale_all_dim);
+        scale *= m * m;
+    }
+    return scale;
+}
+
+std::vector<double> rope_inv_freq(int64_t d_r, double theta, const RopeScaling& s) {
+    if (d_r <= 0 || d_r % 2) fail("rope: dimension must be positive and even, got ", d_r);
+    const int64_t P = d_r / 2;
+    std::vector<double> f(P);
+    for (int64_t j = 0; j < P; j++) f[j] = std::pow(theta, -2.0 * (double)j / (double)d_r);
+    if (!s.is_yarn()) return f;
+    YarnRange r = yarn_range(d_r, theta, s);
+    double high = r.high;
+    if (high == r.low) high += 0.001;
+    for (int64_t j = 0; j < P; j++) {
+        const double ramp = std::min(1.0, std::max(0.0, ((double)j - r.low) / (high - r.low)));
+        f[j] = (f[j] / s.factor) * ramp + f[j] * (1.0 - ramp);
+    }
+    return f;
+}
+
+void rope_forward(float* x, int64_t T, int64_t N, int64_t d_r, int64_t row_stride, int64_t vec_stride,
+                  const int64_t* positions, const std::vector<double>& inv_freq, RopeLayout layout) {
+    const int64_t P = d_r / 2;
+    if ((int64_t)inv_freq.size() != P) fail("rope: ", inv_freq.size(), " frequencies for dimension ", d_r);
+#pragma omp parallel for schedule(static) if (T * N * d_r >= (1 << 14))  // rows are independent
+    for (int64_t t = 0; t < T; t++) {
+        std::vector<float> c(P), s(P);
+        for (int64_t j = 0; j < P; j++) {
+            const double phi = (double)positions[t] * inv_freq[j];
+            c[j] = (float)std::cos(phi);
+            s[j] = (float)std::sin(phi);
+        }
+        for (int64_t n = 0; n < N; n++) {
+            float* v = x + t * row_stride + n * vec_stride;
+            for (int64_t j = 0; j < P; j++) {
+                // the pair (a, b) is the complex number a + i·b, multiplied by e^{iφ_j}
+                const int64_t ia = (layout == RopeLayout::Interleaved) ? 2 * j : j;
+                const int64_t ib = (layout == RopeLayout::Interleaved) ? 2 * j + 1 : j + P;
+                const float a = v[ia], b = v[ib];
+                v[ia] = a * c[j] - b * s[j];
+                v[ib] = a * s[j] + b * c[j];
+            }
+        }
+    }
+}
+
+}  // namespace dsref

@@ -1,0 +1,51 @@
+// rope.h — rotary position embedding (RoFormer, Su et al. 2021) with YaRN frequency blending
+// (Peng et al. 2023) as DeepSeek-V2/V3 use it (spec 3).
+//
+// A d_r-dimensional vector is rotated as d_r/2 pairs; pair j at absolute position p turns by
+// φ_j = p · θ'_j. Two pairings exist and both are needed (spec 3.2):
+//   - Interleaved: pairs (2j, 2j+1) — DeepSeek V2/V3 checkpoints and the official code (no weight
+//     permutation exists; HF de-interleaves at run time and so dumps a permuted q_pe/k_pe).
+//   - Half: pairs (j, j + d_r/2), HF "rotate_half" — the HF Llama layout of DeepSeek LLM checkpoints.
+//
+// YaRN (spec 3.3) with factor s, original length L0, β_fast, β_slow and base b:
+//   cd(r)  = d_r · ln(L0 / (2π r)) / (2 ln b)
+//   low    = max(floor(cd(β_fast)), 0),  high = min(ceil(cd(β_slow)), d_r − 1)
+//   ramp_j = clamp((j − low) / (high − low), 0, 1)        (high == low → high + 0.001)
+//   θ'_j   = (θ_j / s) · ramp_j + θ_j · (1 − ramp_j)
+// The frequencies are used at every position. YaRN's magnitude factor is *not* applied to cos/sin:
+// DeepSeek puts mscale² into the softmax scale instead (spec 3.4, `yarn_softmax_scale`).
+//
+// Precision: inverse frequencies and angles are computed in double and cos/sin rounded once to
+// float. The official code and HF compute angles in fp32, which differs by ~1e-2 rad only at
+// positions near 1e5 (spec 3.2, point 4).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "io/config.h"
+
+namespace dsref {
+
+enum class RopeLayout { Interleaved, Half };
+
+struct YarnRange {
+    double low, high;  // pair-index range of the ramp, after floor/ceil and clamping
+};
+YarnRange yarn_range(int64_t d_r, double theta, const RopeScaling& s);
+
+// get_mscale(s, m) = 1 if s ≤ 1 else 0.1·m·ln(s) + 1  (spec 3.4)
+double yarn_get_mscale(double factor, double m);
+
+// The softmax scale of MLA: qk_head_dim^-1/2, times get_mscale(factor, mscale_all_dim)² under YaRN.
+double yarn_softmax_scale(int64_t qk_head_dim, const RopeScaling& s);
+
+// θ'_j for j = 0..d_r/2-1, in double: the plain θ_j = b^(-2j/d_r), blended by YaRN when s.is_yarn().
+std::vector<double> rope_inv_freq(int64_t d_r, double theta, const RopeScaling& s);
+
+// Rotates in place the d_r-dim vectors x[t, n, 0:d_r] found at x + t·row_stride + n·vec_stride,
+// for t in [0, T), n in [0, N), each at position positions[t].
+// x: [T, N, ≥d_r] with the given strides (in floats) · positions: [T] · inv_freq: [d_r/2]
+void rope_forward(float* x, int64_t T, int64_t N, int64_t d_r, int64_t row_stride, int64_t vec_stride,
+                  const int64_t* positions, const std::vector<double>& inv_freq, RopeLayout layout);
+
+}  // namespace dsref

@@ -1,0 +1,25 @@
+// swiglu.cpp — the SwiGLU feed-forward kernel (spec 2.3).
+#include "core/swiglu.h"
+
+#include <cmath>
+#include <vector>
+
+#include "core/linear.h"
+
+namespace dsref {
+
+void swiglu_gate(float* g, const float* u, int64_t n) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) g[i] = (float)((double)g[i] / (1.0 + std::exp(-(double)g[i])) * u[i]);
+}
+
+void swiglu_forward(float* y, const float* x, const float* w_gate, const float* w_up, const float* w_down,
+                    int64_t T, int64_t d, int64_t I) {
+    std::vector<float> g(T * I), u(T * I);  // [T, I] each
+    linear_forward(g.data(), x, w_gate, T, d, I);
+    linear_forward(u.data(), x, w_up, T, d, I);
+    swiglu_gate(g.data(), u.data(), T * I);
+    linear_forward(y, g.data(), w_down, T, I, d);
+}
+
+}  // namespace dsref

@@ -1,0 +1,118 @@
+// fp8_quant.cpp — 1×128 / 128×128 FP8 quantization and dequantization (V3 report §3.3.2; spec 8, 9).
+// Plain loops; OpenMP over rows (activations) or block rows (weights) only. Rule in fp8_quant.h.
+#include "fp8/fp8_quant.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "core/fp8_format.h"
+
+namespace dsref {
+
+float ue8m0_round_up(float s) {
+    if (!(s > 0.0f) || !std::isfinite(s))
+        fail("ue8m0_round_up: scale ", s, " is not a finite positive number");
+    int e;
+    const float fr = std::frexp(s, &e);           // s = fr·2^e, fr in [0.5, 1)
+    return fr == 0.5f ? s : std::ldexp(1.0f, e);  // already a power of two, else the next one up
+}
+
+float fp8_scale_from_amax(float amax, Fp8ScaleFmt fmt) {
+    const float s = std::max(amax, kFp8AmaxFloor) / kFp8E4M3Max;
+    return fmt == Fp8ScaleFmt::Ue8m0 ? ue8m0_round_up(s) : s;
+}
+
+// The E4M3 code of one element of a group whose scale is s (float32 division, then RNE, saturating).
+static uint8_t quant_one(float x, float s) {
+    return fp8_encode(x / s, Fp8Format::E4M3, Fp8Overflow::Saturate);
+}
+
+static float checked_abs(float v, const char* what, int64_t r, int64_t c) {
+    if (!std::isfinite(v))
+        fail(what, "[", r, ", ", c, "] = ", v, " is not finite; FP8 quantization needs finite inputs");
+    return std::fabs(v);
+}
+
+void fp8_quant_act(uint8_t* q, float* scale, const float* x, int64_t M, int64_t K, Fp8ScaleFmt fmt) {
+    const int64_t KB = fp8_num_blocks(K);
+    // Validate first (an exception must not leave an OpenMP region).
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t k = 0; k < K; k++) checked_abs(x[m * K + k], "fp8_quant_act: x", m, k);
+#pragma omp parallel for schedule(static)
+    for (int64_t m = 0; m < M; m++) {
+        for (int64_t kb = 0; kb < KB; kb++) {
+            const int64_t k0 = kb * kFp8Block, k1 = std::min(K, k0 + kFp8Block);  // group [k0, k1)
+            float amax = 0.0f;
+            for (int64_t k = k0; k < k1; k++) amax = std::max(amax, std::fabs(x[m * K + k]));
+            const float s = fp8_scale_from_amax(amax, fmt);
+            scale[m * KB + kb] = s;
+            for (int64_t k = k0; k < k1; k++) q[m * K + k] = quant_one(x[m * K + k], s);
+        }
+    }
+}
+
+void fp8_quant_weight(uint8_t* q, float* scale_inv, const float* w, int64_t N, int64_t K, Fp8ScaleFmt fmt) {
+    const int64_t NB = fp8_num_blocks(N), KB = fp8_num_blocks(K);
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t k = 0; k < K; k++) checked_abs(w[n * K + k], "fp8_quant_weight: w", n, k);
+#pragma omp parallel for schedule(static)
+    for (int64_t nb = 0; nb < NB; nb++) {
+        const int64_t n0 = nb * kFp8Block, n1 = std::min(N, n0 + kFp8Block);  // block rows [n0, n1)
+        for (int64_t kb = 0; kb < KB; kb++) {
+            const int64_t k0 = kb * kFp8Block, k1 = std::min(K, k0 + kFp8Block);  // block cols [k0, k1)
+            float amax = 0.0f;  // over the block's real elements only
+            for (int64_t n = n0; n < n1; n++)
+                for (int64_t k = k0; k < k1; k++) amax = std::max(amax, std::fabs(w[n * K + k]));
+            const float s = fp8_scale_from_amax(amax, fmt);
+            scale_inv[nb * KB + kb] = s;
+            for (int64_t n = n0; n < n1; n++)
+                for (int64_t k = k0; k < k1; k++) q[n * K + k] = quant_one(w[n * K + k], s);
+        }
+    }
+}
+
+// Refuses the two E4M3 NaN codes and non-finite scales, so a dequantized tensor is never silently NaN.
+static void check_codes(const uint8_t* q, int64_t R, int64_t K, const char* what) {
+    for (int64_t r = 0; r < R; r++)
+        for (int64_t k = 0; k < K; k++)
+            if ((q[r * K + k] & 0x7F) == 0x7F) fail(what, ": q[", r, ", ", k, "] is the E4M3 NaN code");
+}
+static void check_scales(const float* s, int64_t n, const char* what) {
+    for (int64_t i = 0; i < n; i++)
+        if (!std::isfinite(s[i])) fail(what, ": scale element ", i, " = ", s[i], " is not finite");
+}
+
+void fp8_dequant_act(float* y, const uint8_t* q, const float* scale, int64_t M, int64_t K) {
+    const int64_t KB = fp8_num_blocks(K);
+    check_codes(q, M, K, "fp8_dequant_act");
+    check_scales(scale, M * KB, "fp8_dequant_act");
+#pragma omp parallel for schedule(static)
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t k = 0; k < K; k++)
+            y[m * K + k] = fp8_decode(q[m * K + k], Fp8Format::E4M3) * scale[m * KB + k / kFp8Block];
+}
+
+void fp8_dequant_weight(float* y, const uint8_t* q, const float* scale_inv, int64_t N, int64_t K) {
+    const int64_t KB = fp8_num_blocks(K);
+    check_codes(q, N, K, "fp8_dequant_weight");
+    check_scales(scale_inv, fp8_num_blocks(N) * KB, "fp8_dequant_weight");
+#pragma omp parallel for schedule(static)
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t k = 0; k < K; k++)
+            y[n * K + k] =
+                fp8_decode(q[n * K + k], Fp8Format::E4M3) * scale_inv[(n / kFp8Block) * KB + k / kFp8Block];
+}
+
+float fp8_quant_per_tensor(uint8_t* q, const float* x, int64_t n, Fp8ScaleFmt fmt) {
+    float amax = 0.0f;
+    for (int64_t i = 0; i < n; i++) {
+        if (!std::isfinite(x[i])) fail("fp8_quant_per_tensor: x[", i, "] = ", x[i], " is not finite");
+        amax = std::max(amax, std::fabs(x[i]));
+    }
+    const float s = fp8_scale_from_amax(amax, fmt);
+    for (int64_t i = 0; i < n; i++) q[i] = quant_one(x[i], s);
+    return s;
+}
+
+}  // namespace dsref

@@ -1,0 +1,322 @@
+// safetensors.cpp — memory-mapped safetensors reader, writer and HF checkpoint directories (spec 7.3).
+#include "io/safetensors.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "core/error.h"
+
+namespace dsref {
+
+using json = nlohmann::json;
+
+static constexpr uint64_t kMaxHeader = 100u << 20;  // the reference parser's cap: 100 MB
+
+Tensor TensorRef::copy() const {
+    Tensor t;
+    t.dtype = dtype;
+    t.shape = shape;
+    t.bytes.assign(data, data + nbytes);
+    return t;
+}
+
+std::vector<float> TensorRef::to_f32() const {
+    if (dtype == DType::F32) {  // fast path: copy straight out of the mapping
+        std::vector<float> out(nbytes / 4);
+        if (nbytes) std::memcpy(out.data(), data, nbytes);
+        return out;
+    }
+    return copy().to_f32();
+}
+
+// ---- reader ---------------------------------------------------------------------------------------------
+SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
+    int fd = ::open(path.c_str(), O_RDONLY);
+    if (fd < 0) fail(path, ": cannot open: ", std::strerror(errno));
+    struct stat st;
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        ::close(fd);
+        fail(path, ": not a regular file");
+    }
+    map_size_ = (size_t)st.st_size;
+    if (map_size_ > 0) {
+        map_ = ::mmap(nullptr, map_size_, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (map_ == MAP_FAILED) {
+            map_ = nullptr;
+            ::close(fd);
+            fail(path, ": mmap failed: ", std::strerror(errno));
+        }
+    }
+    ::close(fd);
+    try {
+        const uint8_t* base = static_cast<const uint8_t*>(map_);
+        if (map_size_ < 8) fail(path, ": truncated safetensors file (", map_size_, " bytes, need at least 8)");
+        uint64_t n = 0;
+        std::memcpy(&n, base, 8);
+        if (n > kMaxHeader) fail(path, ": bad header length ", n, " (limit ", kMaxHeader, ")");
+        if (n > map_size_ - 8)
+            fail(path, ": bad header length ", n, ": the file has only ", map_size_ - 8, " bytes after it");
+        const char* hdr = reinterpret_cast<const char*>(base + 8);
+        const uint8_t* buffer = base + 8 + n;
+        const size_t buffer_size = map_size_ - 8 - n;
+
+        // Parse, refusing duplicate top-level names (nlohmann would keep the last one silently).
+        std::set<std::string> seen;
+        std::string dup;
+        json::parser_callback_t cb = [&](int depth, json::parse_event_t ev, json& parsed) {
+            if (depth == 1 && ev == json::parse_event_t::key) {
+                const std::string k = parsed.get<std::string>();
+                if (!seen.insert(k).second && dup.empty()) dup = k;
+            }
+            return true;
+        };
+        json h;
+        try {
+            h = json::parse(hdr, hdr + n, cb);
+        } catch (const json::exception& e) {
+            fail(path, ": header is not valid JSON: ", e.what());
+        }
+        if (!dup.empty()) fail(path, ": duplicate tensor name '", dup, "' in the header");
+        if (!h.is_object()) fail(path, ": header is not a JSON object");
+
+        for (auto it = h.begin(); it != h.end(); ++it) {
+            const std::string& name = it.key();
+            const json& e = it.value();
+            if (name == "__metadata__") {
+                if (!e.is_object()) fail(path, ": __metadata__ is not an object");
+                for (auto m = e.begin(); m != e.end(); ++m) {
+                    if (!m.value().is_string()) fail(path, ": __metadata__ value '", m.key(), "' is not a string");
+                    metadata_.push_back({m.key(), m.value().get<std::string>()});
+                }
+                continue;
+            }
+            if (!e.is_object() || !e.contains("dtype") || !e.contains("shape") || !e.contains("data_offsets"))
+                fail(path, ": tensor '", name, "' needs dtype, shape and data_offsets");
+            TensorRef r;
+            r.name = name;
+            r.file = path;
+            if (!e["dtype"].is_string()) fail(path, ": tensor '", name, "': dtype is not a string");
+            const std::string dt = e["dtype"].get<std::string>();
+            if (!dtype_from_name(dt, &r.dtype)) fail(path, ": tensor '", name, "' has unknown dtype '", dt, "'");
+            if (!e["shape"].is_array()) fail(path, ": tensor '", name, "': shape is not an array");
+            for (const json& d : e["shape"]) {
+                if (!d.is_number_integer() || d.get<int64_t>() < 0)
+                    fail(path, ": tensor '", name, "': shape entries must be non-negative integers");
+                r.shape.push_back(d.get<int64_t>());
+            }
+            const json& off = e["data_offsets"];
+            if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
+                fail(path, ": tensor '", name, "': data_offsets must be two non-negative integers");
+            const uint64_t b = off[0].get<uint64_t>(), en = off[1].get<uint64_t>();
+            if (b > en || en > buffer_size)
+                fail(path, ": tensor '", name, "': data_offsets [", b, ", ", en, ") out of range (buffer has ",
+                     buffer_size, " bytes)");
+            // numel · size, guarding against overflow from absurd shapes.
+            unsigned __int128 want = dtype_size(r.dtype);
+            for (int64_t d : r.shape) want *= (uint64_t)d;
+            if (want != (unsigned __int128)(en - b))
+                fail(path, ": tensor '", name, "': ", en - b, " bytes for shape ", shape_str(r.shape), " of ",
+                     dt, " (expected ", (uint64_t)want, ")");
+            r.data = buffer + b;
+            r.nbytes = en - b;
+            tensors_.push_back(std::move(r));
+        }
+        // Offsets must tile the buffer: no overlap, no hole (as the reference implementation requires).
+        std::vector<const TensorRef*> by_off;
+        for (const TensorRef& t : tensors_) by_off.push_back(&t);
+        std::sort(by_off.begin(), by_off.end(), [](const TensorRef* a, const TensorRef* b) {
+            return a->data != b->data ? a->data < b->data : a->nbytes < b->nbytes;
+        });
+        const uint8_t* pos = buffer;
+        for (const TensorRef* t : by_off) {
+            if (t->data < pos)
+                fail(path, ": tensor '", t->name, "' overlaps another tensor at offset ", pos - buffer);
+            if (t->data > pos) fail(path, ": hole in the data buffer before tensor '", t->name, "'");
+            pos = t->data + t->nbytes;
+        }
+        if (pos != buffer + buffer_size)
+            fail(path, ": ", (buffer + buffer_size) - pos, " trailing bytes after the last tensor");
+        std::sort(tensors_.begin(), tensors_.end(),
+                  [](const TensorRef& a, const TensorRef& b) { return a.name < b.name; });
+    } catch (...) {
+        if (map_) ::munmap(map_, map_size_);
+        map_ = nullptr;
+        throw;
+    }
+}
+
+SafetensorsFile::~SafetensorsFile() {
+    if (map_) ::munmap(map_, map_size_);
+}
+
+const TensorRef* SafetensorsFile::find(const std::string& name) const {
+    auto it = std::lower_bound(tensors_.begin(), tensors_.end(), name,
+                               [](const TensorRef& t, const std::string& n) { return t.name < n; });
+    return (it != tensors_.end() && it->name == name) ? &*it : nullptr;
+}
+
+const TensorRef& SafetensorsFile::get(const std::string& name) const {
+    const TensorRef* r = find(name);
+    if (!r) fail(path_, ": no tensor named '", name, "'");
+    return *r;
+}
+
+TensorMap read_safetensors(const std::string& path) {
+    SafetensorsFile f(path);
+    TensorMap m;
+    for (const TensorRef& t : f.tensors()) m[t.name] = t.copy();
+    return m;
+}
+
+// ---- writer -------------------------------------------------------------------------------------------------
+void write_safetensors(const std::string& path, const TensorMap& tensors,
+                       const std::vector<std::pair<std::string, std::string>>& metadata) {
+    json h = json::object();
+    if (!metadata.empty()) {
+        json m = json::object();
+        for (const auto& kv : metadata) m[kv.first] = kv.second;
+        h["__metadata__"] = m;
+    }
+    uint64_t off = 0;
+    for (const auto& kv : tensors) {
+        const Tensor& t = kv.second;
+        const uint64_t nb = (uint64_t)t.numel() * dtype_size(t.dtype);
+        if (nb != t.bytes.size())
+            fail(path, ": tensor '", kv.first, "' has ", t.bytes.size(), " bytes for shape ", shape_str(t.shape));
+        h[kv.first] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {off, off + nb}}};
+        off += nb;
+    }
+    std::string hs = h.dump();
+    while (hs.size() % 8) hs.push_back(' ');
+    const std::string tmp = path + ".tmp";
+    {
+        std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+        if (!f) fail(path, ": cannot open for writing");
+        const uint64_t n = hs.size();
+        f.write(reinterpret_cast<const char*>(&n), 8);
+        f.write(hs.data(), hs.size());
+        for (const auto& kv : tensors)
+            f.write(reinterpret_cast<const char*>(kv.second.bytes.data()), kv.second.bytes.size());
+        if (!f) fail(path, ": write failed");
+    }
+    if (std::rename(tmp.c_str(), path.c_str()) != 0) fail(path, ": cannot rename ", tmp, " into place");
+}
+
+void write_checkpoint(const std::string& dir, const TensorMap& tensors, int n_shards) {
+    if (n_shards < 1) fail("write_checkpoint: n_shards must be >= 1");
+    if (n_shards == 1) {
+        write_safetensors(dir + "/model.safetensors", tensors, {{"format", "pt"}});
+        return;
+    }
+    std::vector<TensorMap> shards(n_shards);
+    int i = 0;
+    for (const auto& kv : tensors) shards[i++ % n_shards][kv.first] = kv.second;
+    json index = {{"metadata", {{"total_size", 0}}}, {"weight_map", json::object()}};
+    uint64_t total = 0;
+    for (int s = 0; s < n_shards; s++) {
+        char name[64];
+        std::snprintf(name, sizeof name, "model-%05d-of-%05d.safetensors", s + 1, n_shards);
+        write_safetensors(dir + "/" + name, shards[s], {{"format", "pt"}});
+        for (const auto& kv : shards[s]) {
+            index["weight_map"][kv.first] = name;
+            total += kv.second.bytes.size();
+        }
+    }
+    index["metadata"]["total_size"] = total;
+    std::ofstream f(dir + "/model.safetensors.index.json");
+    f << index.dump(2) << "\n";
+    if (!f) fail(dir, "/model.safetensors.index.json: write failed");
+}
+
+// ---- checkpoint directory --------------------------------------------------------------------------------
+static bool file_exists(const std::string& p) {
+    struct stat st;
+    return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
+    const std::string index_path = dir + "/model.safetensors.index.json";
+    const std::string single = dir + "/model.safetensors";
+    std::vector<std::pair<std::string, std::string>> wanted;  // tensor → file, from the index
+    if (file_exists(index_path)) {
+        std::ifstream f(index_path);
+        json idx;
+        try {
+            idx = json::parse(f);
+        } catch (const json::exception& e) {
+            fail(index_path, ": not valid JSON: ", e.what());
+        }
+        if (!idx.is_object() || !idx.contains("weight_map") || !idx["weight_map"].is_object())
+            fail(index_path, ": missing the 'weight_map' object");
+        std::vector<std::string> file_names;
+        for (auto it = idx["weight_map"].begin(); it != idx["weight_map"].end(); ++it) {
+            if (!it.value().is_string()) fail(index_path, ": weight_map entry '", it.key(), "' is not a string");
+            const std::string fn = it.value().get<std::string>();
+            if (fn.find('/') != std::string::npos) fail(index_path, ": shard name '", fn, "' must be a plain file name");
+            wanted.push_back({it.key(), fn});
+            if (std::find(file_names.begin(), file_names.end(), fn) == file_names.end()) file_names.push_back(fn);
+        }
+        std::sort(file_names.begin(), file_names.end());
+        for (const std::string& fn : file_names) {
+            if (!file_exists(dir + "/" + fn)) fail(index_path, ": shard '", fn, "' does not exist");
+            files_.push_back(std::make_unique<SafetensorsFile>(dir + "/" + fn));
+        }
+        for (const auto& w : wanted) {
+            const SafetensorsFile* sf = nullptr;
+            for (const auto& file : files_)
+                if (file->path() == dir + "/" + w.second) sf = file.get();
+            const TensorRef* r = sf->find(w.first);
+            if (!r) fail(index_path, ": tensor '", w.first, "' is mapped to ", w.second, ", which does not contain it");
+            index_.push_back({w.first, r});
+        }
+    } else if (file_exists(single)) {
+        files_.push_back(std::make_unique<SafetensorsFile>(single));
+        for (const TensorRef& t : files_[0]->tensors()) index_.push_back({t.name, &t});
+    } else {
+        fail(dir, ": no model.safetensors or model.safetensors.index.json");
+    }
+    std::sort(index_.begin(), index_.end());
+}
+
+bool Checkpoint::has(const std::string& name) const {
+    auto it = std::lower_bound(index_.begin(), index_.end(), name,
+                               [](const std::pair<std::string, const TensorRef*>& e, const std::string& n) {
+                                   return e.first < n;
+                               });
+    return it != index_.end() && it->first == name;
+}
+
+const TensorRef& Checkpoint::get(const std::string& name) const {
+    auto it = std::lower_bound(index_.begin(), index_.end(), name,
+                               [](const std::pair<std::string, const TensorRef*>& e, const std::string& n) {
+                                   return e.first < n;
+                               });
+    if (it == index_.end() || it->first != name) fail("checkpoint ", dir_, " has no tensor '", name, "'");
+    return *it->second;
+}
+
+std::vector<float> Checkpoint::load_f32(const std::string& name, const Shape& expected) const {
+    const TensorRef& r = get(name);
+    if (r.shape != expected)
+        fail("checkpoint ", dir_, ": tensor '", name, "' has shape ", shape_str(r.shape), ", expected ",
+             shape_str(expected));
+    if (!dtype_is_float(r.dtype))
+        fail("checkpoint ", dir_, ": tensor '", name, "' has non-float dtype ", dtype_name(r.dtype));
+    return r.to_f32();
+}
+
+std::vector<std::string> Checkpoint::names() const {
+    std::vector<std::string> n;
+    for (const auto& e : index_) n.push_back(e.first);
+    return n;
+}
+
+}  // namespace dsref

@@ -1,0 +1,62 @@
+// blocks.h — the two kinds of sub-block a decoder layer is made of, and the KV cache they share.
+//
+//   h = h + Attention(RMSNorm(h))      GQA (llama) or MLA (V2/V3)
+//   h = h + FeedForward(RMSNorm(h))    dense SwiGLU or DeepSeekMoE
+//
+// Each concrete block owns its float32 weights, loaded from the checkpoint when the block is made,
+// so the model can hold one layer at a time (or all of them, for generation).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/config.h"
+#include "core/trace.h"
+#include "io/weights.h"
+
+namespace dsref {
+
+// One layer's cache. What the two buffers hold depends on the attention kind:
+//   GQA:        a = K rows [H_kv·d_h],            b = V rows [H_kv·d_h]
+//   MLA absorb: a = normalized latent [d_c],      b = k_pe after RoPE [d_r]
+//   MLA naive:  a = decompressed K [H·(d_n+d_r)], b = V [H·d_v]
+struct LayerCache {
+    std::vector<float> a, b;
+};
+
+struct KVCache {
+    int64_t len = 0;                 // tokens cached (the next token's position)
+    std::vector<LayerCache> layers;  // one per decoder layer
+    size_t bytes() const;            // float32 bytes held
+};
+
+struct ForwardOptions {
+    std::string attn = "absorb";  // MLA path: "naive" or "absorb" (ignored by GQA)
+};
+
+class AttentionBlock {
+public:
+    virtual ~AttentionBlock() = default;
+    // out: [T, d] · x: [T, d] normalized input; queries at positions pos0..pos0+T-1, where
+    // pos0 = the number of tokens already in `cache`; appends this step's entries to `cache`.
+    virtual void forward(float* out, const float* x, int64_t T, int64_t pos0, LayerCache& cache, Trace* trace,
+                         int64_t layer) const = 0;
+};
+
+class FeedForwardBlock {
+public:
+    virtual ~FeedForwardBlock() = default;
+    // out: [T, d] · x: [T, d] normalized input
+    virtual void forward(float* out, const float* x, int64_t T, Trace* trace, int64_t layer) const = 0;
+};
+
+// The blocks of decoder layer `layer`, reading weights under `prefix` ("model.layers.{i}.").
+std::unique_ptr<AttentionBlock> make_gqa_block(const ModelConfig& c, const WeightLoader& w, const std::string& prefix);
+// MLA (V2/V3, mla.h); path "naive" or "absorb" (ForwardOptions::attn).
+std::unique_ptr<AttentionBlock> make_mla_block(const ModelConfig& c, const WeightLoader& w, const std::string& prefix,
+                                               const std::string& path);
+std::unique_ptr<FeedForwardBlock> make_dense_mlp_block(const ModelConfig& c, const WeightLoader& w,
+                                                       const std::string& prefix, int64_t width);
+
+}  // namespace dsref

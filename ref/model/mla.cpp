@@ -1,0 +1,349 @@
+// mla.cpp — MLA forward on both paths, for prefill and for decode against the cache (spec 4.2–4.3).
+//
+// The query/latent projections are the same on both paths; they differ only in what is cached and
+// in where W_kvb is applied:
+//   naive   K[h] = [W_UK[h] c | k_pe], V[h] = W_UV[h] c per token, then H independent attentions
+//           (one "group" each);
+//   absorb  q̃[h] = W_UK[h]ᵀ q_nope[h] before the attention, one shared-key attention over
+//           [c | k_pe] for all H·T query rows at once, then o[h] = W_UV[h] õ[h].
+// Both end in `attend_shared_kv`, a causal attention of many query rows over one key/value sequence,
+// cut into fixed (64 query rows × 256 keys) units of Eigen products, merged with an online softmax.
+#include "model/mla.h"
+
+#include <Eigen/Dense>
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "core/linear.h"
+#include "core/rmsnorm.h"
+#include "core/rope.h"
+
+namespace dsref {
+
+using MatRM = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using Stride = Eigen::OuterStride<>;
+using ConstView = Eigen::Map<const MatRM, 0, Stride>;
+using View = Eigen::Map<MatRM, 0, Stride>;
+
+MlaDims mla_dims(const ModelConfig& c) {
+    MlaDims m;
+    m.d = c.hidden_size;
+    m.H = c.num_attention_heads;
+    m.d_q = c.q_lora_rank;
+    m.d_c = c.kv_lora_rank;
+    m.d_n = c.qk_nope_head_dim;
+    m.d_r = c.qk_rope_head_dim;
+    m.d_v = c.v_head_dim;
+    m.latent_eps = kMlaLatentNormEps;  // not rms_norm_eps: see mla.h
+    m.rope_theta = c.rope_theta;
+    m.rope_scaling = c.rope_scaling;
+    return m;
+}
+
+MlaPath mla_path_from_name(const std::string& name) {
+    if (name == "naive") return MlaPath::Naive;
+    if (name == "absorb") return MlaPath::Absorb;
+    usage_fail("the MLA path (--attn) must be naive or absorb, got '", name, "'");
+}
+
+double mla_softmax_scale(const MlaDims& m) { return yarn_softmax_scale(m.d_k(), m.rope_scaling); }
+
+int64_t mla_cache_values_per_token(const MlaDims& m, MlaPath path) {
+    return path == MlaPath::Absorb ? m.d_c + m.d_r : m.H * (m.d_k() + m.d_v);
+}
+
+namespace {
+
+// The rows of a row-major matrix, in each of several independent problems ("groups"):
+// row r of group g starts at data + g·group + r·ld.
+struct Rows {
+    const float* data = nullptr;
+    int64_t ld = 0, group = 0;
+    const float* row(int64_t g, int64_t r) const { return data + g * group + r * ld; }
+};
+
+constexpr int64_t kRowTile = 64;     // query rows per unit of work
+constexpr int64_t kKeyTile = 256;    // keys per unit of work (a 256 × 576 latent chunk is 576 KB: it stays in L2)
+constexpr int64_t kRowBlock = 1024;  // query rows handled at once (bounds the partial outputs kept)
+// Loops with less work than this (multiply-adds) run on one thread: a parallel region costs a few µs,
+// far more than a tiny tile. The tiles are the same either way, so this never changes a result.
+constexpr int64_t kMinParallelWork = 1 << 17;
+
+// Causal softmax attention of R query rows that all read the same keys and values (one KV head),
+// for each of `groups` independent problems of the same shape (the H heads of the naive path; the
+// absorbed path is one group). Row r sits at position pos0 + ⌊r / G⌋ (G query rows per position) and
+// sees keys 0 .. pos0 + ⌊r / G⌋:
+//   score[r, s] = scale · (qa[r]·ka[s] + qb[r]·kb[s])        (nb = 0: no second part)
+//   o[r]        = Σ_s softmax_s(score[r, ·]) · v[s]
+// per group: qa: [R, na] · ka: [S, na] · qb: [R, nb] · kb: [S, nb] · v: [S, nv] · o: [R, nv]
+// (row r of group g of o at o + g·o_group + r·o_ld).
+//
+// Keys are processed in chunks j of kKeyTile (flash-decoding, split over keys): each unit (group, row
+// tile, chunk j) computes its scores, m_j = max_s, p = exp(score − m_j), l_j = Σ_s p and O_j = p·V_j
+// while the chunk's keys and values are still in cache. The chunks are then merged in a fixed order:
+//   M = max_j m_j,  o = Σ_j e^(m_j − M) O_j / Σ_j e^(m_j − M) l_j
+// which is the exact softmax. Products are float32 (Eigen), sums of exponentials and the merge double.
+void attend_shared_kv(int64_t groups, float* o, int64_t o_ld, int64_t o_group, Rows qa, Rows ka, int64_t na, Rows qb,
+                      Rows kb, int64_t nb, Rows v, int64_t nv, int64_t R, int64_t G, int64_t pos0, float scale) {
+    for (int64_t b0 = 0; b0 < R; b0 += kRowBlock) {
+        const int64_t Rb = std::min(kRowBlock, R - b0);
+        auto visible = [&](int64_t r) { return pos0 + (b0 + r) / G + 1; };  // keys seen by row r of the block
+        const int64_t Sb = visible(Rb - 1);
+        const int64_t row_tiles = (Rb + kRowTile - 1) / kRowTile, chunks = (Sb + kKeyTile - 1) / kKeyTile;
+        const int64_t tile_rows = std::min(kRowTile, Rb), units = groups * row_tiles * chunks;
+        std::vector<float> part(units * tile_rows * nv);                // O_j [tile_rows, nv] of each unit
+        std::vector<double> m(units * tile_rows), l(units * tile_rows);  // m_j, l_j of each unit's rows
+
+        // 1. per (group, row tile, key chunk): scores, softmax numerators against the chunk max, O_j = p V_j
+#pragma omp parallel for schedule(static) if (groups * Rb * Sb * (na + nb + nv) >= kMinParallelWork)
+        for (int64_t u = 0; u < units; u++) {
+            const int64_t g = u / (row_tiles * chunks), tile = u % (row_tiles * chunks);
+            const int64_t r0 = (tile / chunks) * kRowTile, nr = std::min(kRowTile, Rb - r0);
+            const int64_t s0 = (tile % chunks) * kKeyTile, ns = std::min(kKeyTile, visible(r0 + nr - 1) - s0);
+            double* mu = m.data() + u * tile_rows;
+            double* lu = l.data() + u * tile_rows;
+            if (ns <= 0) {  // no row of the tile sees this chunk
+                std::fill(mu, mu + nr, -INFINITY);
+                std::fill(lu, lu + nr, 0.0);
+                continue;
+            }
+            MatRM P(nr, ns);                                                   // [nr, ns]
+            ConstView Qa(qa.row(g, b0 + r0), nr, na, Stride(qa.ld));           // [nr, na]
+            ConstView Ka(ka.row(g, s0), ns, na, Stride(ka.ld));                // [ns, na]
+            P.noalias() = Qa * Ka.transpose();
+            if (nb > 0) {
+                ConstView Qb(qb.row(g, b0 + r0), nr, nb, Stride(qb.ld));       // [nr, nb]
+                ConstView Kb(kb.row(g, s0), ns, nb, Stride(kb.ld));            // [ns, nb]
+                P.noalias() += Qb * Kb.transpose();
+            }
+            for (int64_t r = 0; r < nr; r++) {
+                float* pr = P.data() + r * ns;
+                const int64_t n = std::max<int64_t>(0, std::min(ns, visible(r0 + r) - s0));  // visible keys here
+                float mx = -INFINITY;
+                for (int64_t s = 0; s < n; s++) mx = std::max(mx, pr[s] *= scale);
+                double z = 0.0;
+                for (int64_t s = 0; s < n; s++) z += (pr[s] = std::exp(pr[s] - mx));
+                for (int64_t s = n; s < ns; s++) pr[s] = 0.0f;
+                mu[r] = n > 0 ? (double)mx : -INFINITY;
+                lu[r] = z;
+            }
+            ConstView V(v.row(g, s0), ns, nv, Stride(v.ld));                   // [ns, nv]
+            View O(part.data() + u * tile_rows * nv, nr, nv, Stride(nv));      // [nr, nv]
+            O.noalias() = P * V;
+        }
+
+        // 2. merge the chunks of each row in order j = 0, 1, ... (every row sees key 0, so the sum is > 0)
+#pragma omp parallel for schedule(static) if (groups * Rb * chunks * nv >= kMinParallelWork)
+        for (int64_t gr = 0; gr < groups * Rb; gr++) {
+            const int64_t g = gr / Rb, r = gr % Rb;
+            const int64_t u0 = (g * row_tiles + r / kRowTile) * chunks, rr = r % kRowTile;
+            double M = -INFINITY;
+            for (int64_t j = 0; j < chunks; j++) M = std::max(M, m[(u0 + j) * tile_rows + rr]);
+            std::vector<double> acc(nv, 0.0);
+            double z = 0.0;
+            for (int64_t j = 0; j < chunks; j++) {
+                const double mj = m[(u0 + j) * tile_rows + rr];
+                if (mj == -INFINITY) continue;  // the row sees no key of this chunk
+                const double w = std::exp(mj - M);
+                z += w * l[(u0 + j) * tile_rows + rr];
+                const float* oj = part.data() + ((u0 + j) * tile_rows + rr) * nv;
+                for (int64_t c = 0; c < nv; c++) acc[c] += w * oj[c];
+            }
+            float* out = o + g * o_group + (b0 + r) * o_ld;
+            for (int64_t c = 0; c < nv; c++) out[c] = (float)(acc[c] / z);
+        }
+    }
+}
+
+// Columns [c0, c0 + n) of every row of x [rows, width], as a contiguous [rows, n] copy.
+std::vector<float> column_slice(const float* x, int64_t rows, int64_t width, int64_t c0, int64_t n) {
+    std::vector<float> y(rows * n);
+    for (int64_t r = 0; r < rows; r++) std::copy(x + r * width + c0, x + r * width + c0 + n, y.begin() + r * n);
+    return y;
+}
+
+void check_cache(const LayerCache& c, int64_t pos0, int64_t width_a, int64_t width_b, const char* path) {
+    if ((int64_t)c.a.size() != pos0 * width_a || (int64_t)c.b.size() != pos0 * width_b)
+        fail("MLA (", path, " path): the layer cache holds ", c.a.size(), " + ", c.b.size(), " values, but ", pos0,
+             " cached tokens need ", pos0 * width_a, " + ", pos0 * width_b, " (was it filled by the other path?)");
+}
+
+void check_weight(const std::vector<float>& w, int64_t n, const char* name, const std::string& shape) {
+    if ((int64_t)w.size() != n) fail("MLA: weight ", name, " has ", w.size(), " values, expected ", shape, " = ", n);
+}
+
+std::string dims_str(int64_t a, int64_t b = -1) {
+    return "[" + std::to_string(a) + (b >= 0 ? ", " + std::to_string(b) : "") + "]";
+}
+
+}  // namespace
+
+MlaLayer::MlaLayer(const MlaDims& dims, MlaWeights w) : m_(dims), w_(std::move(w)) {
+    const MlaDims& m = m_;
+    if (m.d <= 0 || m.H <= 0 || m.d_c <= 0 || m.d_n <= 0 || m.d_r <= 0 || m.d_v <= 0 || m.d_q < 0)
+        fail("MLA: dimensions must be positive (d ", m.d, ", H ", m.H, ", d_c ", m.d_c, ", d_n ", m.d_n, ", d_r ", m.d_r,
+             ", d_v ", m.d_v, ", d_q ", m.d_q, ")");
+    if (m.d_r % 2) fail("MLA: qk_rope_head_dim must be even (RoPE rotates pairs), got ", m.d_r);
+    const int64_t d_k = m.d_k();
+    if (m.d_q > 0) {
+        check_weight(w_.q_a, m.d_q * m.d, "q_a_proj", dims_str(m.d_q, m.d));
+        check_weight(w_.q_a_norm, m.d_q, "q_a_layernorm", dims_str(m.d_q));
+        check_weight(w_.q_b, m.H * d_k * m.d_q, "q_b_proj", dims_str(m.H * d_k, m.d_q));
+    } else {
+        check_weight(w_.q, m.H * d_k * m.d, "q_proj", dims_str(m.H * d_k, m.d));
+    }
+    check_weight(w_.kv_a, (m.d_c + m.d_r) * m.d, "kv_a_proj_with_mqa", dims_str(m.d_c + m.d_r, m.d));
+    check_weight(w_.kv_a_norm, m.d_c, "kv_a_layernorm", dims_str(m.d_c));
+    check_weight(w_.kv_b, m.H * (m.d_n + m.d_v) * m.d_c, "kv_b_proj", dims_str(m.H * (m.d_n + m.d_v), m.d_c));
+    check_weight(w_.o, m.d * m.H * m.d_v, "o_proj", dims_str(m.d, m.H * m.d_v));
+    inv_freq_ = rope_inv_freq(m.d_r, m.rope_theta, m.rope_scaling);
+    scale_ = mla_softmax_scale(m);
+}
+
+void MlaLayer::forward(MlaPath path, float* out, const float* x, int64_t T, int64_t pos0, LayerCache& cache,
+                       Trace* trace, int64_t layer) const {
+    const int64_t d = m_.d, H = m_.H, d_c = m_.d_c, d_n = m_.d_n, d_r = m_.d_r, d_k = m_.d_k();
+    const float eps = (float)m_.latent_eps;
+    std::vector<int64_t> pos(T);
+    for (int64_t t = 0; t < T; t++) pos[t] = pos0 + t;
+
+    // queries q [T, H, d_k], each head [q_nope | q_pe]; RoPE on q_pe only, adjacent pairs
+    std::vector<float> q(T * H * d_k);
+    if (m_.d_q > 0) {
+        std::vector<float> c_q(T * m_.d_q);  // [T, d_q]
+        linear_forward(c_q.data(), x, w_.q_a.data(), T, d, m_.d_q);
+        rmsnorm_forward(c_q.data(), c_q.data(), w_.q_a_norm.data(), T, m_.d_q, eps);
+        linear_forward(q.data(), c_q.data(), w_.q_b.data(), T, m_.d_q, H * d_k);
+    } else {
+        linear_forward(q.data(), x, w_.q.data(), T, d, H * d_k);
+    }
+    rope_forward(q.data() + d_n, T, H, d_r, H * d_k, d_k, pos.data(), inv_freq_, RopeLayout::Interleaved);
+
+    // [c_kv | k_pe] = W_kva x;  latent c = RMSNorm(c_kv) [T, d_c];  k_pe rotated [T, d_r], shared by all heads
+    std::vector<float> kv_a(T * (d_c + d_r));
+    linear_forward(kv_a.data(), x, w_.kv_a.data(), T, d, d_c + d_r);
+    std::vector<float> latent = column_slice(kv_a.data(), T, d_c + d_r, 0, d_c);
+    std::vector<float> k_pe = column_slice(kv_a.data(), T, d_c + d_r, d_c, d_r);
+    rmsnorm_forward(latent.data(), latent.data(), w_.kv_a_norm.data(), T, d_c, eps);
+    rope_forward(k_pe.data(), T, 1, d_r, d_r, d_r, pos.data(), inv_freq_, RopeLayout::Interleaved);
+
+    if (trace) {
+        const std::string i = "." + std::to_string(layer);
+        if (trace->wants("q_nope" + i))
+            trace->record("q_nope" + i, {T, H, d_n}, column_slice(q.data(), T * H, d_k, 0, d_n).data());
+        if (trace->wants("q_pe" + i))
+            trace->record("q_pe" + i, {T, H, d_r}, column_slice(q.data(), T * H, d_k, d_n, d_r).data());
+        trace_f32(trace, "kv_latent" + i, {T, d_c}, latent.data());
+        trace_f32(trace, "k_pe" + i, {T, d_r}, k_pe.data());
+    }
+
+    std::vector<float> o(T * H * m_.d_v);  // [T, H, d_v] per-head attention outputs
+    if (path == MlaPath::Naive) attend_naive(o.data(), q.data(), latent.data(), k_pe.data(), T, pos0, cache);
+    else attend_absorbed(o.data(), q.data(), latent.data(), k_pe.data(), T, pos0, cache);
+    linear_forward(out, o.data(), w_.o.data(), T, H * m_.d_v, d);
+}
+
+// Naive (spec 4.2): decompress K and V per head, cache them, run H causal attentions.
+// o: [T, H, d_v] · q: [T, H, d_k] · latent: [T, d_c] · k_pe: [T, d_r]
+void MlaLayer::attend_naive(float* o, const float* q, const float* latent, const float* k_pe, int64_t T, int64_t pos0,
+                            LayerCache& cache) const {
+    const int64_t H = m_.H, d_n = m_.d_n, d_r = m_.d_r, d_v = m_.d_v, d_k = m_.d_k(), d_kv = d_n + d_v;
+    check_cache(cache, pos0, H * d_k, H * d_v, "naive");
+    std::vector<float> kv(T * H * d_kv);  // [T, H, d_n + d_v] = c W_kvbᵀ: per head [k_nope | v]
+    linear_forward(kv.data(), latent, w_.kv_b.data(), T, m_.d_c, H * d_kv);
+    const int64_t S = pos0 + T;
+    cache.a.resize(S * H * d_k);  // K [S, H, d_k]
+    cache.b.resize(S * H * d_v);  // V [S, H, d_v]
+    for (int64_t t = 0; t < T; t++) {
+        for (int64_t h = 0; h < H; h++) {
+            const float* src = kv.data() + (t * H + h) * d_kv;
+            float* k = cache.a.data() + ((pos0 + t) * H + h) * d_k;
+            std::copy(src, src + d_n, k);                             // k_nope[h]
+            std::copy(k_pe + t * d_r, k_pe + (t + 1) * d_r, k + d_n);  // the shared k_pe
+            std::copy(src + d_n, src + d_kv, cache.b.data() + ((pos0 + t) * H + h) * d_v);
+        }
+    }
+    // H independent attentions (one group per head): head h of row t at q + (t·H + h)·d_k, its keys at
+    // K + (s·H + h)·d_k, its values at V + (s·H + h)·d_v
+    attend_shared_kv(H, o, H * d_v, d_v, Rows{q, H * d_k, d_k}, Rows{cache.a.data(), H * d_k, d_k}, d_k, Rows{},
+                     Rows{}, 0, Rows{cache.b.data(), H * d_v, d_v}, d_v, T, 1, pos0, (float)scale_);
+}
+
+// Absorbed (spec 4.3): cache [c | k_pe], fold W_UK into the queries, attend in latent space, apply W_UV.
+// o: [T, H, d_v] · q: [T, H, d_k] · latent: [T, d_c] · k_pe: [T, d_r]
+void MlaLayer::attend_absorbed(float* o, const float* q, const float* latent, const float* k_pe, int64_t T,
+                               int64_t pos0, LayerCache& cache) const {
+    const int64_t H = m_.H, d_c = m_.d_c, d_n = m_.d_n, d_r = m_.d_r, d_v = m_.d_v, d_k = m_.d_k(), d_kv = d_n + d_v;
+    check_cache(cache, pos0, d_c, d_r, "absorb");
+    const int64_t S = pos0 + T;
+    cache.a.resize(S * d_c);  // c [S, d_c]
+    cache.b.resize(S * d_r);  // k_pe [S, d_r]
+    std::copy(latent, latent + T * d_c, cache.a.begin() + pos0 * d_c);
+    std::copy(k_pe, k_pe + T * d_r, cache.b.begin() + pos0 * d_r);
+
+    // q̃[t, h] = W_UK[h]ᵀ q_nope[t, h], one product per head; W_UK[h] = rows [h·d_kv, h·d_kv + d_n) of W_kvb,
+    // a contiguous [d_n, d_c] block, so nothing needs to be rearranged.
+    std::vector<float> q_lat(T * H * d_c);  // [T, H, d_c]
+#pragma omp parallel for schedule(static) if (T * H * d_n * d_c >= kMinParallelWork)
+    for (int64_t h = 0; h < H; h++) {
+        ConstView Qn(q + h * d_k, T, d_n, Stride(H * d_k));                          // [T, d_n]
+        ConstView W_uk(w_.kv_b.data() + h * d_kv * d_c, d_n, d_c, Stride(d_c));      // [d_n, d_c]
+        View Ql(q_lat.data() + h * d_c, T, d_c, Stride(H * d_c));                    // [T, d_c]
+        Ql.noalias() = Qn * W_uk;
+    }
+
+    // One attention over the shared latent keys for all T·H query rows (H rows per position):
+    // score = scale·(q̃·c + q_pe·k_pe); õ = Σ_s P c(s). Row (t, h) of q_pe sits at q + (t·H + h)·d_k + d_n.
+    std::vector<float> o_lat(T * H * d_c);  // [T, H, d_c]
+    attend_shared_kv(1, o_lat.data(), d_c, 0, Rows{q_lat.data(), d_c}, Rows{cache.a.data(), d_c}, d_c,
+                     Rows{q + d_n, d_k}, Rows{cache.b.data(), d_r}, d_r, Rows{cache.a.data(), d_c}, d_c, T * H, H, pos0,
+                     (float)scale_);
+
+    // o[t, h] = W_UV[h] õ[t, h]; W_UV[h] = rows [h·d_kv + d_n, (h + 1)·d_kv) of W_kvb, [d_v, d_c]
+#pragma omp parallel for schedule(static) if (T * H * d_v * d_c >= kMinParallelWork)
+    for (int64_t h = 0; h < H; h++) {
+        ConstView Ol(o_lat.data() + h * d_c, T, d_c, Stride(H * d_c));                  // [T, d_c]
+        ConstView W_uv(w_.kv_b.data() + (h * d_kv + d_n) * d_c, d_v, d_c, Stride(d_c)); // [d_v, d_c]
+        View O(o + h * d_v, T, d_v, Stride(H * d_v));                                   // [T, d_v]
+        O.noalias() = Ol * W_uv.transpose();
+    }
+}
+
+namespace {
+class MlaBlock : public AttentionBlock {
+public:
+    MlaBlock(MlaLayer layer, MlaPath path) : layer_(std::move(layer)), path_(path) {}
+    void forward(float* out, const float* x, int64_t T, int64_t pos0, LayerCache& cache, Trace* trace,
+                 int64_t layer) const override {
+        layer_.forward(path_, out, x, T, pos0, cache, trace, layer);
+    }
+
+private:
+    MlaLayer layer_;
+    MlaPath path_;
+};
+}  // namespace
+
+std::unique_ptr<AttentionBlock> make_mla_block(const ModelConfig& c, const WeightLoader& w, const std::string& prefix,
+                                               const std::string& path) {
+    const MlaPath mp = mla_path_from_name(path);
+    const MlaDims m = mla_dims(c);
+    const std::string p = prefix + "self_attn.";
+    const int64_t d_k = m.d_k();
+    MlaWeights mw;
+    if (m.d_q > 0) {
+        mw.q_a = w.load(p + "q_a_proj.weight", {m.d_q, m.d});
+        mw.q_a_norm = w.load(p + "q_a_layernorm.weight", {m.d_q});
+        mw.q_b = w.load(p + "q_b_proj.weight", {m.H * d_k, m.d_q});
+    } else {
+        mw.q = w.load(p + "q_proj.weight", {m.H * d_k, m.d});
+    }
+    mw.kv_a = w.load(p + "kv_a_proj_with_mqa.weight", {m.d_c + m.d_r, m.d});
+    mw.kv_a_norm = w.load(p + "kv_a_layernorm.weight", {m.d_c});
+    mw.kv_b = w.load(p + "kv_b_proj.weight", {m.H * (m.d_n + m.d_v), m.d_c});
+    mw.o = w.load(p + "o_proj.weight", {m.d, m.H * m.d_v});
+    return std::make_unique<MlaBlock>(MlaLayer(m, std::move(mw)), mp);
+}
+
+}  // namespace dsref

@@ -1,0 +1,116 @@
+// mla.h — Multi-head Latent Attention as DeepSeek-V2/V3 define it (V2 report §2.1, V3 report §2.1.1
+// eqs 1–11; spec 4), with the decoupled RoPE (spec 3.1–3.2) and YaRN (spec 3.3–3.4).
+//
+// Dimension letters: T new tokens, S cached + new tokens, d hidden, H heads, d_q = q_lora_rank
+// (0 = no query compression), d_c = kv_lora_rank, d_n = qk_nope_head_dim, d_r = qk_rope_head_dim,
+// d_v = v_head_dim, d_k = d_n + d_r (the query/key head size of the softmax).
+//
+//   c_q   = RMSNorm(W_qa x; q_a_layernorm)   q = W_qb c_q              (d_q > 0)
+//   q     = W_q x                                                      (d_q = 0, V2-Lite)
+//   q[h]  = [q_nope[h] (d_n) | q_pe[h] (d_r)],  q_pe ← RoPE(q_pe, p)      rows per head: nope first
+//   [c_kv | k_pe] = W_kva x                   c = RMSNorm(c_kv; kv_a_layernorm),  k_pe ← RoPE(k_pe, p)
+//   [k_nope[h] | v[h]] = W_kvb[h] c           W_kvb rows per head: [W_UK[h] (d_n) | W_UV[h] (d_v)]
+//   score[h](t, s) = scale · (q_nope[h](t)·k_nope[h](s) + q_pe[h](t)·k_pe(s)),  s ≤ t
+//   out = W_o · concat_h Σ_s softmax_s(score[h](t, ·)) v[h](s)
+//
+// RoPE pairs adjacent dims (2j, 2j+1) of the checkpoint layout and uses the YaRN frequencies;
+// k_pe is one vector shared by all heads. scale = d_k^-1/2 · mscale(factor, mscale_all_dim)² under
+// YaRN, d_k^-1/2 with plain RoPE (spec 3.4; never 576^-1/2 in the absorbed path). Like the official
+// code, cos/sin are never multiplied by a YaRN factor (HF's mscale/mscale_all_dim ratio, 1.0 for every
+// released config, spec 3.4 b).
+//
+// Two paths compute the same attention (spec 4.2, 4.3):
+//   naive   decompresses per-head K = [k_nope | k_pe] and V and caches them:
+//           H·(d_n + d_r) + H·d_v values per token per layer;
+//   absorb  caches only c (d_c) and k_pe after RoPE (d_r) — d_c + d_r values — folds W_UK into the
+//           query, q̃[h] = W_UK[h]ᵀ q_nope[h] (d_c), attends in latent space, õ[h] = Σ_s P c(s), and
+//           applies W_UV[h] after the attention: o[h] = W_UV[h] õ[h]. This is MQA with one shared
+//           576-dim key [c | k_pe] and one shared 512-dim value c (for the real d_c = 512, d_r = 64).
+//
+// The norms inside MLA (q_a_layernorm, kv_a_layernorm) use eps 1e-6 in HF and the official code
+// whatever the config's rms_norm_eps says (spec 2.2); the model does the same (kMlaLatentNormEps).
+//
+// Threads: every product is a fixed tile or a fixed per-head unit, so results are bit-identical at
+// any thread count (as in linear.h).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/blocks.h"
+#include "io/config.h"
+#include "core/trace.h"
+#include "io/weights.h"
+
+namespace dsref {
+
+constexpr double kMlaLatentNormEps = 1e-6;
+
+struct MlaDims {
+    int64_t d = 0;    // hidden size
+    int64_t H = 0;    // heads
+    int64_t d_q = 0;  // q_lora_rank; 0 = no query compression (q_proj)
+    int64_t d_c = 0;  // kv_lora_rank
+    int64_t d_n = 0;  // qk_nope_head_dim
+    int64_t d_r = 0;  // qk_rope_head_dim (even)
+    int64_t d_v = 0;  // v_head_dim
+    double latent_eps = kMlaLatentNormEps;  // eps of q_a_layernorm and kv_a_layernorm
+    double rope_theta = 10000.0;
+    RopeScaling rope_scaling;  // "none" or "yarn"
+    int64_t d_k() const { return d_n + d_r; }
+};
+MlaDims mla_dims(const ModelConfig& c);
+
+// One layer's attention weights, HF layout [out, in], float32.
+struct MlaWeights {
+    std::vector<float> q_a;        // q_a_proj            [d_q, d]            (d_q > 0)
+    std::vector<float> q_a_norm;   // q_a_layernorm       [d_q]               (d_q > 0)
+    std::vector<float> q_b;        // q_b_proj            [H·d_k, d_q]        (d_q > 0)
+    std::vector<float> q;          // q_proj              [H·d_k, d]          (d_q = 0)
+    std::vector<float> kv_a;       // kv_a_proj_with_mqa  [d_c + d_r, d]
+    std::vector<float> kv_a_norm;  // kv_a_layernorm      [d_c]
+    std::vector<float> kv_b;       // kv_b_proj           [H·(d_n + d_v), d_c]
+    std::vector<float> o;          // o_proj              [d, H·d_v]
+};
+
+enum class MlaPath { Naive, Absorb };
+MlaPath mla_path_from_name(const std::string& name);  // "naive" | "absorb", else a usage error
+
+// The softmax scale of MLA for these dims (spec 3.4): d_k^-1/2, times mscale² under YaRN.
+double mla_softmax_scale(const MlaDims& m);
+
+// Values one token adds to a layer's cache on each path (LayerCache a + b, see blocks.h).
+int64_t mla_cache_values_per_token(const MlaDims& m, MlaPath path);
+
+class MlaLayer {
+public:
+    MlaLayer(const MlaDims& dims, MlaWeights w);  // checks that every weight has its size
+    const MlaDims& dims() const { return m_; }
+    double softmax_scale() const { return scale_; }
+
+    // out: [T, d] · x: [T, d] normalized input, tokens at positions pos0..pos0+T-1, where pos0 is the
+    // number of tokens already in `cache` (filled by the same path). Appends this step to `cache`:
+    //   naive:  a = K [S, H, d_k], b = V [S, H, d_v]      absorb: a = c [S, d_c], b = k_pe [S, d_r]
+    // Offers to `trace` (name.{layer}): q_nope [T, H, d_n], q_pe [T, H, d_r] (after RoPE),
+    // kv_latent [T, d_c] (after kv_a_layernorm), k_pe [T, d_r] (after RoPE).
+    void forward(MlaPath path, float* out, const float* x, int64_t T, int64_t pos0, LayerCache& cache,
+                 Trace* trace, int64_t layer) const;
+
+private:
+    MlaDims m_;
+    MlaWeights w_;
+    std::vector<double> inv_freq_;  // [d_r/2], YaRN-blended when rope_scaling is yarn
+    double scale_;
+
+    void attend_naive(float* o, const float* q, const float* latent, const float* k_pe, int64_t T, int64_t pos0,
+                      LayerCache& cache) const;
+    void attend_absorbed(float* o, const float* q, const float* latent, const float* k_pe, int64_t T, int64_t pos0,
+                         LayerCache& cache) const;
+};
+
+// The MLA block of decoder layer `prefix` ("model.layers.{i}."), path "naive" or "absorb".
+std::unique_ptr<AttentionBlock> make_mla_block(const ModelConfig& c, const WeightLoader& w, const std::string& prefix,
+                                               const std::string& path);
+
+}  // namespace dsref

@@ -1,0 +1,69 @@
+// moe_block.cpp — the DeepSeekMoE feed-forward sub-block of a decoder layer: its weights read from the
+// checkpoint (moe/moe.h holds the math).
+#include "model/moe_block.h"
+
+#include "core/error.h"
+
+namespace dsref {
+
+MoeWeights load_moe_weights(const ModelConfig& c, const MoeGateConfig& g, const WeightLoader& wl,
+                            const std::string& prefix) {
+    const std::string p = prefix + "mlp.";
+    MoeWeights w;
+    w.d = c.hidden_size;
+    w.I = c.moe_intermediate_size;
+    w.I_shared = c.n_shared_experts * c.moe_intermediate_size;
+    const int64_t E = g.E, d = w.d, I = w.I;
+    if (I < 1) fail(c.source, ": field 'moe_intermediate_size' must be >= 1 for an MoE layer, got ", I);
+    if (c.n_shared_experts < 0) fail(c.source, ": field 'n_shared_experts' must be >= 0, got ", c.n_shared_experts);
+    w.gate = wl.load(p + "gate.weight", {E, d});
+    if (g.topk_method == MoeTopk::NoauxTc) {
+        const std::string bname = p + "gate.e_score_correction_bias";
+        if (!wl.has(bname)) fail("checkpoint ", wl.checkpoint().dir(), ": missing tensor '", bname, "' (topk_method noaux_tc needs it)");
+        const TensorRef& b = wl.checkpoint().get(bname);
+        if (b.shape != Shape{E})
+            fail("checkpoint ", wl.checkpoint().dir(), ": tensor '", bname, "' has shape ", shape_str(b.shape),
+                 ", expected [", E, "] (one correction per routed expert)");
+        w.bias = wl.load(bname, {E});
+    }
+    for (int64_t e = 0; e < E; e++) {
+        const std::string q = p + "experts." + std::to_string(e) + ".";
+        w.w_gate.push_back(wl.load(q + "gate_proj.weight", {I, d}));
+        w.w_up.push_back(wl.load(q + "up_proj.weight", {I, d}));
+        w.w_down.push_back(wl.load(q + "down_proj.weight", {d, I}));
+    }
+    if (w.I_shared > 0) {
+        w.shared_gate = wl.load(p + "shared_experts.gate_proj.weight", {w.I_shared, d});
+        w.shared_up = wl.load(p + "shared_experts.up_proj.weight", {w.I_shared, d});
+        w.shared_down = wl.load(p + "shared_experts.down_proj.weight", {d, w.I_shared});
+    }
+    moe_weights_check(w, g);
+    return w;
+}
+
+namespace {
+// The feed-forward sub-block of an MoE decoder layer (V2/V3 layers >= first_k_dense_replace).
+class MoeBlock : public FeedForwardBlock {
+public:
+    MoeBlock(const ModelConfig& c, const WeightLoader& wl, const std::string& prefix)
+        : g_(moe_gate_config(c)), w_(load_moe_weights(c, g_, wl, prefix)) {}
+
+    void forward(float* out, const float* x, int64_t T, Trace* trace, int64_t layer) const override {
+        const MoeRouting r = moe_forward(out, x, T, g_, w_);
+        const std::string idx_name = "topk_idx." + std::to_string(layer), w_name = "topk_weight." + std::to_string(layer);
+        if (trace && trace->wants(idx_name)) trace->record(idx_name, Tensor::from_i32({T, g_.K}, r.topk_idx));
+        if (trace && trace->wants(w_name)) trace->record(w_name, Tensor::from_f32({T, g_.K}, r.topk_weight));
+    }
+
+private:
+    MoeGateConfig g_;
+    MoeWeights w_;
+};
+}  // namespace
+
+std::unique_ptr<FeedForwardBlock> make_moe_block(const ModelConfig& c, const WeightLoader& w,
+                                                 const std::string& prefix) {
+    return std::make_unique<MoeBlock>(c, w, prefix);
+}
+
+}  // namespace dsref

@@ -1,0 +1,23 @@
+// moe_block.h — the DeepSeekMoE sub-block of a decoder layer (moe/moe.h is the layer's math).
+#pragma once
+#include <memory>
+#include <string>
+
+#include "io/config.h"
+#include "io/weights.h"
+#include "model/blocks.h"
+#include "moe/moe.h"
+
+namespace dsref {
+
+// Reads one layer's MoE weights under `prefix` ("model.layers.{i}."), checking every shape; a
+// missing tensor is an Error naming it.
+MoeWeights load_moe_weights(const ModelConfig& c, const MoeGateConfig& g, const WeightLoader& w,
+                            const std::string& prefix);
+
+// The FeedForwardBlock of an MoE decoder layer. Its forward records, when the trace wants them,
+// `topk_idx.{layer}` (I32 [T, K]) and `topk_weight.{layer}` (F32 [T, K]).
+std::unique_ptr<FeedForwardBlock> make_moe_block(const ModelConfig& c, const WeightLoader& w,
+                                                 const std::string& prefix);
+
+}  // namespace dsref

@@ -1,0 +1,117 @@
+// moe.cpp — DeepSeekMoE layer: gate, explicit dispatch/combine over the routed experts, shared expert
+// (spec 5.1, 5.5).
+#include "moe/moe.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "core/swiglu.h"
+
+namespace dsref {
+
+static void check_size(const std::vector<float>& v, int64_t n, const std::string& name) {
+    if ((int64_t)v.size() != n) fail("moe: weight '", name, "' has ", v.size(), " elements, expected ", n);
+}
+
+void moe_weights_check(const MoeWeights& w, const MoeGateConfig& g) {
+    const int64_t E = g.E, d = w.d, I = w.I;
+    if (d < 1 || I < 1) fail("moe: hidden_size and moe_intermediate_size must be >= 1, got ", d, " and ", I);
+    if (w.I_shared < 0) fail("moe: the shared expert width must be >= 0, got ", w.I_shared);
+    check_size(w.gate, E * d, "gate.weight");
+    if ((int64_t)w.w_gate.size() != E || (int64_t)w.w_up.size() != E || (int64_t)w.w_down.size() != E)
+        fail("moe: expected ", E, " routed experts, got ", w.w_gate.size());
+    for (int64_t e = 0; e < E; e++) {
+        const std::string p = "experts." + std::to_string(e) + ".";
+        check_size(w.w_gate[e], I * d, p + "gate_proj.weight");
+        check_size(w.w_up[e], I * d, p + "up_proj.weight");
+        check_size(w.w_down[e], d * I, p + "down_proj.weight");
+    }
+    check_size(w.shared_gate, w.I_shared * d, "shared_experts.gate_proj.weight");
+    check_size(w.shared_up, w.I_shared * d, "shared_experts.up_proj.weight");
+    check_size(w.shared_down, d * w.I_shared, "shared_experts.down_proj.weight");
+    moe_gate_check(g, w.bias.empty() ? -1 : (int64_t)w.bias.size());
+}
+
+MoeDispatch moe_dispatch_plan(const int32_t* topk_idx, int64_t T, int64_t K, int64_t E) {
+    MoeDispatch p;
+    p.T = T;
+    p.K = K;
+    p.E = E;
+    p.counts.assign(E, 0);
+    for (int64_t j = 0; j < T * K; j++) {  // 1. count
+        if (topk_idx[j] < 0 || topk_idx[j] >= E)
+            fail("moe dispatch: topk_idx[", j / K, ", ", j % K, "] = ", topk_idx[j], " is outside [0, ", E, ")");
+        p.counts[topk_idx[j]]++;
+    }
+    p.offsets.assign(E + 1, 0);  // 2. exclusive prefix sum
+    for (int64_t e = 0; e < E; e++) p.offsets[e + 1] = p.offsets[e] + p.counts[e];
+    p.slot_token.resize(T * K);  // 3. slots, in (t, k) row-major order inside each expert block
+    p.token_slot.resize(T * K);
+    std::vector<int64_t> fill(p.offsets.begin(), p.offsets.end() - 1);  // [E] next free slot
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t k = 0; k < K; k++) {
+            const int64_t slot = fill[topk_idx[t * K + k]]++;
+            p.slot_token[slot] = t;
+            p.token_slot[t * K + k] = slot;
+        }
+    return p;
+}
+
+void moe_permute(float* xs, const float* x, const MoeDispatch& p, int64_t d) {
+#pragma omp parallel for schedule(static) if (p.T * p.K * d >= kMoeParallelMin)
+    for (int64_t slot = 0; slot < p.T * p.K; slot++)
+        std::copy(x + p.slot_token[slot] * d, x + (p.slot_token[slot] + 1) * d, xs + slot * d);
+}
+
+void moe_experts_forward(float* ys, const float* xs, const MoeDispatch& p, const MoeWeights& w) {
+    // One expert per work unit. An expert's block is computed by the same calls whichever thread runs
+    // it (the parallel regions inside linear_forward are nested here, so they run on that one thread;
+    // they are tile-deterministic anyway).
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t e = 0; e < p.E; e++) {
+        const int64_t n = p.counts[e], o = p.offsets[e];
+        if (n == 0) continue;
+        swiglu_forward(ys + o * w.d, xs + o * w.d, w.w_gate[e].data(), w.w_up[e].data(), w.w_down[e].data(), n, w.d,
+                       w.I);
+    }
+}
+
+void moe_combine(float* y, const float* ys, const float* topk_weight, const MoeDispatch& p, int64_t d,
+                 const float* shared) {
+#pragma omp parallel for schedule(static) if (p.T * p.K * d >= kMoeParallelMin)
+    for (int64_t t = 0; t < p.T; t++) {
+        std::vector<double> acc(d, 0.0);  // [d]
+        for (int64_t k = 0; k < p.K; k++) {  // fixed order k = 0..K-1
+            const double g = topk_weight[t * p.K + k];
+            const float* row = ys + p.token_slot[t * p.K + k] * d;
+            for (int64_t c = 0; c < d; c++) acc[c] += g * row[c];
+        }
+        if (shared)
+            for (int64_t c = 0; c < d; c++) acc[c] += shared[t * d + c];
+        for (int64_t c = 0; c < d; c++) y[t * d + c] = (float)acc[c];
+    }
+}
+
+MoeRouting moe_forward(float* y, const float* x, int64_t T, const MoeGateConfig& g, const MoeWeights& w,
+                       std::vector<int64_t>* expert_load) {
+    moe_weights_check(w, g);
+    const int64_t d = w.d, K = g.K;
+    MoeRouting r = moe_gate_forward(x, w.gate.data(), w.bias.empty() ? nullptr : w.bias.data(), T, d, g);
+
+    const MoeDispatch p = moe_dispatch_plan(r.topk_idx.data(), T, K, g.E);
+    std::vector<float> xs(T * K * d), ys(T * K * d);  // [T·K, d] rows in expert order, and the experts' outputs
+    moe_permute(xs.data(), x, p, d);
+    moe_experts_forward(ys.data(), xs.data(), p, w);
+
+    std::vector<float> shared;  // [T, d] the shared expert's output, added with weight 1
+    if (w.I_shared > 0) {
+        shared.resize(T * d);
+        swiglu_forward(shared.data(), x, w.shared_gate.data(), w.shared_up.data(), w.shared_down.data(), T, d,
+                       w.I_shared);
+    }
+    moe_combine(y, ys.data(), r.topk_weight.data(), p, d, shared.empty() ? nullptr : shared.data());
+    if (expert_load) *expert_load = p.counts;
+    return r;
+}
+
+}  // namespace dsref
