@@ -136,7 +136,7 @@ void bench_rope() {
     if (!want("rope")) return;
     const int64_t T = 4096, H = 128, d_r = 64;  // the q_pe of V3 prefill
     dsref::RopeScaling s;
-    s.type = "yarn";
+    s.type = dsref::RopeScalingType::Yarn;
     s.factor = 40;
     s.original_max_position_embeddings = 4096;
     const std::vector<double> inv_freq = dsref::rope_inv_freq(d_r, 10000.0, s);

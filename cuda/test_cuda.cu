@@ -232,7 +232,7 @@ void test_rope() {
             dsref::RopeScaling s;
             std::map<std::string, std::string> attrs = {{"theta", "10000"}, {"layout", "interleaved"}};
             if (cs.yarn) {  // DeepSeek-V3's rope_scaling (spec 3.3)
-                s.type = "yarn";
+                s.type = dsref::RopeScalingType::Yarn;
                 s.factor = 40;
                 s.original_max_position_embeddings = 4096;
                 s.beta_fast = 32;

@@ -27,9 +27,9 @@ std::string error_of(const json& j) {
 
 TEST_CASE("rope_scaling absent or null means plain RoPE; type and rope_type are both read", "[config]") {
     json j = llama();
-    CHECK(parse_config(j, "x").rope_scaling.type == "none");
+    CHECK(parse_config(j, "x").rope_scaling.type == RopeScalingType::None);
     j["rope_scaling"] = nullptr;
-    CHECK(parse_config(j, "x").rope_scaling.type == "none");
+    CHECK(parse_config(j, "x").rope_scaling.type == RopeScalingType::None);
     json v3 = {{"model_type", "deepseek_v3"}, {"hidden_size", 64}, {"intermediate_size", 128},
                {"num_hidden_layers", 2}, {"num_attention_heads", 4}, {"vocab_size", 100},
                {"kv_lora_rank", 16}, {"qk_nope_head_dim", 8}, {"qk_rope_head_dim", 4}, {"v_head_dim", 8},

@@ -26,7 +26,7 @@ MlaDims dims(int64_t d, int64_t H, int64_t d_q, int64_t d_c, int64_t d_n, int64_
     MlaDims m;
     m.d = d, m.H = H, m.d_q = d_q, m.d_c = d_c, m.d_n = d_n, m.d_r = d_r, m.d_v = d_v;
     if (yarn) {
-        m.rope_scaling.type = "yarn";
+        m.rope_scaling.type = RopeScalingType::Yarn;
         m.rope_scaling.factor = 4;
         m.rope_scaling.original_max_position_embeddings = 48;
         m.rope_scaling.mscale = m.rope_scaling.mscale_all_dim = 0.707;

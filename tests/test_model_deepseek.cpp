@@ -27,7 +27,7 @@ namespace {
 
 ModelOptions with_attn(const std::string& path, bool keep = false) {
     ModelOptions o;
-    o.fwd.attn = path;
+    o.fwd.attn = mla_path_from_name(path);
     o.keep_weights = keep;
     return o;
 }

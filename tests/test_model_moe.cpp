@@ -39,7 +39,7 @@ std::string golden_dir(const std::string& name) { return "data/golden/deepseek_m
 
 ModelOptions opts(const std::string& attn, bool mtp = false, bool keep = false) {
     ModelOptions o;
-    o.fwd.attn = attn;
+    o.fwd.attn = mla_path_from_name(attn);
     o.mtp = mtp;
     o.keep_weights = keep;
     return o;

@@ -266,8 +266,8 @@ ModelConfig v3_config() {
     c.moe_intermediate_size = 8;
     c.n_group = 4;
     c.topk_group = 2;
-    c.scoring_func = "sigmoid";
-    c.topk_method = "noaux_tc";
+    c.scoring_func = MoeScoring::Sigmoid;
+    c.topk_method = MoeTopk::NoauxTc;
     c.norm_topk_prob = true;
     c.routed_scaling_factor = 2.5;
     return c;

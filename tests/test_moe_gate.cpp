@@ -5,7 +5,9 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "io/config.h"
 #include "io/safetensors.h"
+#include "model/moe_block.h"
 #include "moe/moe_gate.h"
 #include "moe_fixtures.h"
 #include "ops/op_registry.h"
@@ -187,8 +189,8 @@ TEST_CASE("bad gate configurations and inputs are refused with clear messages", 
     c.num_experts_per_tok = 8;
     c.n_group = 8;
     c.topk_group = 4;
-    c.scoring_func = "sigmoid";
-    c.topk_method = "noaux_tc";
+    c.scoring_func = MoeScoring::Sigmoid;
+    c.topk_method = MoeTopk::NoauxTc;
     c.norm_topk_prob = true;
     c.routed_scaling_factor = 2.5;
     const MoeGateConfig g = moe_gate_config(c);

@@ -38,7 +38,7 @@ TEST_CASE("RMSNorm puts eps inside the square root and is scale invariant", "[re
 
 TEST_CASE("YaRN at the real DeepSeek-V3 settings gives low=10, high=23 and the spec's divisions", "[ref][rope][yarn]") {
     RopeScaling s;
-    s.type = "yarn";
+    s.type = RopeScalingType::Yarn;
     s.factor = 40;
     s.original_max_position_embeddings = 4096;
     s.beta_fast = 32;
@@ -59,7 +59,7 @@ TEST_CASE("YaRN at the real DeepSeek-V3 settings gives low=10, high=23 and the s
 
 TEST_CASE("the YaRN softmax scale matches spec 3.4 for V3 and V2", "[ref][rope][yarn]") {
     RopeScaling v3;
-    v3.type = "yarn";
+    v3.type = RopeScalingType::Yarn;
     v3.factor = 40;
     v3.mscale = v3.mscale_all_dim = 1.0;
     RopeScaling v2 = v3;
@@ -87,7 +87,7 @@ TEST_CASE("RoPE at position 0 is the identity, and it preserves norms", "[ref][r
 
 TEST_CASE("RoPE q·k depends only on the relative position", "[ref][rope]") {
     RopeScaling yarn;
-    yarn.type = "yarn";
+    yarn.type = RopeScalingType::Yarn;
     yarn.factor = 4;
     yarn.original_max_position_embeddings = 64;
     for (RopeLayout layout : {RopeLayout::Interleaved, RopeLayout::Half}) {

@@ -67,7 +67,7 @@ double attn_flop(const MlaDims& m, MlaPath p, int64_t S) {
 int main() {
     MlaDims m;
     m.d = 2048, m.H = 16, m.d_q = 0, m.d_c = 512, m.d_n = 128, m.d_r = 64, m.d_v = 128;
-    m.rope_scaling.type = "yarn";
+    m.rope_scaling.type = RopeScalingType::Yarn;
     m.rope_scaling.factor = 40;
     m.rope_scaling.original_max_position_embeddings = 4096;
     m.rope_scaling.mscale = m.rope_scaling.mscale_all_dim = 0.707;

@@ -69,7 +69,7 @@ void add_forward(CLI::App& app) {
         apply_threads(o->threads);
         const std::vector<int32_t> tokens = parse_tokens(o->tokens);
         ModelOptions mo;
-        mo.fwd.attn = o->attn;
+        mo.fwd.attn = mla_path_from_name(o->attn);
         mo.mtp = o->mtp;
         if (o->mtp && tokens.size() < 2)
             usage_fail("--mtp: multi-token prediction needs at least 2 tokens (row i predicts t_{i+2}), got ",

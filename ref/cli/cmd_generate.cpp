@@ -39,7 +39,7 @@ void add_generate(CLI::App& app) {
         apply_threads(o->threads);
         const std::vector<int32_t> prompt = parse_tokens(o->tokens);
         ModelOptions mo;
-        mo.fwd.attn = o->attn;
+        mo.fwd.attn = mla_path_from_name(o->attn);
         mo.keep_weights = true;
         Model model(o->model, mo);
         SamplingParams sp{o->temperature, o->top_p, o->seed};

@@ -8,6 +8,8 @@
 
 namespace dsref {
 
+const char* rope_scaling_name(RopeScalingType t) { return t == RopeScalingType::Yarn ? "yarn" : "none"; }
+
 static double yarn_correction_dim(double rotations, int64_t d_r, double theta, int64_t L0) {
     return (double)d_r * std::log((double)L0 / (rotations * 2.0 * M_PI)) / (2.0 * std::log(theta));
 }

@@ -22,11 +22,22 @@
 #include <cstdint>
 #include <vector>
 
-#include "io/config.h"
-
 namespace dsref {
 
 enum class RopeLayout { Interleaved, Half };
+
+// The RoPE scaling of HF `rope_scaling` (parsed and validated once, in io/config.cpp).
+enum class RopeScalingType { None, Yarn };
+const char* rope_scaling_name(RopeScalingType t);  // "none" | "yarn"
+
+struct RopeScaling {
+    RopeScalingType type = RopeScalingType::None;
+    double factor = 1.0;                            // s
+    int64_t original_max_position_embeddings = 0;  // L0
+    double beta_fast = 32.0, beta_slow = 1.0;
+    double mscale = 1.0, mscale_all_dim = 0.0;     // HF defaults when the keys are absent
+    bool is_yarn() const { return type == RopeScalingType::Yarn; }
+};
 
 struct YarnRange {
     double low, high;  // pair-index range of the ramp, after floor/ceil and clamping

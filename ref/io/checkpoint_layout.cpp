@@ -51,7 +51,7 @@ static void decoder_layer_layout(const ModelConfig& c, int64_t i, bool moe, std:
     }
     // DeepSeekMoE (spec 5.1): router, optional V3 correction bias, routed experts, one shared MLP.
     out.push_back({p + "mlp.gate.weight", {c.n_routed_experts, d}, InitKind::Linear, false, i});
-    if (c.topk_method == "noaux_tc")
+    if (c.topk_method == MoeTopk::NoauxTc)
         out.push_back({p + "mlp.gate.e_score_correction_bias", {c.n_routed_experts}, InitKind::Bias, false, i});
     for (int64_t e = 0; e < c.n_routed_experts; e++)
         mlp_layout(p + "mlp.experts." + std::to_string(e) + ".", d, c.moe_intermediate_size, i, e, out);

@@ -123,7 +123,7 @@ ModelConfig parse_config(const json& j, const std::string& src) {
         if (type == "default") type = "none";
         if (type != "yarn" && type != "none")
             fail(src, ": rope_scaling type '", type, "' is not supported (yarn, or null for plain RoPE)");
-        c.rope_scaling.type = type;
+        c.rope_scaling.type = type == "yarn" ? RopeScalingType::Yarn : RopeScalingType::None;
         if (type == "yarn") {
             c.rope_scaling.factor = q.num_opt("factor", 0.0);
             if (!(c.rope_scaling.factor > 0))
@@ -182,8 +182,12 @@ ModelConfig parse_config(const json& j, const std::string& src) {
     c.first_k_dense_replace = r.int_opt("first_k_dense_replace", 0);
     c.moe_layer_freq = r.int_opt("moe_layer_freq", 1);
     c.routed_scaling_factor = r.num_opt("routed_scaling_factor", 1.0);
-    c.scoring_func = r.str_opt("scoring_func", "softmax");
-    c.topk_method = r.str_opt("topk_method", "greedy");
+    try {
+        c.scoring_func = parse_moe_scoring(r.str_opt("scoring_func", "softmax"));
+        c.topk_method = parse_moe_topk(r.str_opt("topk_method", "greedy"));
+    } catch (const Error& e) {
+        fail(src, ": ", e.what());
+    }
     c.norm_topk_prob = r.bool_opt("norm_topk_prob", false);
     c.num_nextn_predict_layers = r.int_opt("num_nextn_predict_layers", 0);
     if (c.n_routed_experts < 0) fail(src, ": field 'n_routed_experts' must be non-negative");

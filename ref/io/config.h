@@ -8,19 +8,13 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "core/rope.h"
+#include "moe/moe_gate.h"
+
 namespace dsref {
 
 enum class Arch { Llama, DeepseekV2, DeepseekV3 };
 const char* arch_name(Arch a);  // "llama", "deepseek_v2", "deepseek_v3"
-
-struct RopeScaling {
-    std::string type = "none";                     // "none" or "yarn"
-    double factor = 1.0;                            // s
-    int64_t original_max_position_embeddings = 0;  // L0
-    double beta_fast = 32.0, beta_slow = 1.0;
-    double mscale = 1.0, mscale_all_dim = 0.0;     // HF defaults when the keys are absent
-    bool is_yarn() const { return type == "yarn"; }
-};
 
 struct ModelConfig {
     Arch arch = Arch::Llama;
@@ -50,7 +44,8 @@ struct ModelConfig {
     int64_t n_routed_experts = 0, n_shared_experts = 0, num_experts_per_tok = 0, moe_intermediate_size = 0;
     int64_t n_group = 1, topk_group = 1, first_k_dense_replace = 0, moe_layer_freq = 1;
     double routed_scaling_factor = 1.0;
-    std::string scoring_func = "softmax", topk_method = "greedy";
+    MoeScoring scoring_func = MoeScoring::Softmax;  // parsed from the HF string
+    MoeTopk topk_method = MoeTopk::Greedy;
     bool norm_topk_prob = false;
     int64_t num_nextn_predict_layers = 0;
 

@@ -31,8 +31,13 @@ struct KVCache {
     size_t bytes() const;            // float32 bytes held
 };
 
+// The two MLA paths (model/mla.h); both compute the same attention.
+enum class MlaPath { Naive, Absorb };
+MlaPath mla_path_from_name(const std::string& name);  // "naive" | "absorb", else a UsageError
+const char* mla_path_name(MlaPath p);
+
 struct ForwardOptions {
-    std::string attn = "absorb";  // MLA path: "naive" or "absorb" (ignored by GQA)
+    MlaPath attn = MlaPath::Absorb;  // MLA path (V2/V3); GQA models have one path
 };
 
 class AttentionBlock {
@@ -53,9 +58,9 @@ public:
 
 // The blocks of decoder layer `layer`, reading weights under `prefix` ("model.layers.{i}.").
 std::unique_ptr<AttentionBlock> make_gqa_block(const ModelConfig& c, const WeightLoader& w, const std::string& prefix);
-// MLA (V2/V3, mla.h); path "naive" or "absorb" (ForwardOptions::attn).
+// MLA (V2/V3, model/mla.h) on the given path.
 std::unique_ptr<AttentionBlock> make_mla_block(const ModelConfig& c, const WeightLoader& w, const std::string& prefix,
-                                               const std::string& path);
+                                               MlaPath path);
 std::unique_ptr<FeedForwardBlock> make_dense_mlp_block(const ModelConfig& c, const WeightLoader& w,
                                                        const std::string& prefix, int64_t width);
 

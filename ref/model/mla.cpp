@@ -44,8 +44,10 @@ MlaDims mla_dims(const ModelConfig& c) {
 MlaPath mla_path_from_name(const std::string& name) {
     if (name == "naive") return MlaPath::Naive;
     if (name == "absorb") return MlaPath::Absorb;
-    usage_fail("the MLA path (--attn) must be naive or absorb, got '", name, "'");
+    usage_fail("--attn must be naive or absorb (the MLA path), got '", name, "'");
 }
+
+const char* mla_path_name(MlaPath p) { return p == MlaPath::Naive ? "naive" : "absorb"; }
 
 double mla_softmax_scale(const MlaDims& m) { return yarn_softmax_scale(m.d_k(), m.rope_scaling); }
 
@@ -326,8 +328,7 @@ private:
 }  // namespace
 
 std::unique_ptr<AttentionBlock> make_mla_block(const ModelConfig& c, const WeightLoader& w, const std::string& prefix,
-                                               const std::string& path) {
-    const MlaPath mp = mla_path_from_name(path);
+                                               MlaPath mp) {
     const MlaDims m = mla_dims(c);
     const std::string p = prefix + "self_attn.";
     const int64_t d_k = m.d_k();

@@ -74,9 +74,6 @@ struct MlaWeights {
     std::vector<float> o;          // o_proj              [d, H·d_v]
 };
 
-enum class MlaPath { Naive, Absorb };
-MlaPath mla_path_from_name(const std::string& name);  // "naive" | "absorb", else a usage error
-
 // The softmax scale of MLA for these dims (spec 3.4): d_k^-1/2, times mscale² under YaRN.
 double mla_softmax_scale(const MlaDims& m);
 
@@ -111,6 +108,6 @@ private:
 
 // The MLA block of decoder layer `prefix` ("model.layers.{i}."), path "naive" or "absorb".
 std::unique_ptr<AttentionBlock> make_mla_block(const ModelConfig& c, const WeightLoader& w, const std::string& prefix,
-                                               const std::string& path);
+                                               MlaPath path);
 
 }  // namespace dsref

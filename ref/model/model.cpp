@@ -21,8 +21,6 @@ size_t KVCache::bytes() const {
 
 Model::Model(const std::string& dir, ModelOptions opt)
     : cfg_(load_config(dir)), opt_(std::move(opt)), ckpt_(dir), loader_(ckpt_, cfg_) {
-    if (opt_.fwd.attn != "naive" && opt_.fwd.attn != "absorb")
-        usage_fail("--attn must be naive or absorb, got '", opt_.fwd.attn, "'");
     bool any_moe = opt_.mtp && cfg_.has_moe();  // the MTP layer is MoE whenever the model has experts
     for (int64_t i = 0; i < cfg_.num_hidden_layers; i++) any_moe = any_moe || cfg_.is_moe_layer(i);
     if (any_moe) {  // the gate's fields, before any weight is read (the error names the field)

@@ -6,6 +6,20 @@
 
 namespace dsref {
 
+MoeGateConfig moe_gate_config(const ModelConfig& c) {
+    MoeGateConfig g;
+    g.E = c.n_routed_experts;
+    g.K = c.num_experts_per_tok;
+    g.n_group = c.n_group;
+    g.topk_group = c.topk_group;
+    g.scoring = c.scoring_func;
+    g.topk_method = c.topk_method;
+    g.norm_topk_prob = c.norm_topk_prob;
+    g.routed_scaling_factor = c.routed_scaling_factor;
+    moe_gate_check(g, g.topk_method == MoeTopk::NoauxTc ? g.E : -1);
+    return g;
+}
+
 MoeWeights load_moe_weights(const ModelConfig& c, const MoeGateConfig& g, const WeightLoader& wl,
                             const std::string& prefix) {
     const std::string p = prefix + "mlp.";

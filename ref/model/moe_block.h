@@ -10,6 +10,9 @@
 
 namespace dsref {
 
+// The gate fields of a V2/V3 config.json, validated.
+MoeGateConfig moe_gate_config(const ModelConfig& c);
+
 // Reads one layer's MoE weights under `prefix` ("model.layers.{i}."), checking every shape; a
 // missing tensor is an Error naming it.
 MoeWeights load_moe_weights(const ModelConfig& c, const MoeGateConfig& g, const WeightLoader& w,

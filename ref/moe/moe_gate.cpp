@@ -35,20 +35,6 @@ const char* moe_topk_name(MoeTopk m) {
     return "?";
 }
 
-MoeGateConfig moe_gate_config(const ModelConfig& c) {
-    MoeGateConfig g;
-    g.E = c.n_routed_experts;
-    g.K = c.num_experts_per_tok;
-    g.n_group = c.n_group;
-    g.topk_group = c.topk_group;
-    g.scoring = parse_moe_scoring(c.scoring_func);
-    g.topk_method = parse_moe_topk(c.topk_method);
-    g.norm_topk_prob = c.norm_topk_prob;
-    g.routed_scaling_factor = c.routed_scaling_factor;
-    moe_gate_check(g, g.topk_method == MoeTopk::NoauxTc ? g.E : -1);
-    return g;
-}
-
 // Does this method rank groups at all (greedy ignores n_group, as the V2 remote code does)?
 static bool uses_groups(const MoeGateConfig& g) { return g.topk_method != MoeTopk::Greedy && g.n_group > 1; }
 

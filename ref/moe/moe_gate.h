@@ -42,8 +42,6 @@
 #include <string>
 #include <vector>
 
-#include "io/config.h"
-
 namespace dsref {
 
 // Loops over fewer elements than this run on one thread (results are the same either way).
@@ -69,9 +67,6 @@ MoeScoring parse_moe_scoring(const std::string& s);  // "softmax" | "sigmoid"
 MoeTopk parse_moe_topk(const std::string& s);        // "greedy" | "group_limited_greedy" | "noaux_tc"
 const char* moe_scoring_name(MoeScoring s);
 const char* moe_topk_name(MoeTopk m);
-
-// The gate fields of a V2/V3 config.json, validated.
-MoeGateConfig moe_gate_config(const ModelConfig& c);
 
 // Throws Error naming the field when the gate cannot work: E < 1, K < 1, E % n_group != 0,
 // topk_group outside [1, n_group], K larger than the experts the kept groups hold

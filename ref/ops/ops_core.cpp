@@ -1,4 +1,6 @@
 // ops_basic.cpp — the foundation's ops for `dsref op`: rmsnorm, rope, attention.
+#include <cmath>
+
 #include "core/attention.h"
 #include "core/error.h"
 #include "ops/op_registry.h"
@@ -35,7 +37,7 @@ TensorMap run_rope(const TensorMap& in, const OpAttrs& a) {
     }
     RopeScaling s;
     if (a.has("factor")) {  // YaRN
-        s.type = "yarn";
+        s.type = RopeScalingType::Yarn;
         s.factor = a.f64("factor", 1.0);
         if (!(s.factor > 0)) usage_fail("op rope: factor must be > 0");
         s.original_max_position_embeddings = a.i64("original_max_position_embeddings", 4096);

@@ -45,7 +45,7 @@ TensorMap run_mla(const TensorMap& in, const OpAttrs& a) {
     if (!(m.rope_theta > 1)) usage_fail("op mla: attribute 'rope_theta' must be > 1");
     if (a.has("factor")) {  // YaRN, as in op rope
         RopeScaling& s = m.rope_scaling;
-        s.type = "yarn";
+        s.type = RopeScalingType::Yarn;
         s.factor = a.f64("factor", 1.0);
         if (!(s.factor > 0)) usage_fail("op mla: attribute 'factor' must be > 0");
         s.original_max_position_embeddings = a.i64("original_max_position_embeddings", 4096);

@@ -151,8 +151,8 @@ nlohmann::json model_info(const ModelConfig& c) {
             cfg["first_k_dense_replace"] = c.first_k_dense_replace;
             cfg["moe_layer_freq"] = c.moe_layer_freq;
             cfg["routed_scaling_factor"] = c.routed_scaling_factor;
-            cfg["scoring_func"] = c.scoring_func;
-            cfg["topk_method"] = c.topk_method;
+            cfg["scoring_func"] = moe_scoring_name(c.scoring_func);
+            cfg["topk_method"] = moe_topk_name(c.topk_method);
             cfg["norm_topk_prob"] = c.norm_topk_prob;
         }
         cfg["num_nextn_predict_layers"] = c.num_nextn_predict_layers;

@@ -66,7 +66,7 @@ int main() {
 
     std::printf("== 4. YaRN at DeepSeek-V3's settings (d_r 64, factor 40, L0 4096, beta 32/1) ==\n");
     RopeScaling s;
-    s.type = "yarn";
+    s.type = RopeScalingType::Yarn;
     s.factor = 40;
     s.original_max_position_embeddings = 4096;
     s.mscale = s.mscale_all_dim = 1.0;

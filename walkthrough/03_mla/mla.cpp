@@ -66,7 +66,7 @@ Small small_layer() {
     Small s;
     MlaDims& m = s.m;
     m.d = 64, m.H = 4, m.d_q = 32, m.d_c = 12, m.d_n = 16, m.d_r = 8, m.d_v = 16;
-    m.rope_scaling.type = "yarn";  // as in V3, with a short original length so positions reach the ramp
+    m.rope_scaling.type = RopeScalingType::Yarn;  // as in V3, with a short original length so positions reach the ramp
     m.rope_scaling.factor = 4;
     m.rope_scaling.original_max_position_embeddings = 32;
     m.rope_scaling.mscale = m.rope_scaling.mscale_all_dim = 1.0;
