@@ -295,7 +295,8 @@ TEST_CASE("FP8 block dequantization: hand-computed blocks, partial edge blocks, 
 
     // other block sizes (weight_block_size [64, 32]) use the same rule on their own grid
     const std::vector<float> s2 = dsref_test::randn(3 * 9, 5, 1.0f);  // [ceil(130/64), ceil(260/32)] = [3, 9]
-    const std::vector<float> w2 = fp8_block_dequant(q.data(), s2.data(), R, C, 64, 32);
+    std::vector<float> w2(R * C);
+    fp8_dequant_weight(w2.data(), q.data(), s2.data(), R, C, 64, 32);
     CHECK(w2[129 * C + 259] == (float)values[which[129 * C + 259]] * s2[2 * 9 + 8]);
     CHECK(w2[64 * C + 31] == (float)values[which[64 * C + 31]] * s2[1 * 9 + 0]);
 
@@ -310,6 +311,23 @@ TEST_CASE("FP8 block dequantization: hand-computed blocks, partial edge blocks, 
     Checkpoint ck3(t3.path);
     WeightLoader l3(ck3, cfg);
     CHECK_THROWS_WITH(l3.load("w.weight", {R, C}), Catch::Contains("FP8 tensor 'w.weight' has no 'w.weight_scale_inv'"));
+
+    // The model reads FP8 through the same dequantizer as op fp8_dequant, with its NaN policy
+    // (fp8/fp8_quant.h): a NaN code names the tensor, the element and its block; so does a NaN scale.
+    Tensor wn = wq;
+    wn.bytes[129 * C + 259] = 0xFF;  // -NaN in E4M3FN
+    dsref_test::TempDir t4;
+    write_checkpoint(t4.path, {{"w.weight", wn}, {"w.weight_scale_inv", Tensor::from_f32({2, 3}, s)}}, 1);
+    Checkpoint ck4(t4.path);
+    CHECK_THROWS_WITH(WeightLoader(ck4, cfg).load("w.weight", {R, C}),
+                      Catch::Contains("tensor 'w.weight': fp8_dequant_weight: q[129, 259] (block [1, 2]) is the E4M3 NaN code"));
+    std::vector<float> s_nan = s;
+    s_nan[4] = NAN;
+    dsref_test::TempDir t5;
+    write_checkpoint(t5.path, {{"w.weight", wq}, {"w.weight_scale_inv", Tensor::from_f32({2, 3}, s_nan)}}, 1);
+    Checkpoint ck5(t5.path);
+    CHECK_THROWS_WITH(WeightLoader(ck5, cfg).load("w.weight", {R, C}),
+                      Catch::Contains("tensor 'w.weight': fp8_dequant_weight: scale [1, 1] = nan is not finite"));
 }
 
 // ---- init of FP8 / MTP / negative-bias configs ----------------------------------------------------------
@@ -409,7 +427,8 @@ TEST_CASE("init of an FP8 config writes the weight quantizer's blocks and runs t
         CHECK(m.at(n + "_scale_inv").shape == Shape{1, 5});
         CHECK(m.at("model.layers.0.mlp.gate_proj.weight_scale_inv").shape == Shape{3, 1});  // [160, 32]
         const std::vector<float> s = m.at(n + "_scale_inv").to_f32();
-        const std::vector<float> deq = fp8_block_dequant(m.at(n).bytes.data(), s.data(), 32, 160, 64, 32);
+        std::vector<float> deq(32 * 160);
+        fp8_dequant_weight(deq.data(), m.at(n).bytes.data(), s.data(), 32, 160, 64, 32);
         const std::vector<float> w = f32.at(n).to_f32();
         int64_t far = 0;
         for (int64_t r = 0; r < 32; r++)

@@ -72,36 +72,43 @@ void fp8_quant_weight(uint8_t* q, float* scale_inv, const float* w, int64_t N, i
     }
 }
 
-// Refuses the two E4M3 NaN codes and non-finite scales, so a dequantized tensor is never silently NaN.
-static void check_codes(const uint8_t* q, int64_t R, int64_t K, const char* what) {
+// The NaN policy of fp8_quant.h: refuses the two E4M3 NaN codes and scales that are not finite.
+// q: [R, K] codes in blocks of br × bc (br = 1 for activation groups)
+static void check_codes(const uint8_t* q, int64_t R, int64_t K, int64_t br, int64_t bc, const char* what) {
     for (int64_t r = 0; r < R; r++)
         for (int64_t k = 0; k < K; k++)
-            if ((q[r * K + k] & 0x7F) == 0x7F) fail(what, ": q[", r, ", ", k, "] is the E4M3 NaN code");
+            if ((q[r * K + k] & 0x7F) == 0x7F) {
+                if (br > 1) fail(what, ": q[", r, ", ", k, "] (block [", r / br, ", ", k / bc, "]) is the E4M3 NaN code");
+                fail(what, ": q[", r, ", ", k, "] is the E4M3 NaN code");
+            }
 }
-static void check_scales(const float* s, int64_t n, const char* what) {
-    for (int64_t i = 0; i < n; i++)
-        if (!std::isfinite(s[i])) fail(what, ": scale element ", i, " = ", s[i], " is not finite");
+// s: [rows, cols] scales
+static void check_scales(const float* s, int64_t rows, int64_t cols, const char* what) {
+    for (int64_t i = 0; i < rows * cols; i++)
+        if (!std::isfinite(s[i])) fail(what, ": scale [", i / cols, ", ", i % cols, "] = ", s[i], " is not finite");
 }
 
 void fp8_dequant_act(float* y, const uint8_t* q, const float* scale, int64_t M, int64_t K) {
     const int64_t KB = fp8_num_blocks(K);
-    check_codes(q, M, K, "fp8_dequant_act");
-    check_scales(scale, M * KB, "fp8_dequant_act");
+    check_codes(q, M, K, 1, kFp8Block, "fp8_dequant_act");
+    check_scales(scale, M, KB, "fp8_dequant_act");
 #pragma omp parallel for schedule(static)
     for (int64_t m = 0; m < M; m++)
         for (int64_t k = 0; k < K; k++)
             y[m * K + k] = fp8_decode(q[m * K + k], Fp8Format::E4M3) * scale[m * KB + k / kFp8Block];
 }
 
-void fp8_dequant_weight(float* y, const uint8_t* q, const float* scale_inv, int64_t N, int64_t K) {
-    const int64_t KB = fp8_num_blocks(K);
-    check_codes(q, N, K, "fp8_dequant_weight");
-    check_scales(scale_inv, fp8_num_blocks(N) * KB, "fp8_dequant_weight");
+void fp8_dequant_weight(float* y, const uint8_t* q, const float* scale_inv, int64_t N, int64_t K, int64_t br,
+                        int64_t bc) {
+    if (br < 1 || bc < 1) fail("fp8_dequant_weight: block sizes must be >= 1, got ", br, " x ", bc);
+    const int64_t NB = (N + br - 1) / br, KB = (K + bc - 1) / bc;
+    check_codes(q, N, K, br, bc, "fp8_dequant_weight");
+    check_scales(scale_inv, NB, KB, "fp8_dequant_weight");
+    float decoded[256];  // every E4M3 code's value, so the loop below is a table lookup
+    for (int code = 0; code < 256; code++) decoded[code] = fp8_decode((uint8_t)code, Fp8Format::E4M3);
 #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < N; n++)
-        for (int64_t k = 0; k < K; k++)
-            y[n * K + k] =
-                fp8_decode(q[n * K + k], Fp8Format::E4M3) * scale_inv[(n / kFp8Block) * KB + k / kFp8Block];
+        for (int64_t k = 0; k < K; k++) y[n * K + k] = decoded[q[n * K + k]] * scale_inv[(n / br) * KB + k / bc];
 }
 
 float fp8_quant_per_tensor(uint8_t* q, const float* x, int64_t n, Fp8ScaleFmt fmt) {

@@ -52,11 +52,19 @@ void fp8_quant_act(uint8_t* q, float* scale, const float* x, int64_t M, int64_t 
 //   w         [N, K]    in
 void fp8_quant_weight(uint8_t* q, float* scale_inv, const float* w, int64_t N, int64_t K, Fp8ScaleFmt fmt);
 
-// y = decode_e4m3(q) · scale, one float32 multiply per element.
+// Dequantization: y = decode_e4m3(q) · scale, one float32 multiply per element.
+// NaN policy (the same for activations and weights, for the fp8_dequant op and for FP8 checkpoints):
+// the two E4M3 NaN codes (0x7F, 0xFF) and non-finite scales are refused with an Error naming the
+// element (and, for weights, its block); callers prefix the tensor's name. A dequantized tensor is
+// therefore never silently NaN or Inf.
 //   y [M, K] out, q [M, K] E4M3 codes, scale [M, KB]
 void fp8_dequant_act(float* y, const uint8_t* q, const float* scale, int64_t M, int64_t K);
-//   y [N, K] out, q [N, K] E4M3 codes, scale_inv [NB, KB]
-void fp8_dequant_weight(float* y, const uint8_t* q, const float* scale_inv, int64_t N, int64_t K);
+// The one weight dequantizer (official kernel.py weight_dequant), used by the model's weight loader
+// (io/weights.cpp) and the fp8_dequant op. Blocks are br × bc (128 × 128 in every released checkpoint;
+// quantization_config.weight_block_size may say otherwise); edge blocks are partial.
+//   y [N, K] out, q [N, K] E4M3 codes, scale_inv [ceil(N/br), ceil(K/bc)]
+void fp8_dequant_weight(float* y, const uint8_t* q, const float* scale_inv, int64_t N, int64_t K,
+                        int64_t br = kFp8Block, int64_t bc = kFp8Block);
 
 // The baseline DeepSeek moved away from: one scale for the whole tensor (same rule, one group).
 //   q [n] out, x [n] in; returns the scale.

@@ -20,23 +20,6 @@ using json = nlohmann::json;
 
 static constexpr uint64_t kMaxHeader = 100u << 20;  // the reference parser's cap: 100 MB
 
-Tensor TensorRef::copy() const {
-    Tensor t;
-    t.dtype = dtype;
-    t.shape = shape;
-    t.bytes.assign(data, data + nbytes);
-    return t;
-}
-
-std::vector<float> TensorRef::to_f32() const {
-    if (dtype == DType::F32) {  // fast path: copy straight out of the mapping
-        std::vector<float> out(nbytes / 4);
-        if (nbytes) std::memcpy(out.data(), data, nbytes);
-        return out;
-    }
-    return copy().to_f32();
-}
-
 // ---- reader ---------------------------------------------------------------------------------------------
 SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     int fd = ::open(path.c_str(), O_RDONLY);
@@ -305,11 +288,8 @@ const TensorRef& Checkpoint::get(const std::string& name) const {
 
 std::vector<float> Checkpoint::load_f32(const std::string& name, const Shape& expected) const {
     const TensorRef& r = get(name);
-    if (r.shape != expected)
-        fail("checkpoint ", dir_, ": tensor '", name, "' has shape ", shape_str(r.shape), ", expected ",
-             shape_str(expected));
-    if (!dtype_is_float(r.dtype))
-        fail("checkpoint ", dir_, ": tensor '", name, "' has non-float dtype ", dtype_name(r.dtype));
+    check_tensor_shape(*this, r, expected);
+    if (!dtype_is_float(r.dtype)) fail(describe(name), " has non-float dtype ", dtype_name(r.dtype));
     return r.to_f32();
 }
 

@@ -16,21 +16,9 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "io/tensor_source.h"
 
 namespace dsref {
-
-// One tensor inside a mapped file: metadata plus a pointer into the mapping (not necessarily aligned).
-struct TensorRef {
-    std::string name;
-    DType dtype;
-    Shape shape;
-    const uint8_t* data = nullptr;
-    size_t nbytes = 0;
-    std::string file;  // the file it lives in, for messages
-
-    Tensor copy() const;              // owned copy, same dtype
-    std::vector<float> to_f32() const;
-};
 
 class SafetensorsFile {
 public:
@@ -67,12 +55,14 @@ void write_safetensors(const std::string& path, const TensorMap& tensors,
 void write_checkpoint(const std::string& dir, const TensorMap& tensors, int n_shards = 1);
 
 // An HF checkpoint directory: one file or an index plus shards.
-class Checkpoint {
+class Checkpoint : public TensorSource {
 public:
     explicit Checkpoint(const std::string& dir);  // throws Error naming the directory / index
     const std::string& dir() const { return dir_; }
-    bool has(const std::string& name) const;
-    const TensorRef& get(const std::string& name) const;  // throws "checkpoint DIR has no tensor NAME"
+    bool has(const std::string& name) const override;
+    const TensorRef& get(const std::string& name) const override;  // throws "checkpoint DIR has no tensor NAME"
+    std::string where() const override { return "checkpoint " + dir_; }
+    const char* noun() const override { return "tensor"; }
     // The tensor as float32, after checking its shape; the message names the tensor and both shapes.
     std::vector<float> load_f32(const std::string& name, const Shape& expected) const;
     std::vector<std::string> names() const;

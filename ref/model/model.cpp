@@ -45,11 +45,7 @@ Model::Model(const std::string& dir, ModelOptions opt)
 void Model::check_checkpoint() const {
     for (const WeightSpec& s : checkpoint_layout(cfg_)) {
         if (s.layer >= cfg_.num_hidden_layers) continue;  // MTP layers: only read with --mtp
-        if (!ckpt_.has(s.name)) fail("checkpoint ", ckpt_.dir(), ": missing tensor '", s.name, "' (shape ", shape_str(s.shape), ")");
-        const TensorRef& r = ckpt_.get(s.name);
-        if (r.shape != s.shape)
-            fail("checkpoint ", ckpt_.dir(), ": tensor '", s.name, "' has shape ", shape_str(r.shape), ", expected ",
-                 shape_str(s.shape));
+        loader_.check(s);
     }
 }
 
@@ -68,14 +64,8 @@ void Model::check_mtp_checkpoint() const {
              cfg_.num_nextn_predict_layers);
     for (const WeightSpec& s : checkpoint_layout(cfg_)) {
         if (s.layer != L) continue;  // only the first MTP module (depth 1) is run
-        if (!ckpt_.has(s.name)) {
-            if (mtp_optional(s.name, L)) continue;
-            fail("checkpoint ", ckpt_.dir(), ": missing MTP tensor '", s.name, "' (shape ", shape_str(s.shape), ")");
-        }
-        const TensorRef& r = ckpt_.get(s.name);
-        if (r.shape != s.shape)
-            fail("checkpoint ", ckpt_.dir(), ": tensor '", s.name, "' has shape ", shape_str(r.shape), ", expected ",
-                 shape_str(s.shape));
+        if (!ckpt_.has(s.name) && mtp_optional(s.name, L)) continue;
+        loader_.check(s, "MTP tensor");
     }
 }
 

@@ -33,11 +33,7 @@ MoeWeights load_moe_weights(const ModelConfig& c, const MoeGateConfig& g, const 
     w.gate = wl.load(p + "gate.weight", {E, d});
     if (g.topk_method == MoeTopk::NoauxTc) {
         const std::string bname = p + "gate.e_score_correction_bias";
-        if (!wl.has(bname)) fail("checkpoint ", wl.checkpoint().dir(), ": missing tensor '", bname, "' (topk_method noaux_tc needs it)");
-        const TensorRef& b = wl.checkpoint().get(bname);
-        if (b.shape != Shape{E})
-            fail("checkpoint ", wl.checkpoint().dir(), ": tensor '", bname, "' has shape ", shape_str(b.shape),
-                 ", expected [", E, "] (one correction per routed expert)");
+        wl.check({bname, {E}, InitKind::Bias}, "tensor (topk_method noaux_tc needs it)");
         w.bias = wl.load(bname, {E});
     }
     for (int64_t e = 0; e < E; e++) {
