@@ -1,5 +1,5 @@
 // test_model_moe.cpp — covers the full DeepSeek-V2/V3 model with DeepSeekMoE layers (ref/model/model.cpp with
-// ref/moe/moe.cpp), multi-token prediction (Model::mtp_forward, `dsref forward --mtp`), FP8 checkpoints
+// ref/moe/moe.cpp), multi-token prediction (ref/model/mtp.h, `dsref forward --mtp`), FP8 checkpoints
 // (ref/io/weights.cpp dequantization, ref/tools/init.cpp FP8 init) and the parameter counts of ref/tools/model_info.cpp:
 //   - golden logits, hidden states, routing and mtp_logits from the independent float64 implementation
 //     (data/golden/deepseek_moe: v3_moe FP8 in 3 shards with an MTP layer, v3_negbias, v2_moe,
@@ -21,6 +21,7 @@
 #include "io/safetensors.h"
 #include "model/generate.h"
 #include "model/model.h"
+#include "model/mtp.h"
 #include "model_test_util.h"
 #include "test_util.h"
 #include "tools/init.h"
@@ -37,17 +38,23 @@ const char* kGoldenCases[] = {"v3_moe", "v3_negbias", "v2_moe", "v2_lite_moe"};
 
 std::string golden_dir(const std::string& name) { return "data/golden/deepseek_moe/" + name; }
 
-ModelOptions opts(const std::string& attn, bool mtp = false, bool keep = false) {
-    ModelOptions o;
-    o.fwd.attn = mla_path_from_name(attn);
+// The model options, plus whether the MTP module (model/mtp.h) is built on top.
+struct Opts {
+    ModelOptions model;
+    bool mtp = false;
+};
+Opts opts(const std::string& attn, bool mtp = false, bool keep = false) {
+    Opts o;
+    o.model.fwd.attn = mla_path_from_name(attn);
     o.mtp = mtp;
-    o.keep_weights = keep;
+    o.model.keep_weights = keep;
     return o;
 }
 
-std::string model_error(const std::string& dir, ModelOptions o = opts("absorb")) {
+std::string model_error(const std::string& dir, Opts o = opts("absorb")) {
     try {
-        Model m(dir, o);
+        Model m(dir, o.model);
+        if (o.mtp) Mtp mtp(m);
     } catch (const std::exception& e) {
         return e.what();
     }
@@ -115,7 +122,7 @@ TEST_CASE("DeepSeek MoE models match the independent float64 implementation on b
         const std::vector<double> want = g.at("logits").to_f64();
         for (const char* path : {"naive", "absorb"}) {
             INFO("case " << name << ", --attn " << path);
-            Model model(dir, opts(path));
+            Model model(dir, opts(path).model);
             const ModelConfig& c = model.config();
             const int64_t V = c.vocab_size, T = (int64_t)tokens.size(), d = c.hidden_size;
             Trace trace;
@@ -180,15 +187,15 @@ TEST_CASE("mtp_logits match the float64 implementation; the MTP layer is ignored
     const int64_t T = (int64_t)tokens.size();
     for (const char* path : {"naive", "absorb"}) {
         INFO("--attn " << path);
-        Model m(dir, opts(path, true));
+        Model m(dir, opts(path).model);
+        Mtp mtp_module(m);
         const ModelConfig& c = m.config();
         const int64_t V = c.vocab_size, L = c.num_hidden_layers, d = c.hidden_size;
-        KVCache cache;
-        std::vector<float> final_hidden;
-        const std::vector<float> logits = m.forward(tokens, cache, nullptr, false, &final_hidden);
-        CHECK(max_diff_prefix(logits, g.at("logits").to_f64(), T * V) <= 1e-4);
-        Trace trace;
-        const std::vector<float> mtp = m.mtp_forward(tokens, final_hidden, &trace);
+        Trace trace({"hidden." + std::to_string(L), "topk_idx." + std::to_string(L), "topk_weight." + std::to_string(L)});
+        const Mtp::Output r = mtp_module.forward(tokens, &trace);
+        CHECK(max_diff_prefix(r.logits, g.at("logits").to_f64(), T * V) <= 1e-4);
+        CHECK(r.logits == m.prefill(tokens));  // the main logits are the plain forward's
+        const std::vector<float>& mtp = r.mtp_logits;
         CHECK(max_diff_prefix(mtp, g.at("mtp_logits").to_f64(), (T - 1) * V) <= 1e-4);  // as the main logits
         const std::string hL = "hidden." + std::to_string(L);
         REQUIRE(trace.tensors().count(hL));
@@ -211,12 +218,10 @@ TEST_CASE("mtp_logits match the float64 implementation; the MTP layer is ignored
         dsref_test::TempDir t;
         write_checkpoint(t.path, w, 3);
         copy_config(dir, t.path);
-        Model m(t.path, opts("absorb", true));
-        KVCache cache;
-        std::vector<float> fh;
-        m.forward(tokens, cache, nullptr, false, &fh);
+        Model m(t.path, opts("absorb").model);
         const int64_t V = m.config().vocab_size;
-        CHECK(max_diff_prefix(m.mtp_forward(tokens, fh), g.at("mtp_logits.fallback").to_f64(), (T - 1) * V) <= 1e-4);
+        CHECK(max_diff_prefix(Mtp(m).forward(tokens).mtp_logits, g.at("mtp_logits.fallback").to_f64(), (T - 1) * V) <=
+              1e-4);
     }
     {   // without any layer-L tensor: the default forward runs and gives the same logits bit for bit;
         // --mtp names the first missing MTP tensor
@@ -227,7 +232,7 @@ TEST_CASE("mtp_logits match the float64 implementation; the MTP layer is ignored
         dsref_test::TempDir t;
         write_checkpoint(t.path, w, 2);
         copy_config(dir, t.path);
-        Model full(dir, opts("absorb")), cut(t.path, opts("absorb"));
+        Model full(dir, opts("absorb").model), cut(t.path, opts("absorb").model);
         CHECK(full.prefill(tokens) == cut.prefill(tokens));
         CHECK_THAT(model_error(t.path, opts("absorb", true)), Catch::Contains("missing MTP tensor 'model.layers.2."));
     }
@@ -408,12 +413,11 @@ TEST_CASE("init of an FP8 config writes the weight quantizer's blocks and runs t
     const std::vector<int32_t> tokens = {3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3};
     for (const char* path : {"naive", "absorb"}) {
         INFO(path);
-        Model a(t8.path, opts(path, true)), b(td.path, opts(path, true));
-        KVCache ca, cb;
-        std::vector<float> ha, hb;
-        const std::vector<float> la = a.forward(tokens, ca, nullptr, false, &ha);
-        CHECK(la == b.forward(tokens, cb, nullptr, false, &hb));
-        CHECK(a.mtp_forward(tokens, ha) == b.mtp_forward(tokens, hb));
+        Model a(t8.path, opts(path).model), b(td.path, opts(path).model);
+        const Mtp::Output ra = Mtp(a).forward(tokens), rb = Mtp(b).forward(tokens);
+        const std::vector<float>& la = ra.logits;
+        CHECK(la == rb.logits);
+        CHECK(ra.mtp_logits == rb.mtp_logits);
         for (float v : la) REQUIRE(std::isfinite(v));
     }
     // another weight_block_size ([64, 32]) gives its own grid, and every dequantized element is within
@@ -441,7 +445,7 @@ TEST_CASE("init of an FP8 config writes the weight quantizer's blocks and runs t
     // FP8 storage moves the model (it is not silently the F32 one): the F32 init's logits differ
     dsref_test::TempDir tf;
     init_checkpoint(c32, InitOptions{7, DType::F32, 1}, tf.path);
-    Model a(t8.path, opts("absorb")), f(tf.path, opts("absorb"));
+    Model a(t8.path, opts("absorb").model), f(tf.path, opts("absorb").model);
     CHECK(dsref_test::max_abs_diff(a.prefill(tokens), f.prefill(tokens)) > 1e-3);
 }
 
@@ -529,7 +533,7 @@ TEST_CASE("cached decode equals a full prefill, and greedy generate follows the 
         const std::vector<int32_t> tokens = golden_tokens(g);
         for (const char* path : {"naive", "absorb"}) {
             INFO(name << ", --attn " << path);
-            Model m(dir, opts(path, false, true));
+            Model m(dir, opts(path, false, true).model);
             const int64_t V = m.config().vocab_size, T = (int64_t)tokens.size();
             const std::vector<float> full = m.prefill(tokens);
             KVCache cache;
@@ -556,14 +560,14 @@ TEST_CASE("cached decode equals a full prefill, and greedy generate follows the 
 TEST_CASE("an MoE forward (and MTP) is bit-identical at 1 and 2 threads", "[model][moe][threads]") {
     const std::string dir = golden_dir("v3_moe");
     const std::vector<int32_t> tokens = golden_tokens(read_safetensors(dir + "/expected.safetensors"));
-    Model m(dir, opts("absorb", true));
+    Model m(dir, opts("absorb").model);
+    Mtp mtp(m);
     std::vector<float> a, b, ma, mb;
     for (int threads : {1, 2}) {
         dsref_test::ThreadScope s(threads);
-        KVCache cache;
-        std::vector<float> fh;
-        (threads == 1 ? a : b) = m.forward(tokens, cache, nullptr, false, &fh);
-        (threads == 1 ? ma : mb) = m.mtp_forward(tokens, fh);
+        Mtp::Output r = mtp.forward(tokens);
+        (threads == 1 ? a : b) = std::move(r.logits);
+        (threads == 1 ? ma : mb) = std::move(r.mtp_logits);
     }
     CHECK(a == b);
     CHECK(ma == mb);

@@ -193,6 +193,7 @@ TEST_CASE("bad gate configurations and inputs are refused with clear messages", 
     c.topk_method = MoeTopk::NoauxTc;
     c.norm_topk_prob = true;
     c.routed_scaling_factor = 2.5;
+    c.moe_intermediate_size = 2048;
     const MoeGateConfig g = moe_gate_config(c);
     CHECK(g.topk_method == MoeTopk::NoauxTc);
     c.num_experts_per_tok = 129;  // 4 groups of 32 hold 128

@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "core/error.h"
 #include "model/model.h"
+#include "model/mtp.h"
 #include "io/safetensors.h"
 
 namespace dsref::cli {
@@ -70,11 +71,12 @@ void add_forward(CLI::App& app) {
         const std::vector<int32_t> tokens = parse_tokens(o->tokens);
         ModelOptions mo;
         mo.fwd.attn = mla_path_from_name(o->attn);
-        mo.mtp = o->mtp;
         if (o->mtp && tokens.size() < 2)
             usage_fail("--mtp: multi-token prediction needs at least 2 tokens (row i predicts t_{i+2}), got ",
                        tokens.size());
         Model model(o->model, mo);
+        std::unique_ptr<Mtp> mtp;  // checks the MTP module's tensors before any compute
+        if (o->mtp) mtp = std::make_unique<Mtp>(model);
         std::set<std::string> only;
         if (!o->dump_only.empty()) {
             std::stringstream ss(o->dump_only);
@@ -83,12 +85,15 @@ void add_forward(CLI::App& app) {
         }
         const bool dumping = o->dump || !only.empty();
         Trace trace(only);
-        KVCache cache;
-        std::vector<float> final_hidden;  // [T, d] after model.norm, the MTP input
-        std::vector<float> logits =
-            model.forward(tokens, cache, dumping ? &trace : nullptr, o->last_only, o->mtp ? &final_hidden : nullptr);
-        std::vector<float> mtp_logits;
-        if (o->mtp) mtp_logits = model.mtp_forward(tokens, final_hidden, dumping ? &trace : nullptr);
+        Trace* tr = dumping ? &trace : nullptr;
+        std::vector<float> logits, mtp_logits;
+        if (mtp) {
+            Mtp::Output r = mtp->forward(tokens, tr, o->last_only);
+            logits = std::move(r.logits);
+            mtp_logits = std::move(r.mtp_logits);
+        } else {
+            logits = model.prefill(tokens, tr, o->last_only);
+        }
         TensorMap out = dumping ? trace.tensors() : TensorMap{};
         for (const std::string& n : only)
             if (!out.count(n)) usage_fail("--dump-only: this model has no intermediate named '", n, "'");

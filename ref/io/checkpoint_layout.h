@@ -1,13 +1,19 @@
-// layout.h — every tensor of an HF checkpoint, by name and shape (spec 7.1), from the config alone.
+// checkpoint_layout.h — every tensor of an HF checkpoint, by name and shape, from the config alone.
+// This file is the one place where HF tensor names and shapes are written down.
 //
-// One list serves three users: `dsref init` writes exactly these tensors, the model checks a
-// checkpoint against them before running, and `dsref info` counts parameters from them.
+// Each sub-block has a table of its tensors by role (GqaTensors, MlaTensors, MlpTensors, MoeTensors,
+// MtpTensors, ...). The block factories (ref/model/*_block.cpp, ref/model/mla.cpp, ref/model/mtp.cpp)
+// load their weights from these tables, and `checkpoint_layout` flattens them into the list that
+// `dsref init` writes, the model checks before running, and `dsref info` counts. A table takes the
+// prefix of its block: "model.layers.{i}.self_attn." in a checkpoint, "" for the inputs of an op
+// (`dsref op mla` takes the layer's names without the prefix).
 #pragma once
+#include <optional>
 #include <string>
 #include <vector>
 
-#include "io/config.h"
 #include "core/tensor.h"
+#include "io/config.h"
 
 namespace dsref {
 
@@ -21,16 +27,78 @@ enum class InitKind {
 struct WeightSpec {
     std::string name;
     Shape shape;
-    InitKind kind;
-    bool fp8 = false;   // stored as F8_E4M3 + `<name>_scale_inv` in an FP8 checkpoint (spec 7.2, pitfall 14)
-    int64_t layer = -1; // decoder layer index (num_hidden_layers.. for MTP), -1 for global tensors
+    InitKind kind = InitKind::Linear;
+    bool fp8 = false;     // stored as F8_E4M3 + `<name>_scale_inv` in an FP8 checkpoint (V3 report §3.3)
+    int64_t layer = -1;   // decoder layer index (num_hidden_layers.. for MTP), -1 for global tensors
     int64_t expert = -1;  // routed expert index, -1 otherwise (for active-parameter counts)
+    std::string shape_doc = "";  // the shape in config terms, for messages: "[H·(qk_nope_head_dim+v_head_dim), kv_lora_rank]"
 };
 
-// The main model (layers 0..L-1) plus `num_nextn_predict_layers` MTP layers (index L..).
-std::vector<WeightSpec> checkpoint_layout(const ModelConfig& c);
+// Global tensors. lm_head is the embedding itself when tie_word_embeddings.
+struct ModelTensors {
+    WeightSpec embed, norm, lm_head;
+};
+ModelTensors model_tensors(const ModelConfig& c);
 
-// "model.layers.{i}." — the prefix of decoder layer i.
+// Prefixes inside a checkpoint: "model.layers.{i}.", and its attention ("self_attn.") and feed-forward
+// ("mlp.") sub-blocks.
 std::string layer_prefix(int64_t i);
+std::string attn_prefix(int64_t i);
+std::string mlp_prefix(int64_t i);
+
+// The two RMSNorm weights of decoder layer i.
+struct DecoderNormTensors {
+    WeightSpec input_norm, post_norm;
+};
+DecoderNormTensors decoder_norm_tensors(const ModelConfig& c, int64_t i);
+
+// llama (DeepSeek LLM) attention under p = "model.layers.{i}.self_attn.".
+struct GqaTensors {
+    WeightSpec q, k, v, o;
+};
+GqaTensors gqa_tensors(const ModelConfig& c, const std::string& p, int64_t layer = -1);
+
+// Multi-head Latent Attention (V2/V3) under p. The query path is either compressed (q_lora_rank > 0:
+// q_a, q_a_norm, q_b) or a plain q_proj (q_lora_rank = 0, V2-Lite).
+struct MlaTensors {
+    std::optional<WeightSpec> q_a, q_a_norm, q_b, q;
+    WeightSpec kv_a, kv_a_norm, kv_b, o;
+};
+MlaTensors mla_tensors(const ModelConfig& c, const std::string& p, int64_t layer = -1);
+
+// One SwiGLU MLP of width I under p ("...mlp.", "...mlp.experts.{j}.", "...mlp.shared_experts.").
+struct MlpTensors {
+    WeightSpec gate, up, down;
+};
+MlpTensors mlp_tensors(const std::string& p, int64_t d, int64_t I, int64_t layer = -1, int64_t expert = -1);
+
+// A DeepSeekMoE layer under p = "model.layers.{i}.mlp.": router, the noaux_tc correction bias, the
+// routed experts and the one shared MLP of width n_shared_experts · moe_intermediate_size.
+struct MoeTensors {
+    WeightSpec gate;
+    std::optional<WeightSpec> bias;           // topk_method noaux_tc only
+    std::vector<MlpTensors> experts;          // [E]
+    std::optional<MlpTensors> shared;         // n_shared_experts > 0
+};
+MoeTensors moe_tensors(const ModelConfig& c, const std::string& p, int64_t layer = -1);
+
+// A multi-token-prediction module (V3 report §2.2), stored as decoder layer i ≥ num_hidden_layers:
+// its own norms and projection around a full decoder layer, and the checkpoint's copies of the
+// embedding and of the head (optional: the main model's are used when they are absent).
+struct MtpTensors {
+    WeightSpec embed, enorm, hnorm, eh_proj, head_norm, head;
+};
+MtpTensors mtp_tensors(const ModelConfig& c, int64_t i);
+
+// The tables as flat lists, in checkpoint order.
+std::vector<WeightSpec> flatten(const GqaTensors& t);
+std::vector<WeightSpec> flatten(const MlaTensors& t);
+std::vector<WeightSpec> flatten(const MlpTensors& t);
+std::vector<WeightSpec> flatten(const MoeTensors& t);
+
+// The main model (layers 0..L-1) plus `num_nextn_predict_layers` MTP layers (index L..), flattened.
+std::vector<WeightSpec> checkpoint_layout(const ModelConfig& c);
+// The tensors of decoder layer i only (an MTP layer's decoder part included, its MTP-only tensors not).
+std::vector<WeightSpec> decoder_layer_layout(const ModelConfig& c, int64_t i, bool moe);
 
 }  // namespace dsref

@@ -69,6 +69,78 @@ int64_t token_id(const json& j, const char* k) {
 }
 }  // namespace
 
+void parse_rope_section(const json& j, const std::string& src, ModelConfig& c) {
+    Reader r{j, src};
+    c.rope_theta = r.num_opt("rope_theta", 10000.0);
+    if (!(c.rope_theta > 1)) fail(src, ": field 'rope_theta' must be > 1, got ", c.rope_theta);
+    // rope_scaling: absent / null → plain RoPE.
+    if (r.present("rope_scaling")) {
+        const json& rs = j["rope_scaling"];
+        const std::string f = src + " rope_scaling";
+        if (!rs.is_object()) fail(src, ": field 'rope_scaling' must be an object or null");
+        Reader q{rs, f};
+        std::string type = q.str_opt("type", q.str_opt("rope_type", ""));
+        if (type == "default") type = "none";
+        if (type != "yarn" && type != "none")
+            fail(src, ": rope_scaling type '", type, "' is not supported (yarn, or null for plain RoPE)");
+        c.rope_scaling.type = type == "yarn" ? RopeScalingType::Yarn : RopeScalingType::None;
+        if (type == "yarn") {
+            c.rope_scaling.factor = q.num_opt("factor", 0.0);
+            if (!(c.rope_scaling.factor > 0))
+                fail(src, ": field 'rope_scaling.factor' must be > 0, got ", rs.value("factor", json()).dump());
+            c.rope_scaling.original_max_position_embeddings = q.int_opt("original_max_position_embeddings", 0);
+            if (c.rope_scaling.original_max_position_embeddings <= 0)
+                fail(src, ": field 'rope_scaling.original_max_position_embeddings' must be a positive integer");
+            c.rope_scaling.beta_fast = q.num_opt("beta_fast", 32.0);
+            c.rope_scaling.beta_slow = q.num_opt("beta_slow", 1.0);
+            c.rope_scaling.mscale = q.num_opt("mscale", 1.0);
+            c.rope_scaling.mscale_all_dim = q.num_opt("mscale_all_dim", 0.0);
+            if (!(c.rope_scaling.beta_fast > 0) || !(c.rope_scaling.beta_slow > 0))
+                fail(src, ": fields 'rope_scaling.beta_fast' and 'beta_slow' must be positive");
+        }
+    }
+}
+
+void parse_mla_section(const json& j, const std::string& src, ModelConfig& c) {
+    Reader r{j, src};
+    c.q_lora_rank = r.int_opt("q_lora_rank", 0);  // null → 0 → no query compression
+    c.kv_lora_rank = r.int_req("kv_lora_rank");
+    c.qk_nope_head_dim = r.int_req("qk_nope_head_dim");
+    c.qk_rope_head_dim = r.int_req("qk_rope_head_dim");
+    c.v_head_dim = r.int_req("v_head_dim");
+    if (c.q_lora_rank < 0) fail(src, ": field 'q_lora_rank' must be null or non-negative");
+    r.positive("kv_lora_rank", c.kv_lora_rank);
+    r.positive("qk_nope_head_dim", c.qk_nope_head_dim);
+    r.positive("qk_rope_head_dim", c.qk_rope_head_dim);
+    r.positive("v_head_dim", c.v_head_dim);
+    if (c.qk_rope_head_dim % 2) fail(src, ": field 'qk_rope_head_dim' must be even, got ", c.qk_rope_head_dim);
+}
+
+void parse_moe_section(const json& j, const std::string& src, ModelConfig& c) {
+    Reader r{j, src};
+    c.n_routed_experts = r.int_opt("n_routed_experts", 0);
+    c.n_shared_experts = r.int_opt("n_shared_experts", 0);
+    c.num_experts_per_tok = r.int_opt("num_experts_per_tok", 0);
+    c.moe_intermediate_size = r.int_opt("moe_intermediate_size", 0);
+    c.n_group = r.int_opt("n_group", 1);
+    c.topk_group = r.int_opt("topk_group", 1);
+    c.first_k_dense_replace = r.int_opt("first_k_dense_replace", 0);
+    c.moe_layer_freq = r.int_opt("moe_layer_freq", 1);
+    c.routed_scaling_factor = r.num_opt("routed_scaling_factor", 1.0);
+    try {
+        c.scoring_func = parse_moe_scoring(r.str_opt("scoring_func", "softmax"));
+        c.topk_method = parse_moe_topk(r.str_opt("topk_method", "greedy"));
+    } catch (const Error& e) {
+        fail(src, ": ", e.what());
+    }
+    c.norm_topk_prob = r.bool_opt("norm_topk_prob", false);
+    c.num_nextn_predict_layers = r.int_opt("num_nextn_predict_layers", 0);
+    if (c.n_routed_experts < 0) fail(src, ": field 'n_routed_experts' must be non-negative");
+    if (c.moe_layer_freq <= 0) fail(src, ": field 'moe_layer_freq' must be positive");
+    if (c.first_k_dense_replace < 0) fail(src, ": field 'first_k_dense_replace' must be non-negative");
+    if (c.num_nextn_predict_layers < 0) fail(src, ": field 'num_nextn_predict_layers' must be non-negative");
+}
+
 ModelConfig parse_config(const json& j, const std::string& src) {
     if (!j.is_object()) fail(src, ": config is not a JSON object");
     Reader r{j, src};
@@ -101,8 +173,6 @@ ModelConfig parse_config(const json& j, const std::string& src) {
     c.num_key_value_heads = r.int_opt("num_key_value_heads", c.num_attention_heads);
     c.rms_norm_eps = r.num_opt("rms_norm_eps", 1e-6);
     if (!(c.rms_norm_eps > 0)) fail(src, ": field 'rms_norm_eps' must be positive");
-    c.rope_theta = r.num_opt("rope_theta", 10000.0);
-    if (!(c.rope_theta > 1)) fail(src, ": field 'rope_theta' must be > 1, got ", c.rope_theta);
     c.max_position_embeddings = r.int_opt("max_position_embeddings", 0);
     c.tie_word_embeddings = r.bool_opt("tie_word_embeddings", false);
     c.bos_token_id = token_id(j, "bos_token_id");
@@ -113,32 +183,7 @@ ModelConfig parse_config(const json& j, const std::string& src) {
     if (r.bool_opt("attention_bias", false)) fail(src, ": field 'attention_bias' true is not supported");
     if (r.bool_opt("mlp_bias", false)) fail(src, ": field 'mlp_bias' true is not supported");
 
-    // rope_scaling: absent / null → plain RoPE.
-    if (r.present("rope_scaling")) {
-        const json& rs = j["rope_scaling"];
-        const std::string f = src + " rope_scaling";
-        if (!rs.is_object()) fail(src, ": field 'rope_scaling' must be an object or null");
-        Reader q{rs, f};
-        std::string type = q.str_opt("type", q.str_opt("rope_type", ""));
-        if (type == "default") type = "none";
-        if (type != "yarn" && type != "none")
-            fail(src, ": rope_scaling type '", type, "' is not supported (yarn, or null for plain RoPE)");
-        c.rope_scaling.type = type == "yarn" ? RopeScalingType::Yarn : RopeScalingType::None;
-        if (type == "yarn") {
-            c.rope_scaling.factor = q.num_opt("factor", 0.0);
-            if (!(c.rope_scaling.factor > 0))
-                fail(src, ": field 'rope_scaling.factor' must be > 0, got ", rs.value("factor", json()).dump());
-            c.rope_scaling.original_max_position_embeddings = q.int_opt("original_max_position_embeddings", 0);
-            if (c.rope_scaling.original_max_position_embeddings <= 0)
-                fail(src, ": field 'rope_scaling.original_max_position_embeddings' must be a positive integer");
-            c.rope_scaling.beta_fast = q.num_opt("beta_fast", 32.0);
-            c.rope_scaling.beta_slow = q.num_opt("beta_slow", 1.0);
-            c.rope_scaling.mscale = q.num_opt("mscale", 1.0);
-            c.rope_scaling.mscale_all_dim = q.num_opt("mscale_all_dim", 0.0);
-            if (!(c.rope_scaling.beta_fast > 0) || !(c.rope_scaling.beta_slow > 0))
-                fail(src, ": fields 'rope_scaling.beta_fast' and 'beta_slow' must be positive");
-        }
-    }
+    parse_rope_section(j, src, c);
 
     if (c.arch == Arch::Llama) {
         c.head_dim = r.int_opt("head_dim", 0);
@@ -161,39 +206,8 @@ ModelConfig parse_config(const json& j, const std::string& src) {
 
     // ---- DeepSeek V2 / V3: MLA + MoE fields ----
     c.head_dim = r.int_opt("head_dim", 0);
-    c.q_lora_rank = r.int_opt("q_lora_rank", 0);  // null → 0 → no query compression
-    c.kv_lora_rank = r.int_req("kv_lora_rank");
-    c.qk_nope_head_dim = r.int_req("qk_nope_head_dim");
-    c.qk_rope_head_dim = r.int_req("qk_rope_head_dim");
-    c.v_head_dim = r.int_req("v_head_dim");
-    if (c.q_lora_rank < 0) fail(src, ": field 'q_lora_rank' must be null or non-negative");
-    r.positive("kv_lora_rank", c.kv_lora_rank);
-    r.positive("qk_nope_head_dim", c.qk_nope_head_dim);
-    r.positive("qk_rope_head_dim", c.qk_rope_head_dim);
-    r.positive("v_head_dim", c.v_head_dim);
-    if (c.qk_rope_head_dim % 2) fail(src, ": field 'qk_rope_head_dim' must be even, got ", c.qk_rope_head_dim);
-
-    c.n_routed_experts = r.int_opt("n_routed_experts", 0);
-    c.n_shared_experts = r.int_opt("n_shared_experts", 0);
-    c.num_experts_per_tok = r.int_opt("num_experts_per_tok", 0);
-    c.moe_intermediate_size = r.int_opt("moe_intermediate_size", 0);
-    c.n_group = r.int_opt("n_group", 1);
-    c.topk_group = r.int_opt("topk_group", 1);
-    c.first_k_dense_replace = r.int_opt("first_k_dense_replace", 0);
-    c.moe_layer_freq = r.int_opt("moe_layer_freq", 1);
-    c.routed_scaling_factor = r.num_opt("routed_scaling_factor", 1.0);
-    try {
-        c.scoring_func = parse_moe_scoring(r.str_opt("scoring_func", "softmax"));
-        c.topk_method = parse_moe_topk(r.str_opt("topk_method", "greedy"));
-    } catch (const Error& e) {
-        fail(src, ": ", e.what());
-    }
-    c.norm_topk_prob = r.bool_opt("norm_topk_prob", false);
-    c.num_nextn_predict_layers = r.int_opt("num_nextn_predict_layers", 0);
-    if (c.n_routed_experts < 0) fail(src, ": field 'n_routed_experts' must be non-negative");
-    if (c.moe_layer_freq <= 0) fail(src, ": field 'moe_layer_freq' must be positive");
-    if (c.first_k_dense_replace < 0) fail(src, ": field 'first_k_dense_replace' must be non-negative");
-    if (c.num_nextn_predict_layers < 0) fail(src, ": field 'num_nextn_predict_layers' must be non-negative");
+    parse_mla_section(j, src, c);
+    parse_moe_section(j, src, c);
 
     if (r.present("quantization_config")) {
         const json& q = j["quantization_config"];

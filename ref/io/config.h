@@ -66,4 +66,11 @@ ModelConfig load_config(const std::string& path);
 // Parses and validates; `source` names the file in messages.
 ModelConfig parse_config(const nlohmann::json& j, const std::string& source);
 
+// The sections of parse_config, each reading and validating its fields of `j` into `c` (messages name
+// `source` and the field). The one-layer ops (`dsref op mla`, `dsref op moe`) validate their attributes,
+// which carry the same names, with these same functions.
+void parse_rope_section(const nlohmann::json& j, const std::string& source, ModelConfig& c);  // rope_theta, rope_scaling
+void parse_mla_section(const nlohmann::json& j, const std::string& source, ModelConfig& c);   // q_lora_rank .. v_head_dim
+void parse_moe_section(const nlohmann::json& j, const std::string& source, ModelConfig& c);   // n_routed_experts ..
+
 }  // namespace dsref

@@ -24,9 +24,10 @@ std::vector<float> TensorRef::to_f32() const {
     return copy().to_f32();
 }
 
-void check_tensor_shape(const TensorSource& src, const TensorRef& r, const Shape& expected) {
+void check_tensor_shape(const TensorSource& src, const TensorRef& r, const Shape& expected, const std::string& doc) {
     if (r.shape != expected)
-        fail(src.describe(r.name), " has shape ", shape_str(r.shape), ", expected ", shape_str(expected));
+        fail(src.describe(r.name), " has shape ", shape_str(r.shape), ", expected ", shape_str(expected),
+             doc.empty() ? "" : " (" + doc + ")");
 }
 
 TensorMapSource::TensorMapSource(const TensorMap& tensors, std::string op) : op_(std::move(op)) {

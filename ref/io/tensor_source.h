@@ -39,8 +39,9 @@ public:
     std::string describe(const std::string& name) const { return where() + ": " + noun() + " '" + name + "'"; }
 };
 
-// The one shape check of loaded tensors: "<describe(name)> has shape [..], expected [..]".
-void check_tensor_shape(const TensorSource& src, const TensorRef& r, const Shape& expected);
+// The one shape check of loaded tensors: "<describe(name)> has shape [..], expected [..] (doc)".
+// doc: the expected shape in config terms, e.g. "[kv_lora_rank+qk_rope_head_dim, hidden_size]".
+void check_tensor_shape(const TensorSource& src, const TensorRef& r, const Shape& expected, const std::string& doc = "");
 
 // The inputs of an op as a TensorSource. `op` names the op in messages; the map must outlive this.
 class TensorMapSource : public TensorSource {

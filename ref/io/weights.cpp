@@ -8,12 +8,12 @@ namespace dsref {
 
 void WeightLoader::check(const WeightSpec& s, const char* what) const {
     if (!src_.has(s.name)) fail(src_.where(), ": missing ", what, " '", s.name, "' (shape ", shape_str(s.shape), ")");
-    check_tensor_shape(src_, src_.get(s.name), s.shape);
+    check_tensor_shape(src_, src_.get(s.name), s.shape, s.shape_doc);
 }
 
-std::vector<float> WeightLoader::load(const std::string& name, const Shape& shape) const {
+std::vector<float> WeightLoader::load(const std::string& name, const Shape& shape, const std::string& doc) const {
     const TensorRef& r = src_.get(name);
-    check_tensor_shape(src_, r, shape);
+    check_tensor_shape(src_, r, shape, doc);
     if (r.dtype == DType::F8_E4M3 || r.dtype == DType::F8_E5M2) {
         const std::string sname = name + "_scale_inv";
         if (r.dtype != DType::F8_E4M3) fail(src_.describe(name), " is F8_E5M2; FP8 weights must be F8_E4M3");

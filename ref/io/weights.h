@@ -27,8 +27,8 @@ public:
         : WeightLoader(src, cfg.fp8_block_rows, cfg.fp8_block_cols) {}
     bool has(const std::string& name) const { return src_.has(name); }
     // The weight as float32 [shape], checking its shape and dequantizing FP8 blocks.
-    std::vector<float> load(const std::string& name, const Shape& shape) const;
-    std::vector<float> load(const WeightSpec& s) const { return load(s.name, s.shape); }
+    std::vector<float> load(const std::string& name, const Shape& shape, const std::string& doc = "") const;
+    std::vector<float> load(const WeightSpec& s) const { return load(s.name, s.shape, s.shape_doc); }
     // Rows of a 2-D weight (embedding lookups without converting the whole table).
     std::vector<float> load_rows(const std::string& name, const Shape& shape, const std::vector<int32_t>& rows) const;
     // Checks that the tensor exists (else "<source>: missing tensor 'NAME' (shape [..])") and has its shape.

@@ -56,7 +56,9 @@ public:
     virtual void forward(float* out, const float* x, int64_t T, Trace* trace, int64_t layer) const = 0;
 };
 
-// The blocks of decoder layer `layer`, reading weights under `prefix` ("model.layers.{i}.").
+// The blocks of a decoder layer, reading their weights (io/checkpoint_layout.h names them) under the
+// block's prefix: attn_prefix(i) = "model.layers.{i}.self_attn.", mlp_prefix(i) = "model.layers.{i}.mlp.",
+// or "" for the inputs of an op.
 std::unique_ptr<AttentionBlock> make_gqa_block(const ModelConfig& c, const WeightLoader& w, const std::string& prefix);
 // MLA (V2/V3, model/mla.h) on the given path.
 std::unique_ptr<AttentionBlock> make_mla_block(const ModelConfig& c, const WeightLoader& w, const std::string& prefix,

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "core/swiglu.h"
+#include "io/checkpoint_layout.h"
 #include "model/blocks.h"
 
 namespace dsref {
@@ -13,9 +14,10 @@ class DenseMlpBlock : public FeedForwardBlock {
 public:
     DenseMlpBlock(const ModelConfig& c, const WeightLoader& w, const std::string& p, int64_t width)
         : d_(c.hidden_size), I_(width) {
-        gate_ = w.load(p + "mlp.gate_proj.weight", {I_, d_});
-        up_ = w.load(p + "mlp.up_proj.weight", {I_, d_});
-        down_ = w.load(p + "mlp.down_proj.weight", {d_, I_});
+        const MlpTensors t = mlp_tensors(p, d_, I_);
+        gate_ = w.load(t.gate);
+        up_ = w.load(t.up);
+        down_ = w.load(t.down);
     }
     void forward(float* out, const float* x, int64_t T, Trace*, int64_t) const override {
         swiglu_forward(out, x, gate_.data(), up_.data(), down_.data(), T, d_, I_);

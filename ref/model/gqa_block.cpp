@@ -6,6 +6,7 @@
 #include "model/blocks.h"
 #include "core/linear.h"
 #include "core/rope.h"
+#include "io/checkpoint_layout.h"
 
 namespace dsref {
 
@@ -14,10 +15,11 @@ class GqaBlock : public AttentionBlock {
 public:
     GqaBlock(const ModelConfig& c, const WeightLoader& w, const std::string& p)
         : d_(c.hidden_size), H_(c.num_attention_heads), Hkv_(c.num_key_value_heads), hd_(c.head_dim) {
-        wq_ = w.load(p + "self_attn.q_proj.weight", {H_ * hd_, d_});
-        wk_ = w.load(p + "self_attn.k_proj.weight", {Hkv_ * hd_, d_});
-        wv_ = w.load(p + "self_attn.v_proj.weight", {Hkv_ * hd_, d_});
-        wo_ = w.load(p + "self_attn.o_proj.weight", {d_, H_ * hd_});
+        const GqaTensors t = gqa_tensors(c, p);
+        wq_ = w.load(t.q);
+        wk_ = w.load(t.k);
+        wv_ = w.load(t.v);
+        wo_ = w.load(t.o);
         inv_freq_ = rope_inv_freq(hd_, c.rope_theta, c.rope_scaling);
     }
 

@@ -18,6 +18,7 @@
 #include "core/linear.h"
 #include "core/rmsnorm.h"
 #include "core/rope.h"
+#include "io/checkpoint_layout.h"
 
 namespace dsref {
 
@@ -327,24 +328,26 @@ private:
 };
 }  // namespace
 
-std::unique_ptr<AttentionBlock> make_mla_block(const ModelConfig& c, const WeightLoader& w, const std::string& prefix,
-                                               MlaPath mp) {
-    const MlaDims m = mla_dims(c);
-    const std::string p = prefix + "self_attn.";
-    const int64_t d_k = m.d_k();
+MlaWeights load_mla_weights(const ModelConfig& c, const WeightLoader& w, const std::string& prefix) {
+    const MlaTensors t = mla_tensors(c, prefix);
     MlaWeights mw;
-    if (m.d_q > 0) {
-        mw.q_a = w.load(p + "q_a_proj.weight", {m.d_q, m.d});
-        mw.q_a_norm = w.load(p + "q_a_layernorm.weight", {m.d_q});
-        mw.q_b = w.load(p + "q_b_proj.weight", {m.H * d_k, m.d_q});
+    if (t.q_a) {
+        mw.q_a = w.load(*t.q_a);
+        mw.q_a_norm = w.load(*t.q_a_norm);
+        mw.q_b = w.load(*t.q_b);
     } else {
-        mw.q = w.load(p + "q_proj.weight", {m.H * d_k, m.d});
+        mw.q = w.load(*t.q);
     }
-    mw.kv_a = w.load(p + "kv_a_proj_with_mqa.weight", {m.d_c + m.d_r, m.d});
-    mw.kv_a_norm = w.load(p + "kv_a_layernorm.weight", {m.d_c});
-    mw.kv_b = w.load(p + "kv_b_proj.weight", {m.H * (m.d_n + m.d_v), m.d_c});
-    mw.o = w.load(p + "o_proj.weight", {m.d, m.H * m.d_v});
-    return std::make_unique<MlaBlock>(MlaLayer(m, std::move(mw)), mp);
+    mw.kv_a = w.load(t.kv_a);
+    mw.kv_a_norm = w.load(t.kv_a_norm);
+    mw.kv_b = w.load(t.kv_b);
+    mw.o = w.load(t.o);
+    return mw;
+}
+
+std::unique_ptr<AttentionBlock> make_mla_block(const ModelConfig& c, const WeightLoader& w, const std::string& prefix,
+                                               MlaPath path) {
+    return std::make_unique<MlaBlock>(MlaLayer(mla_dims(c), load_mla_weights(c, w, prefix)), path);
 }
 
 }  // namespace dsref

@@ -106,7 +106,11 @@ private:
                          LayerCache& cache) const;
 };
 
-// The MLA block of decoder layer `prefix` ("model.layers.{i}."), path "naive" or "absorb".
+// One layer's MLA weights under `prefix` (attn_prefix(i), or "" for op inputs), names and shapes from
+// io/checkpoint_layout.h's mla_tensors.
+MlaWeights load_mla_weights(const ModelConfig& c, const WeightLoader& w, const std::string& prefix);
+
+// The MLA block of a decoder layer (weights under `prefix`), on the given path.
 std::unique_ptr<AttentionBlock> make_mla_block(const ModelConfig& c, const WeightLoader& w, const std::string& prefix,
                                                MlaPath path);
 

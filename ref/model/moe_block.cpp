@@ -16,36 +16,40 @@ MoeGateConfig moe_gate_config(const ModelConfig& c) {
     g.topk_method = c.topk_method;
     g.norm_topk_prob = c.norm_topk_prob;
     g.routed_scaling_factor = c.routed_scaling_factor;
-    moe_gate_check(g, g.topk_method == MoeTopk::NoauxTc ? g.E : -1);
+    try {
+        moe_gate_check(g, g.topk_method == MoeTopk::NoauxTc ? g.E : -1);
+    } catch (const Error& e) {
+        fail(c.source, ": ", e.what());
+    }
+    if (c.moe_intermediate_size < 1)
+        fail(c.source, ": field 'moe_intermediate_size' must be >= 1 for MoE layers, got ", c.moe_intermediate_size);
+    if (c.n_shared_experts < 0) fail(c.source, ": field 'n_shared_experts' must be >= 0, got ", c.n_shared_experts);
     return g;
 }
 
 MoeWeights load_moe_weights(const ModelConfig& c, const MoeGateConfig& g, const WeightLoader& wl,
                             const std::string& prefix) {
-    const std::string p = prefix + "mlp.";
     MoeWeights w;
     w.d = c.hidden_size;
     w.I = c.moe_intermediate_size;
     w.I_shared = c.n_shared_experts * c.moe_intermediate_size;
-    const int64_t E = g.E, d = w.d, I = w.I;
-    if (I < 1) fail(c.source, ": field 'moe_intermediate_size' must be >= 1 for an MoE layer, got ", I);
-    if (c.n_shared_experts < 0) fail(c.source, ": field 'n_shared_experts' must be >= 0, got ", c.n_shared_experts);
-    w.gate = wl.load(p + "gate.weight", {E, d});
-    if (g.topk_method == MoeTopk::NoauxTc) {
-        const std::string bname = p + "gate.e_score_correction_bias";
-        wl.check({bname, {E}, InitKind::Bias}, "tensor (topk_method noaux_tc needs it)");
-        w.bias = wl.load(bname, {E});
+    if (c.n_routed_experts != g.E)
+        fail("load_moe_weights: the gate config does not belong to this model config");
+    const MoeTensors t = moe_tensors(c, prefix);
+    w.gate = wl.load(t.gate);
+    if (t.bias) {
+        wl.check(*t.bias, "tensor (topk_method noaux_tc needs it)");
+        w.bias = wl.load(*t.bias);
     }
-    for (int64_t e = 0; e < E; e++) {
-        const std::string q = p + "experts." + std::to_string(e) + ".";
-        w.w_gate.push_back(wl.load(q + "gate_proj.weight", {I, d}));
-        w.w_up.push_back(wl.load(q + "up_proj.weight", {I, d}));
-        w.w_down.push_back(wl.load(q + "down_proj.weight", {d, I}));
+    for (const MlpTensors& e : t.experts) {
+        w.w_gate.push_back(wl.load(e.gate));
+        w.w_up.push_back(wl.load(e.up));
+        w.w_down.push_back(wl.load(e.down));
     }
-    if (w.I_shared > 0) {
-        w.shared_gate = wl.load(p + "shared_experts.gate_proj.weight", {w.I_shared, d});
-        w.shared_up = wl.load(p + "shared_experts.up_proj.weight", {w.I_shared, d});
-        w.shared_down = wl.load(p + "shared_experts.down_proj.weight", {d, w.I_shared});
+    if (t.shared) {
+        w.shared_gate = wl.load(t.shared->gate);
+        w.shared_up = wl.load(t.shared->up);
+        w.shared_down = wl.load(t.shared->down);
     }
     moe_weights_check(w, g);
     return w;

@@ -10,11 +10,12 @@
 
 namespace dsref {
 
-// The gate fields of a V2/V3 config.json, validated.
+// The gate fields of a V2/V3 config.json, validated with every other MoE field (moe_intermediate_size,
+// n_shared_experts); the error names c.source and the field.
 MoeGateConfig moe_gate_config(const ModelConfig& c);
 
-// Reads one layer's MoE weights under `prefix` ("model.layers.{i}."), checking every shape; a
-// missing tensor is an Error naming it.
+// Reads one layer's MoE weights under `prefix` (mlp_prefix(i), or "" for op inputs; names and shapes
+// from io/checkpoint_layout.h's moe_tensors), checking every shape; a missing tensor is an Error naming it.
 MoeWeights load_moe_weights(const ModelConfig& c, const MoeGateConfig& g, const WeightLoader& w,
                             const std::string& prefix);
 

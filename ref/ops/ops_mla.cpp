@@ -1,97 +1,72 @@
-// ops_mla.cpp — op `mla`: one layer's Multi-head Latent Attention (mla.h, spec 4) on a causal prefill
-// at positions 0..T-1, from the layer's HF weights without the `model.layers.{i}.self_attn.` prefix.
+// ops_mla.cpp — op `mla`: one layer's Multi-head Latent Attention (model/mla.h) on a causal prefill
+// at positions 0..T-1, from the layer's HF weights without the `model.layers.{i}.self_attn.` prefix,
+// built by the model's own load_mla_weights over the op's inputs (ops/op_layer.h).
 #include "core/error.h"
+#include "io/config.h"
+#include "io/tensor_source.h"
+#include "io/weights.h"
 #include "model/mla.h"
+#include "ops/op_layer.h"
 #include "ops/op_registry.h"
 
 namespace dsref {
 
 namespace {
 
-int64_t required_i64(const OpAttrs& a, const char* k) {
-    if (!a.has(k)) usage_fail("op mla: attribute '", k, "' is required");
-    const int64_t v = a.i64(k, 0);
-    if (v <= 0) usage_fail("op mla: attribute '", k, "' must be positive, got ", v);
-    return v;
-}
-
-// The input `name`, as float32, after checking that it has exactly `shape`.
-std::vector<float> weight(const TensorMap& in, const std::string& name, const Shape& shape, const std::string& what) {
-    const Tensor& t = op_input(in, "mla", name);
-    if (t.shape != shape)
-        fail("op mla: input '", name, "' has shape ", shape_str(t.shape), ", expected ", shape_str(shape), " (", what, ")");
-    return op_f32(in, "mla", name);
-}
+const std::vector<std::string> kMlaShapeAttrs = {"q_lora_rank", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim",
+                                                 "v_head_dim"};
+const std::vector<std::string> kYarnAttrs = {"original_max_position_embeddings", "beta_fast", "beta_slow", "mscale",
+                                             "mscale_all_dim"};
 
 TensorMap run_mla(const TensorMap& in, const OpAttrs& a) {
     const Tensor& xt = op_input(in, "mla", "x");
     if (xt.rank() != 2) fail("op mla: input 'x' must be [T, d], got ", shape_str(xt.shape));
     const int64_t T = xt.dim(0);
     if (T < 1) fail("op mla: input 'x' has no rows");
-
-    MlaDims m;
-    m.d = xt.dim(1);
-    m.H = required_i64(a, "num_attention_heads");
-    m.d_q = a.i64("q_lora_rank", 0);
-    if (m.d_q < 0) usage_fail("op mla: attribute 'q_lora_rank' must be 0 (no query compression) or positive");
-    m.d_c = required_i64(a, "kv_lora_rank");
-    m.d_n = required_i64(a, "qk_nope_head_dim");
-    m.d_r = required_i64(a, "qk_rope_head_dim");
-    m.d_v = required_i64(a, "v_head_dim");
-    if (m.d_r % 2) usage_fail("op mla: attribute 'qk_rope_head_dim' must be even (RoPE rotates pairs), got ", m.d_r);
-    m.latent_eps = a.f64("rms_norm_eps", kMlaLatentNormEps);
-    if (!(m.latent_eps > 0)) usage_fail("op mla: attribute 'rms_norm_eps' must be > 0");
-    m.rope_theta = a.f64("rope_theta", 10000.0);
-    if (!(m.rope_theta > 1)) usage_fail("op mla: attribute 'rope_theta' must be > 1");
-    if (a.has("factor")) {  // YaRN, as in op rope
-        RopeScaling& s = m.rope_scaling;
-        s.type = RopeScalingType::Yarn;
-        s.factor = a.f64("factor", 1.0);
-        if (!(s.factor > 0)) usage_fail("op mla: attribute 'factor' must be > 0");
-        s.original_max_position_embeddings = a.i64("original_max_position_embeddings", 4096);
-        if (s.original_max_position_embeddings <= 0)
-            usage_fail("op mla: attribute 'original_max_position_embeddings' must be positive");
-        s.beta_fast = a.f64("beta_fast", 32.0);
-        s.beta_slow = a.f64("beta_slow", 1.0);
-        if (!(s.beta_fast > 0) || !(s.beta_slow > 0)) usage_fail("op mla: 'beta_fast' and 'beta_slow' must be > 0");
-        s.mscale = a.f64("mscale", 1.0);
-        s.mscale_all_dim = a.f64("mscale_all_dim", 0.0);
-    } else {
-        for (const char* k : {"original_max_position_embeddings", "beta_fast", "beta_slow", "mscale", "mscale_all_dim"})
+    for (const char* k : {"num_attention_heads", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"})
+        if (!a.has(k)) usage_fail("op mla: attribute '", k, "' is required");
+    if (!a.has("factor"))
+        for (const std::string& k : kYarnAttrs)
             if (a.has(k)) usage_fail("op mla: attribute '", k, "' needs 'factor' (YaRN is on only when factor is set)");
+
+    // The layer's config: the attributes (config.json names; the YaRN ones are rope_scaling's fields),
+    // validated by the config parser's own sections; d comes from x.
+    ModelConfig c;
+    c.arch = Arch::DeepseekV3;
+    c.source = "op mla attributes";
+    c.hidden_size = xt.dim(1);
+    c.num_attention_heads = a.i64("num_attention_heads", 0);
+    if (c.num_attention_heads <= 0) usage_fail("op mla: attribute 'num_attention_heads' must be positive");
+    nlohmann::json j = attrs_to_json(a, kMlaShapeAttrs);
+    if (a.has("rope_theta")) j["rope_theta"] = a.f64("rope_theta", 0);
+    if (a.has("factor")) {
+        nlohmann::json rs = attrs_to_json(a, kYarnAttrs);
+        rs["type"] = "yarn";
+        rs["factor"] = a.f64("factor", 0);
+        if (!rs.contains("original_max_position_embeddings")) rs["original_max_position_embeddings"] = 4096;
+        j["rope_scaling"] = rs;
     }
+    parse_op_attrs([&] {
+        parse_mla_section(j, c.source, c);
+        parse_rope_section(j, c.source, c);
+    });
+    MlaDims m = mla_dims(c);
+    m.latent_eps = a.f64("rms_norm_eps", kMlaLatentNormEps);  // the op lets the latent norms' eps be set
+    if (!(m.latent_eps > 0)) usage_fail("op mla: attribute 'rms_norm_eps' must be > 0");
     const MlaPath path = mla_path_from_name(a.choice("path", "absorb", {"naive", "absorb"}));
 
-    const int64_t d = m.d, H = m.H, d_k = m.d_k();
-    MlaWeights w;
-    if (m.d_q > 0) {
-        if (in.count("q_proj.weight"))
-            fail("op mla: q_lora_rank is ", m.d_q, " (query compression) but input 'q_proj.weight' is given; "
-                 "use q_a_proj/q_a_layernorm/q_b_proj, or set q_lora_rank=0");
-        w.q_a = weight(in, "q_a_proj.weight", {m.d_q, d}, "[q_lora_rank, d]");
-        w.q_a_norm = weight(in, "q_a_layernorm.weight", {m.d_q}, "[q_lora_rank]");
-        w.q_b = weight(in, "q_b_proj.weight", {H * d_k, m.d_q},
-                       "[H·(qk_nope_head_dim+qk_rope_head_dim), q_lora_rank]");
-    } else {
-        for (const char* n : {"q_a_proj.weight", "q_a_layernorm.weight", "q_b_proj.weight"})
-            if (in.count(n))
-                fail("op mla: q_lora_rank is 0 (no query compression) but input '", n,
-                     "' is given; set q_lora_rank to its rank, or give q_proj.weight");
-        w.q = weight(in, "q_proj.weight", {H * d_k, d}, "[H·(qk_nope_head_dim+qk_rope_head_dim), d]");
-    }
-    w.kv_a = weight(in, "kv_a_proj_with_mqa.weight", {m.d_c + m.d_r, d}, "[kv_lora_rank+qk_rope_head_dim, d]");
-    w.kv_a_norm = weight(in, "kv_a_layernorm.weight", {m.d_c}, "[kv_lora_rank]");
-    w.kv_b = weight(in, "kv_b_proj.weight", {H * (m.d_n + m.d_v), m.d_c},
-                    "[H·(qk_nope_head_dim+v_head_dim), kv_lora_rank]");
-    w.o = weight(in, "o_proj.weight", {d, H * m.d_v}, "[d, H·v_head_dim]");
-
-    const MlaLayer layer(m, std::move(w));
+    check_op_inputs("mla", in, flatten(mla_tensors(c, "")), {"x"},
+                    "q_lora_rank is " + std::to_string(c.q_lora_rank) +
+                        (c.q_lora_rank > 0 ? ": the query path is q_a_proj, q_a_layernorm, q_b_proj"
+                                           : ": the query path is q_proj (set q_lora_rank for q_a_proj/q_b_proj)"));
+    const TensorMapSource src(in, "mla");
+    const MlaLayer layer(m, load_mla_weights(c, WeightLoader(src), ""));
     const std::vector<float> x = op_f32(in, "mla", "x");
-    std::vector<float> o(T * d);
+    std::vector<float> o(T * c.hidden_size);
     LayerCache cache;
     Trace trace;
     layer.forward(path, o.data(), x.data(), T, 0, cache, &trace, 0);
-    TensorMap out = {{"o", Tensor::from_f32({T, d}, o)}};
+    TensorMap out = {{"o", Tensor::from_f32({T, c.hidden_size}, o)}};
     for (const char* n : {"q_nope", "q_pe", "kv_latent", "k_pe"}) out[n] = trace.tensors().at(std::string(n) + ".0");
     return out;
 }

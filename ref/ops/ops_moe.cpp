@@ -1,9 +1,14 @@
-// ops_moe.cpp — the DeepSeekMoE ops for `dsref op`: moe_gate, moe, eplb (spec 5; eplb.h).
-#include <set>
-
-#include "moe/eplb.h"
+// ops_moe.cpp — the DeepSeekMoE ops for `dsref op`: moe_gate, moe, eplb (moe/moe_gate.h, moe/moe.h,
+// moe/eplb.h). Op moe builds its layer with the model's own load_moe_weights over the op's inputs.
 #include "core/error.h"
+#include "io/checkpoint_layout.h"
+#include "io/config.h"
+#include "io/tensor_source.h"
+#include "io/weights.h"
+#include "model/moe_block.h"
+#include "moe/eplb.h"
 #include "moe/moe.h"
+#include "ops/op_layer.h"
 #include "ops/op_registry.h"
 
 namespace dsref {
@@ -14,21 +19,43 @@ const std::vector<std::string> kGateAttrs = {"n_routed_experts", "num_experts_pe
                                              "scoring_func",     "topk_method",         "norm_topk_prob",
                                              "routed_scaling_factor"};
 
-// The gate's config from the attributes; E comes from the router weight's rows (and must equal
-// n_routed_experts when that is given).
-MoeGateConfig gate_config(const OpAttrs& a, const std::string& op, int64_t E) {
+// The MoE config of a one-layer op: the gate attributes (config.json names) validated by the config
+// parser's own MoE section; E comes from the router weight's rows (and must equal n_routed_experts when
+// that is given), d from x, and moe_intermediate_size / n_shared_experts from the inputs when not given.
+ModelConfig op_moe_config(const OpAttrs& a, const std::string& op, int64_t E, int64_t d, int64_t I, int64_t I_shared) {
     if (!a.has("num_experts_per_tok")) usage_fail("op ", op, ": attribute num_experts_per_tok is required");
     if (a.has("n_routed_experts") && a.i64("n_routed_experts", 0) != E)
         usage_fail("op ", op, ": n_routed_experts=", a.i64("n_routed_experts", 0), " but the router weight has ", E, " rows");
+    nlohmann::json j = attrs_to_json(a, kGateAttrs);
+    j["n_routed_experts"] = E;
+    if (I > 0) {
+        if (a.has("moe_intermediate_size") && a.i64("moe_intermediate_size", 0) != I)
+            usage_fail("op ", op, ": moe_intermediate_size=", a.i64("moe_intermediate_size", 0),
+                       " but experts.0.gate_proj.weight has ", I, " rows");
+        const int64_t n_s = a.i64("n_shared_experts", I_shared / I);
+        if (n_s * I != I_shared)
+            usage_fail("op ", op, ": n_shared_experts=", n_s, " needs shared experts of width ", n_s * I,
+                       ", the inputs hold width ", I_shared);
+        j["moe_intermediate_size"] = I;
+        j["n_shared_experts"] = n_s;
+    }
+    ModelConfig c;
+    c.arch = Arch::DeepseekV3;
+    c.source = "op " + op + " attributes";
+    c.hidden_size = d;
+    parse_op_attrs([&] {
+        parse_moe_section(j, c.source, c);
+        if (I > 0) moe_gate_config(c);  // every MoE field, as for a checkpoint's MoE layer
+    });
+    return c;
+}
+
+// The gate alone (op moe_gate): no experts, so only the gate's own checks.
+MoeGateConfig gate_config(const OpAttrs& a, const std::string& op, int64_t E) {
+    ModelConfig c = op_moe_config(a, op, E, 0, 0, 0);
+    c.moe_intermediate_size = 1;  // the gate does not use it
     MoeGateConfig g;
-    g.E = E;
-    g.K = a.i64("num_experts_per_tok", 0);
-    g.n_group = a.i64("n_group", 1);
-    g.topk_group = a.i64("topk_group", 1);
-    g.scoring = parse_moe_scoring(a.choice("scoring_func", "softmax", {"softmax", "sigmoid"}));
-    g.topk_method = parse_moe_topk(a.choice("topk_method", "greedy", {"greedy", "group_limited_greedy", "noaux_tc"}));
-    g.norm_topk_prob = a.boolean("norm_topk_prob", false);
-    g.routed_scaling_factor = a.f64("routed_scaling_factor", 1.0);
+    parse_op_attrs([&] { g = moe_gate_config(c); });
     return g;
 }
 
@@ -57,7 +84,6 @@ TensorMap run_moe_gate(const TensorMap& in, const OpAttrs& a) {
     if (wt.rank() != 2) fail("op moe_gate: input 'weight' must be [E, d], got ", shape_str(wt.shape));
     const int64_t T = xt.dim(0), d = xt.dim(1), E = wt.dim(0);
     const MoeGateConfig g = gate_config(a, "moe_gate", E);
-    moe_gate_check(g, -1);
     const std::vector<float> x = op_f32(in, "moe_gate", "x", 2), w = input_2d(in, "moe_gate", "weight", E, d);
     const std::vector<float> b = gate_bias(in, "moe_gate", "bias", g);
     const MoeRouting r = moe_gate_forward(x.data(), w.data(), b.empty() ? nullptr : b.data(), T, d, g);
@@ -67,57 +93,29 @@ TensorMap run_moe_gate(const TensorMap& in, const OpAttrs& a) {
             {"margin", Tensor::from_f32({T}, r.margin)}};
 }
 
-TensorMap run_moe(const TensorMap& in, const OpAttrs& a) {
+TensorMap run_moe(const TensorMap& inputs, const OpAttrs& a) {
     const std::string op = "moe";
-    const Tensor& xt = op_input(in, op, "x");
-    const Tensor& gt = op_input(in, op, "gate.weight");
+    const Tensor& xt = op_input(inputs, op, "x");
+    const Tensor& gt = op_input(inputs, op, "gate.weight");
     if (xt.rank() != 2) fail("op moe: input 'x' must be [T, d], got ", shape_str(xt.shape));
     if (gt.rank() != 2) fail("op moe: input 'gate.weight' must be [E, d], got ", shape_str(gt.shape));
     const int64_t T = xt.dim(0), d = xt.dim(1), E = gt.dim(0);
-    const MoeGateConfig g = gate_config(a, op, E);
-    moe_gate_check(g, -1);
-
-    MoeWeights w;
-    w.d = d;
-    const Tensor& e0 = op_input(in, op, "experts.0.gate_proj.weight");
+    const Tensor& e0 = op_input(inputs, op, "experts.0.gate_proj.weight");
     if (e0.rank() != 2) fail("op moe: input 'experts.0.gate_proj.weight' must be [I, d], got ", shape_str(e0.shape));
-    w.I = e0.dim(0);
-    if (a.has("moe_intermediate_size") && a.i64("moe_intermediate_size", 0) != w.I)
-        usage_fail("op moe: moe_intermediate_size=", a.i64("moe_intermediate_size", 0),
-                   " but experts.0.gate_proj.weight has ", w.I, " rows");
-    const Tensor* sg = op_optional(in, "shared_experts.gate_proj.weight");
-    w.I_shared = sg ? sg->dim(0) : 0;
+    const Tensor* sg = op_optional(inputs, "shared_experts.gate_proj.weight");
     if (sg && sg->rank() != 2) fail("op moe: input 'shared_experts.gate_proj.weight' must be [n_s*I, d]");
-    if (a.has("n_shared_experts") && a.i64("n_shared_experts", 0) * w.I != w.I_shared)
-        usage_fail("op moe: n_shared_experts=", a.i64("n_shared_experts", 0), " needs shared experts of width ",
-                   a.i64("n_shared_experts", 0) * w.I, ", the inputs hold width ", w.I_shared);
+    const ModelConfig c = op_moe_config(a, op, E, d, e0.dim(0), sg ? sg->dim(0) : 0);
 
-    std::set<std::string> used = {"x", "gate.weight", "gate.e_score_correction_bias"};
-    auto take = [&](const std::string& name, int64_t rows, int64_t cols) {
-        used.insert(name);
-        return input_2d(in, op, name, rows, cols);
-    };
-    w.gate = take("gate.weight", E, d);
-    w.bias = gate_bias(in, op, "gate.e_score_correction_bias", g);
-    for (int64_t e = 0; e < E; e++) {
-        const std::string p = "experts." + std::to_string(e) + ".";
-        w.w_gate.push_back(take(p + "gate_proj.weight", w.I, d));
-        w.w_up.push_back(take(p + "up_proj.weight", w.I, d));
-        w.w_down.push_back(take(p + "down_proj.weight", d, w.I));
-    }
-    if (w.I_shared > 0) {
-        w.shared_gate = take("shared_experts.gate_proj.weight", w.I_shared, d);
-        w.shared_up = take("shared_experts.up_proj.weight", w.I_shared, d);
-        w.shared_down = take("shared_experts.down_proj.weight", d, w.I_shared);
-    }
-    // A weight-like name that was not used is a typo or a config mismatch, never silently ignored.
-    for (const auto& kv : in) {
-        const std::string& n = kv.first;
-        const bool weight_like = n.rfind("experts.", 0) == 0 || n.rfind("shared_experts.", 0) == 0 || n.rfind("gate.", 0) == 0;
-        if (weight_like && !used.count(n))
-            fail("op moe: unexpected input tensor '", n, "' (n_routed_experts = ", E, "; names are gate.weight, ",
-                 "gate.e_score_correction_bias, experts.{j}.{gate,up,down}_proj.weight, shared_experts.{...}.weight)");
-    }
+    const MoeTensors t = moe_tensors(c, "");
+    check_op_inputs(op, inputs, flatten(t), {"x"},
+                    "n_routed_experts = " + std::to_string(E) + "; names are gate.weight, gate.e_score_correction_bias, "
+                    "experts.{j}.{gate,up,down}_proj.weight, shared_experts.{gate,up,down}_proj.weight");
+    TensorMap in = inputs;
+    if (t.bias && !in.count(t.bias->name))  // the op's convenience: an absent correction bias is all zeros
+        in[t.bias->name] = Tensor::from_f32(t.bias->shape, std::vector<float>(E, 0.0f));
+    const TensorMapSource src(in, op);
+    const MoeGateConfig g = moe_gate_config(c);
+    const MoeWeights w = load_moe_weights(c, g, WeightLoader(src), "");
 
     const std::vector<float> x = op_f32(in, op, "x", 2);
     std::vector<float> y(T * d);
