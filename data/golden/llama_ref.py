@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""llama_ref.py — an independent float64 forward pass of the HF Llama layout (DeepSeek LLM 7B/67B).
+"""llama_ref.py — an independent float64 forward pass of the HF Llama layout (DeepSeek LLM 7B/67B) and of
+its two R1-Distill relatives: Qwen2 (DeepSeek-R1-Distill-Qwen: q/k/v biases) and Llama with Llama 3 RoPE
+scaling (DeepSeek-R1-Distill-Llama).
 
 This is the golden-data twin of dsref's dense forward (`ref/`). It is written from the math in
 shared spec sections 2 and 3 (and the HF LlamaForCausalLM conventions stated below), not from
@@ -25,10 +27,17 @@ The forward (positions 0..T-1, one causal prefill), everything in float64:
                                                      # when tie_word_embeddings and lm_head is absent
 
 RoPE, HF Llama "rotate_half" (half-split) convention: with n = d_h/2, pair j in 0..n-1 is
-(x[j], x[j+n]); inv_freq_j = theta^(-2j/d_h); angle = p * inv_freq_j; then
+(x[j], x[j+n]); inv_freq_j = theta^(-2j/d_h) (Llama 3 scaling below); angle = p * inv_freq_j; then
     out[j]   = x[j]   cos(angle) - x[j+n] sin(angle)
     out[j+n] = x[j+n] cos(angle) + x[j]   sin(angle)
 d_h = config["head_dim"] if present, else hidden_size // num_attention_heads.
+
+Llama 3 RoPE scaling (rope_type "llama3": factor s, low_freq_factor l, high_freq_factor h,
+original_max_position_embeddings L0), per frequency with wavelength w = 2 pi / inv_freq:
+    w < L0 / h:  unchanged;   w > L0 / l:  inv_freq / s;
+    otherwise:   (1 - a) inv_freq / s + a inv_freq,  a = (L0 / w - l) / (h - l)
+RoPE settings are read from transformers 5's `rope_parameters` or transformers 4's `rope_theta` +
+`rope_scaling` (type or rope_type).
 
 Weights are read from config.json + model.safetensors, or model.safetensors.index.json + shards, and
 every weight (F32, BF16, F16, F64) is converted exactly to float64 before use.
@@ -39,6 +48,7 @@ writes tokens I32 [T], logits F64 [T, V], hidden.{i} F64 [T, d], attn.{i} F64 [T
 """
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -58,10 +68,15 @@ def load_config(model_dir):
     path, raw, need = read_config_json(model_dir)
 
     model_type = raw.get("model_type")
-    if model_type != "llama":
-        raise RefError(f"{path}: model_type is {model_type!r}, llama_ref.py only does 'llama'")
-    if raw.get("rope_scaling") is not None:
-        raise RefError(f"{path}: rope_scaling must be null/absent (plain RoPE) for llama_ref.py")
+    if model_type not in ("llama", "qwen2"):
+        raise RefError(f"{path}: model_type is {model_type!r}, llama_ref.py does 'llama' and 'qwen2'")
+    rope = raw.get("rope_parameters") or raw.get("rope_scaling") or {}
+    rope_type = rope.get("rope_type", rope.get("type", "default"))
+    if rope_type not in ("default", "llama3"):
+        raise RefError(f"{path}: rope_type {rope_type!r}: llama_ref.py does plain RoPE and llama3")
+    if model_type == "qwen2" and (raw.get("use_sliding_window") or any(
+            t != "full_attention" for t in raw.get("layer_types") or [])):
+        raise RefError(f"{path}: sliding-window attention is not implemented here")
     if raw.get("hidden_act", "silu") != "silu":
         raise RefError(f"{path}: hidden_act {raw['hidden_act']!r} is not 'silu'")
     for key in ("attention_bias", "mlp_bias"):
@@ -77,9 +92,14 @@ def load_config(model_dir):
         "H": int(need("num_attention_heads")),
         "V": int(need("vocab_size")),
         "eps": float(need("rms_norm_eps")),
-        "theta": float(raw.get("rope_theta", 10000.0)),  # HF LlamaConfig default
+        "theta": float(rope.get("rope_theta", raw.get("rope_theta", 10000.0))),  # HF default 10000
         "tied": bool(raw.get("tie_word_embeddings", False)),
+        "qkv_bias": model_type == "qwen2",
+        "llama3": None,
     }
+    if rope_type == "llama3":
+        cfg["llama3"] = {k: float(rope[k]) for k in
+                         ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")}
     cfg["H_kv"] = int(raw["num_key_value_heads"]) if raw.get("num_key_value_heads") is not None else cfg["H"]
     if raw.get("head_dim") is not None:
         cfg["d_h"] = int(raw["head_dim"])
@@ -126,12 +146,31 @@ def load_weights(model_dir):
 # ----------------------------------------------------------------------------------------------
 # The modules
 
-def rope_half_split(x, theta):
+def rope_inv_freq(d_h, theta, llama3):
+    """[d_h/2] inverse frequencies in float64, with Llama 3 scaling when `llama3` holds its parameters."""
+    j = torch.arange(d_h // 2, dtype=torch.float64)
+    inv_freq = theta ** (-2.0 * j / d_h)
+    if llama3 is None:
+        return inv_freq
+    s, lo, hi, L0 = (llama3[k] for k in ("factor", "low_freq_factor", "high_freq_factor",
+                                          "original_max_position_embeddings"))
+    out = inv_freq.clone()
+    for i in range(len(inv_freq)):
+        w = 2 * math.pi / float(inv_freq[i])
+        if w < L0 / hi:
+            continue
+        if w > L0 / lo:
+            out[i] = inv_freq[i] / s
+        else:
+            a = (L0 / w - lo) / (hi - lo)
+            out[i] = (1 - a) * inv_freq[i] / s + a * inv_freq[i]
+    return out
+
+
+def rope_half_split(x, inv_freq):
     """x [T, n_heads, d_h] at positions 0..T-1 -> rotated copy; pairs (j, j + d_h/2)."""
     T, _, d_h = x.shape
     n = d_h // 2
-    j = torch.arange(n, dtype=torch.float64)
-    inv_freq = theta ** (-2.0 * j / d_h)                       # [n]
     positions = torch.arange(T, dtype=torch.float64)           # [T]
     angle = positions[:, None] * inv_freq[None, :]             # [T, n]
     cos = torch.cos(angle).to(x.dtype)[:, None, :]             # [T, 1, n]
@@ -175,17 +214,23 @@ def forward(cfg, weights, tokens):
     T = len(tokens)
     check_tokens(tokens, V)
 
+    inv_freq = rope_inv_freq(d_h, cfg["theta"], cfg["llama3"])
     embed = get(weights, "model.embed_tokens.weight", (V, d))
     h = embed[torch.tensor(tokens, dtype=torch.long)].clone()  # [T, d]
     hidden, attn = [], []
     for i in range(L):
         p = f"model.layers.{i}."
         x = rms_norm(h, get(weights, p + "input_layernorm.weight", (d,)), cfg["eps"])
-        q = (x @ get(weights, p + "self_attn.q_proj.weight", (H * d_h, d)).T).reshape(T, H, d_h)
-        k = (x @ get(weights, p + "self_attn.k_proj.weight", (H_kv * d_h, d)).T).reshape(T, H_kv, d_h)
-        v = (x @ get(weights, p + "self_attn.v_proj.weight", (H_kv * d_h, d)).T).reshape(T, H_kv, d_h)
-        q = rope_half_split(q, cfg["theta"])
-        k = rope_half_split(k, cfg["theta"])
+        q = x @ get(weights, p + "self_attn.q_proj.weight", (H * d_h, d)).T
+        k = x @ get(weights, p + "self_attn.k_proj.weight", (H_kv * d_h, d)).T
+        v = x @ get(weights, p + "self_attn.v_proj.weight", (H_kv * d_h, d)).T
+        if cfg["qkv_bias"]:
+            q = q + get(weights, p + "self_attn.q_proj.bias", (H * d_h,))
+            k = k + get(weights, p + "self_attn.k_proj.bias", (H_kv * d_h,))
+            v = v + get(weights, p + "self_attn.v_proj.bias", (H_kv * d_h,))
+        q, k, v = q.reshape(T, H, d_h), k.reshape(T, H_kv, d_h), v.reshape(T, H_kv, d_h)
+        q = rope_half_split(q, inv_freq)
+        k = rope_half_split(k, inv_freq)
         o = causal_gqa_attention(q, k, v).reshape(T, H * d_h)
         a = o @ get(weights, p + "self_attn.o_proj.weight", (d, H * d_h)).T  # [T, d]
         h = h + a

@@ -17,6 +17,7 @@ Each case directory holds
     config.json, model.safetensors     written by save_pretrained
     expected_f32.safetensors           transformers' float32 forward (dtype=torch.float32)
     expected_bf16.safetensors          transformers' bfloat16 forward (dtype=torch.bfloat16), stored F32
+    expected_f64.safetensors           (llama, qwen2) the independent float64 forward of llama_ref.py
 with tokens I32 [T], logits [T, V], hidden.{i} [T, d] (output of model.layers.{i}), attn.{i} [T, d]
 (output[0] of model.layers.{i}.self_attn), and for DeepSeek-V3 MoE layers topk_idx.{i} I32 [T, K]
 (output[2] of model.layers.{i}.mlp.gate, each row sorted by expert id: transformers' topk runs with
@@ -36,8 +37,11 @@ import torch
 import transformers
 from safetensors.torch import save_file
 from transformers import (AutoModelForCausalLM, DeepseekV3Config, DeepseekV3ForCausalLM, LlamaConfig,
-                          LlamaForCausalLM)
+                          LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM)
 from transformers.models.deepseek_v3 import modeling_deepseek_v3
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import llama_ref  # noqa: E402  the independent float64 forward of the GQA models
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hf")
 
@@ -52,6 +56,30 @@ def llama_theta():
                       rms_norm_eps=1e-6, bos_token_id=0, eos_token_id=1,
                       rope_parameters={"rope_type": "default", "rope_theta": 250000.0})
     return cfg, LlamaForCausalLM, 96
+
+
+def llama3_rope():
+    """R1-Distill-Llama's RoPE (rope_type llama3) at a small L0: with head_dim 32 and theta 500000 the 16
+    frequencies fall in all three bands (2 kept, 2 smoothed, 12 divided by the factor 8)."""
+    cfg = LlamaConfig(vocab_size=96, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, head_dim=32, max_position_embeddings=1024,
+                      rms_norm_eps=1e-5, bos_token_id=0, eos_token_id=1,
+                      rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0,
+                                       "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                       "original_max_position_embeddings": 128})
+    return cfg, LlamaForCausalLM, 96
+
+
+def qwen2(tied):
+    """R1-Distill-Qwen's architecture: q/k/v biases, no o_proj bias, GQA, use_sliding_window false."""
+    def build():
+        cfg = Qwen2Config(vocab_size=96, hidden_size=48, intermediate_size=96, num_hidden_layers=2,
+                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                          rms_norm_eps=1e-6, bos_token_id=0, eos_token_id=1, tie_word_embeddings=tied,
+                          use_sliding_window=False, sliding_window=64, max_window_layers=1,
+                          rope_parameters={"rope_type": "default", "rope_theta": 1000000.0})
+        return cfg, Qwen2ForCausalLM, 96
+    return build
 
 
 def v3_yarn():
@@ -70,7 +98,8 @@ def v3_yarn():
     return cfg, DeepseekV3ForCausalLM, 96
 
 
-CASES = {"llama_theta": (llama_theta, 1101), "v3_yarn": (v3_yarn, 1102)}
+CASES = {"llama_theta": (llama_theta, 1101), "v3_yarn": (v3_yarn, 1102), "llama3_rope": (llama3_rope, 1103),
+         "qwen2_untied": (qwen2(False), 1104), "qwen2_tied": (qwen2(True), 1105)}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -176,6 +205,8 @@ def make_case(name):
     for tag, dtype in (("f32", torch.float32), ("bf16", torch.bfloat16)):
         save_file(hf_forward(case_dir, dtype, tokens), os.path.join(case_dir, f"expected_{tag}.safetensors"),
                   metadata=meta)
+    if cfg.model_type in ("llama", "qwen2"):  # and the independent float64 forward
+        llama_ref.write_expected(case_dir, tokens, os.path.join(case_dir, "expected_f64.safetensors"))
     size = sum(os.path.getsize(os.path.join(case_dir, f)) for f in os.listdir(case_dir))
     print(f"{name:12s} T={T} {size / 1024:.0f} KiB")
 

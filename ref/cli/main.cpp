@@ -15,7 +15,7 @@
 #include "core/error.h"
 
 int main(int argc, char** argv) {
-    CLI::App app{"dsref — DeepSeek from scratch: a tested C++ reference of DeepSeek LLM, V2 and V3"};
+    CLI::App app{"dsref — DeepSeek from scratch: a tested C++ reference of DeepSeek LLM, V2, V3 and the R1-Distill models"};
     app.require_subcommand(1);
     app.failure_message(CLI::FailureMessage::simple);
     dsref::cli::add_info(app);

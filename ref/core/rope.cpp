@@ -8,7 +8,14 @@
 
 namespace dsref {
 
-const char* rope_scaling_name(RopeScalingType t) { return t == RopeScalingType::Yarn ? "yarn" : "none"; }
+const char* rope_scaling_name(RopeScalingType t) {
+    switch (t) {
+        case RopeScalingType::None: return "none";
+        case RopeScalingType::Yarn: return "yarn";
+        case RopeScalingType::Llama3: return "llama3";
+    }
+    return "?";
+}
 
 static double yarn_correction_dim(double rotations, int64_t d_r, double theta, int64_t L0) {
     return (double)d_r * std::log((double)L0 / (rotations * 2.0 * M_PI)) / (2.0 * std::log(theta));
@@ -41,6 +48,20 @@ std::vector<double> rope_inv_freq(int64_t d_r, double theta, const RopeScaling& 
     const int64_t P = d_r / 2;
     std::vector<double> f(P);
     for (int64_t j = 0; j < P; j++) f[j] = std::pow(theta, -2.0 * (double)j / (double)d_r);
+    if (s.type == RopeScalingType::Llama3) {
+        const double L0 = (double)s.original_max_position_embeddings, l = s.low_freq_factor, h = s.high_freq_factor;
+        for (int64_t j = 0; j < P; j++) {
+            const double wavelen = 2.0 * M_PI / f[j];
+            if (wavelen < L0 / h) continue;  // high frequency: kept
+            if (wavelen > L0 / l) {          // low frequency: interpolated
+                f[j] /= s.factor;
+                continue;
+            }
+            const double a = (L0 / wavelen - l) / (h - l);  // the smooth band in between
+            f[j] = (1.0 - a) * f[j] / s.factor + a * f[j];
+        }
+        return f;
+    }
     if (!s.is_yarn()) return f;
     YarnRange r = yarn_range(d_r, theta, s);
     double high = r.high;

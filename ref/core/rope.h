@@ -15,6 +15,13 @@
 // The frequencies are used at every position. YaRN's magnitude factor is *not* applied to cos/sin:
 // DeepSeek puts mscale² into the softmax scale instead (spec 3.4, `yarn_softmax_scale`).
 //
+// Llama 3 (Llama-3.1 / 3.3, DeepSeek-R1-Distill-Llama; transformers modeling_rope_utils.py
+// _compute_llama3_parameters) with factor s, original length L0, low/high frequency factors l < h:
+//   λ_j = 2π / θ_j                        the wavelength of pair j
+//   λ_j < L0 / h        θ'_j = θ_j            (high frequencies kept)
+//   λ_j > L0 / l        θ'_j = θ_j / s        (low frequencies interpolated)
+//   otherwise           θ'_j = (1 − a) θ_j / s + a θ_j,  a = (L0 / λ_j − l) / (h − l)
+//
 // Precision: inverse frequencies and angles are computed in double and cos/sin rounded once to
 // float. The official code and HF compute angles in fp32, which differs by ~1e-2 rad only at
 // positions near 1e5 (spec 3.2, point 4).
@@ -27,8 +34,8 @@ namespace dsref {
 enum class RopeLayout { Interleaved, Half };
 
 // The RoPE scaling of HF `rope_scaling` (parsed and validated once, in io/config.cpp).
-enum class RopeScalingType { None, Yarn };
-const char* rope_scaling_name(RopeScalingType t);  // "none" | "yarn"
+enum class RopeScalingType { None, Yarn, Llama3 };
+const char* rope_scaling_name(RopeScalingType t);  // "none" | "yarn" | "llama3"
 
 struct RopeScaling {
     RopeScalingType type = RopeScalingType::None;
@@ -36,6 +43,7 @@ struct RopeScaling {
     int64_t original_max_position_embeddings = 0;  // L0
     double beta_fast = 32.0, beta_slow = 1.0;
     double mscale = 1.0, mscale_all_dim = 0.0;     // HF defaults when the keys are absent
+    double low_freq_factor = 1.0, high_freq_factor = 4.0;  // llama3: l, h
     bool is_yarn() const { return type == RopeScalingType::Yarn; }
 };
 
@@ -50,7 +58,7 @@ double yarn_get_mscale(double factor, double m);
 // The softmax scale of MLA: qk_head_dim^-1/2, times get_mscale(factor, mscale_all_dim)² under YaRN.
 double yarn_softmax_scale(int64_t qk_head_dim, const RopeScaling& s);
 
-// θ'_j for j = 0..d_r/2-1, in double: the plain θ_j = b^(-2j/d_r), blended by YaRN when s.is_yarn().
+// θ'_j for j = 0..d_r/2-1, in double: the plain θ_j = b^(-2j/d_r), blended by YaRN or Llama 3 scaling.
 std::vector<double> rope_inv_freq(int64_t d_r, double theta, const RopeScaling& s);
 
 // Rotates in place the d_r-dim vectors x[t, n, 0:d_r] found at x + t·row_stride + n·vec_stride,

@@ -1,5 +1,5 @@
-// checkpoint_layout.cpp — the HF tensor names and shapes of llama, deepseek_v2 and deepseek_v3
-// (transformers' modeling_llama.py / modeling_deepseek_v3.py parameter names; DeepSeek-V3's
+// checkpoint_layout.cpp — the HF tensor names and shapes of llama, qwen2, deepseek_v2 and deepseek_v3
+// (transformers' modeling_llama.py / modeling_qwen2.py / modeling_deepseek_v3.py parameter names; DeepSeek-V3's
 // inference/convert.py maps the official names onto these).
 #include "io/checkpoint_layout.h"
 
@@ -17,6 +17,11 @@ WeightSpec linear(const std::string& name, Shape s, int64_t layer, std::string d
 }
 WeightSpec norm(const std::string& name, int64_t width, int64_t layer, std::string doc) {
     WeightSpec w{name, {width}, InitKind::Norm, false, layer};
+    w.shape_doc = std::move(doc);
+    return w;
+}
+WeightSpec bias(const std::string& name, int64_t width, int64_t layer, std::string doc) {
+    WeightSpec w{name, {width}, InitKind::ProjBias, false, layer};
     w.shape_doc = std::move(doc);
     return w;
 }
@@ -49,10 +54,17 @@ DecoderNormTensors decoder_norm_tensors(const ModelConfig& c, int64_t i) {
 
 GqaTensors gqa_tensors(const ModelConfig& c, const std::string& p, int64_t i) {
     const int64_t d = c.hidden_size, H = c.num_attention_heads, hd = c.head_dim, Hkv = c.num_key_value_heads;
-    return {linear(p + "q_proj.weight", {H * hd, d}, i, "[num_attention_heads·head_dim, hidden_size]"),
-            linear(p + "k_proj.weight", {Hkv * hd, d}, i, "[num_key_value_heads·head_dim, hidden_size]"),
-            linear(p + "v_proj.weight", {Hkv * hd, d}, i, "[num_key_value_heads·head_dim, hidden_size]"),
-            linear(p + "o_proj.weight", {d, H * hd}, i, "[hidden_size, num_attention_heads·head_dim]")};
+    GqaTensors t{linear(p + "q_proj.weight", {H * hd, d}, i, "[num_attention_heads·head_dim, hidden_size]"),
+                 linear(p + "k_proj.weight", {Hkv * hd, d}, i, "[num_key_value_heads·head_dim, hidden_size]"),
+                 linear(p + "v_proj.weight", {Hkv * hd, d}, i, "[num_key_value_heads·head_dim, hidden_size]"),
+                 linear(p + "o_proj.weight", {d, H * hd}, i, "[hidden_size, num_attention_heads·head_dim]"),
+                 {}, {}, {}};
+    if (c.qkv_bias) {
+        t.q_bias = bias(p + "q_proj.bias", H * hd, i, "[num_attention_heads·head_dim]");
+        t.k_bias = bias(p + "k_proj.bias", Hkv * hd, i, "[num_key_value_heads·head_dim]");
+        t.v_bias = bias(p + "v_proj.bias", Hkv * hd, i, "[num_key_value_heads·head_dim]");
+    }
+    return t;
 }
 
 MlaTensors mla_tensors(const ModelConfig& c, const std::string& p, int64_t i) {
@@ -110,7 +122,16 @@ MtpTensors mtp_tensors(const ModelConfig& c, int64_t i) {
     return t;
 }
 
-std::vector<WeightSpec> flatten(const GqaTensors& t) { return {t.q, t.k, t.v, t.o}; }
+std::vector<WeightSpec> flatten(const GqaTensors& t) {
+    std::vector<WeightSpec> out = {t.q};
+    push(out, t.q_bias);
+    out.push_back(t.k);
+    push(out, t.k_bias);
+    out.push_back(t.v);
+    push(out, t.v_bias);
+    out.push_back(t.o);
+    return out;
+}
 std::vector<WeightSpec> flatten(const MlaTensors& t) {
     std::vector<WeightSpec> out;
     for (const auto* w : {&t.q_a, &t.q_a_norm, &t.q_b, &t.q}) push(out, *w);

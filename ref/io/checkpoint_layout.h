@@ -22,6 +22,7 @@ enum class InitKind {
     Linear,     // N(0, 1/in_features), so activations stay O(1)
     Norm,       // 1 + 0.1·N(0, 1)
     Bias,       // e_score_correction_bias: 0.1·N(0, 1) (may be negative), kept F32
+    ProjBias,   // a projection's bias (qwen2 q/k/v_proj.bias): 0.2·N(0, 1), stored like the weights
 };
 
 struct WeightSpec {
@@ -52,9 +53,11 @@ struct DecoderNormTensors {
 };
 DecoderNormTensors decoder_norm_tensors(const ModelConfig& c, int64_t i);
 
-// llama (DeepSeek LLM) attention under p = "model.layers.{i}.self_attn.".
+// llama (DeepSeek LLM, R1-Distill-Llama) and qwen2 (R1-Distill-Qwen) attention under
+// p = "model.layers.{i}.self_attn.". Qwen2 adds q/k/v biases (qkv_bias); o_proj has none.
 struct GqaTensors {
     WeightSpec q, k, v, o;
+    std::optional<WeightSpec> q_bias, k_bias, v_bias;  // [H·d_h], [H_kv·d_h] ×2 (qkv_bias)
 };
 GqaTensors gqa_tensors(const ModelConfig& c, const std::string& p, int64_t layer = -1);
 

@@ -16,6 +16,7 @@ using json = nlohmann::json;
 const char* arch_name(Arch a) {
     switch (a) {
         case Arch::Llama: return "llama";
+        case Arch::Qwen2: return "qwen2";
         case Arch::DeepseekV2: return "deepseek_v2";
         case Arch::DeepseekV3: return "deepseek_v3";
     }
@@ -108,8 +109,21 @@ RopeSpec read_rope_object(FieldReader& q, bool hf_check) {
                  " make transformers multiply cos/sin by ", hf,
                  ", which the official DeepSeek code never does; dsref refuses rather than pick one "
                  "(give mscale == mscale_all_dim, as every released DeepSeek config does)");
+    } else if (type == "llama3") {
+        s.type = RopeScalingType::Llama3;
+        s.factor = q.num_req("factor");
+        if (!(s.factor > 0) || !std::isfinite(s.factor))
+            q.fail_field("factor", "must be > 0, got " + q.raw()["factor"].dump());
+        s.low_freq_factor = q.num_req("low_freq_factor");
+        s.high_freq_factor = q.num_req("high_freq_factor");
+        if (!(s.low_freq_factor > 0)) q.fail_field("low_freq_factor", "must be > 0");
+        if (!(s.high_freq_factor > s.low_freq_factor))
+            q.fail_field("high_freq_factor", "must be larger than low_freq_factor (" +
+                                                 std::to_string(s.low_freq_factor) + ")");
+        s.original_max_position_embeddings = q.int_req("original_max_position_embeddings");
+        q.positive("original_max_position_embeddings", s.original_max_position_embeddings);
     } else {
-        q.fail_field(type_field, "is '" + type + "', which dsref does not model (default, yarn)");
+        q.fail_field(type_field, "is '" + type + "', which dsref does not model (default, yarn, llama3)");
     }
     q.refuse_unread({});
     return out;
@@ -126,6 +140,8 @@ std::string rope_difference(const RopeScaling& a, const RopeScaling& b) {
     if (a.beta_slow != b.beta_slow) return "beta_slow";
     if (a.mscale != b.mscale) return "mscale";
     if (a.mscale_all_dim != b.mscale_all_dim) return "mscale_all_dim";
+    if (a.low_freq_factor != b.low_freq_factor) return "low_freq_factor";
+    if (a.high_freq_factor != b.high_freq_factor) return "high_freq_factor";
     return "";
 }
 
@@ -159,11 +175,11 @@ void parse_rope_section(FieldReader& r, ModelConfig& c, bool config_file) {
     RopeSpec scaling, params;
     if (has_scaling) {
         FieldReader q = r.child("rope_scaling");
-        scaling = read_rope_object(q, config_file);
+        scaling = read_rope_object(q, config_file && c.is_mla());
     }
     if (has_params) {
         FieldReader q = r.child("rope_parameters");
-        params = read_rope_object(q, config_file);
+        params = read_rope_object(q, config_file && c.is_mla());
     }
     // theta: top-level rope_theta, rope_parameters.rope_theta (or, rarely, rope_scaling.rope_theta);
     // all that are given must agree.
@@ -246,6 +262,31 @@ void parse_moe_section(const json& j, const std::string& src, ModelConfig& c) {
     parse_moe_section(r, c);
 }
 
+// Qwen2 (transformers' modeling_qwen2.py Qwen2Attention): q/k/v projections with biases, o_proj without,
+// GQA with half-split RoPE. The sliding-window attention of Qwen2 is not modelled, so every layer must use
+// full attention: use_sliding_window false (then sliding_window and max_window_layers are unused), and
+// transformers 5's layer_types, when given, all "full_attention".
+static void parse_qwen2_section(FieldReader& r, ModelConfig& c) {
+    c.qkv_bias = true;
+    if (r.bool_opt("use_sliding_window", false))
+        r.fail_field("use_sliding_window", "is true; dsref does not model Qwen2's sliding-window attention");
+    if (r.present("sliding_window") && r.int_req("sliding_window") <= 0)
+        r.fail_field("sliding_window", "must be a positive integer or null");
+    if (r.present("max_window_layers") && r.int_req("max_window_layers") < 0)
+        r.fail_field("max_window_layers", "must be a non-negative integer");
+    if (r.bool_opt("use_mrope", false)) r.fail_field("use_mrope", "is true; multimodal RoPE is not modelled");
+    if (r.present("layer_types")) {
+        const json& lt = r.raw()["layer_types"];
+        if (!lt.is_array() || (int64_t)lt.size() != c.num_hidden_layers)
+            r.fail_field("layer_types", "must be a list of num_hidden_layers = " + std::to_string(c.num_hidden_layers) +
+                                            " strings");
+        for (size_t i = 0; i < lt.size(); i++)
+            if (lt[i] != "full_attention")
+                r.fail_field("layer_types", "[" + std::to_string(i) + "] is " + lt[i].dump() +
+                                                "; dsref models full attention only (no sliding window)");
+    }
+}
+
 // quantization_config (DeepSeek-V3 report §3.3; HF's fine-grained FP8 config): block-FP8 weights,
 // dynamic 1×128 activation scales, and V3.1's optional power-of-two (ue8m0) scales.
 static void parse_quantization(FieldReader& r, ModelConfig& c) {
@@ -304,10 +345,12 @@ ModelConfig parse_config(const json& j, const std::string& src) {
         if (!a.empty()) archs = a[0].get<std::string>();
     }
     if (mt == "llama" || (mt.empty() && archs == "LlamaForCausalLM")) c.arch = Arch::Llama;
+    else if (mt == "qwen2" || (mt.empty() && archs == "Qwen2ForCausalLM")) c.arch = Arch::Qwen2;
     else if (mt == "deepseek_v2" || (mt.empty() && archs == "DeepseekV2ForCausalLM")) c.arch = Arch::DeepseekV2;
     else if (mt == "deepseek_v3" || (mt.empty() && archs == "DeepseekV3ForCausalLM")) c.arch = Arch::DeepseekV3;
     else fail(src, ": unsupported architecture (model_type '", mt, "', architectures '", archs,
-              "'); dsref runs llama (DeepSeek LLM), deepseek_v2 and deepseek_v3");
+              "'); dsref runs llama (DeepSeek LLM, R1-Distill-Llama), qwen2 (R1-Distill-Qwen), deepseek_v2 and "
+              "deepseek_v3");
 
     c.hidden_size = r.int_req("hidden_size");
     c.num_hidden_layers = r.int_req("num_hidden_layers");
@@ -342,7 +385,8 @@ ModelConfig parse_config(const json& j, const std::string& src) {
 
     parse_rope_section(r, c);
 
-    if (c.arch == Arch::Llama) {
+    if (c.arch == Arch::Llama || c.arch == Arch::Qwen2) {
+        if (c.arch == Arch::Qwen2) parse_qwen2_section(r, c);
         c.head_dim = r.int_opt("head_dim", 0);
         if (c.head_dim == 0) {
             if (c.hidden_size % c.num_attention_heads != 0)
@@ -357,10 +401,13 @@ ModelConfig parse_config(const json& j, const std::string& src) {
             fail(src, ": num_key_value_heads ", c.num_key_value_heads, " exceeds num_attention_heads ",
                  c.num_attention_heads);
         if (c.rope_scaling.is_yarn())
-            fail(src, ": rope_scaling yarn on a llama config is not supported (DeepSeek LLM uses plain RoPE)");
+            fail(src, ": rope_scaling yarn on a ", arch_name(c.arch),
+                 " config is not supported (dsref models YaRN for MLA only; Llama 3 scaling is rope_type llama3)");
         r.refuse_unread(harmless_config_keys());
         return c;
     }
+    if (c.rope_scaling.type == RopeScalingType::Llama3)
+        fail(src, ": rope_type llama3 on a ", arch_name(c.arch), " config is not supported (DeepSeek MLA uses YaRN)");
 
     // ---- DeepSeek V2 / V3: MLA + MoE fields ----
     // head_dim: DeepseekV2/V3Config overwrite it with qk_rope_head_dim (the RoPE dimension); never read

@@ -1,4 +1,5 @@
-// config.h — the HF `config.json` of DeepSeek LLM (llama), DeepSeek-V2/V2-Lite and DeepSeek-V3/R1.
+// config.h — the HF `config.json` of DeepSeek LLM (llama), DeepSeek-V2/V2-Lite, DeepSeek-V3/R1 and the
+// R1-Distill families (DeepSeek-R1-Distill-Qwen = qwen2, DeepSeek-R1-Distill-Llama = llama with Llama 3 RoPE).
 //
 // Field names are the HF ones (DeepSeek-V3 inference/convert.py maps the official names onto them).
 // Only the fields the math uses are kept; a missing required field, a wrong type or an inconsistent
@@ -23,8 +24,8 @@
 
 namespace dsref {
 
-enum class Arch { Llama, DeepseekV2, DeepseekV3 };
-const char* arch_name(Arch a);  // "llama", "deepseek_v2", "deepseek_v3"
+enum class Arch { Llama, Qwen2, DeepseekV2, DeepseekV3 };
+const char* arch_name(Arch a);  // "llama", "qwen2", "deepseek_v2", "deepseek_v3"
 
 struct ModelConfig {
     Arch arch = Arch::Llama;
@@ -35,8 +36,9 @@ struct ModelConfig {
     int64_t intermediate_size = 0;    // dense MLP width
     int64_t num_hidden_layers = 0;    // L
     int64_t num_attention_heads = 0;  // H
-    int64_t num_key_value_heads = 0;  // H_kv (llama GQA; unused by MLA math)
-    int64_t head_dim = 0;             // llama: head size; V2/V3 configs use it for the RoPE dim only
+    int64_t num_key_value_heads = 0;  // H_kv (llama/qwen2 GQA; unused by MLA math)
+    int64_t head_dim = 0;             // llama/qwen2: head size; V2/V3 configs use it for the RoPE dim only
+    bool qkv_bias = false;            // q/k/v projection biases (qwen2: always, and no o_proj bias)
     int64_t vocab_size = 0;           // V
     double rms_norm_eps = 1e-6;
     double rope_theta = 10000.0;
@@ -69,7 +71,7 @@ struct ModelConfig {
 
     nlohmann::json raw;  // the whole file, so `init` can write it back
 
-    bool is_mla() const { return arch != Arch::Llama; }
+    bool is_mla() const { return arch == Arch::DeepseekV2 || arch == Arch::DeepseekV3; }
     bool has_moe() const { return n_routed_experts > 0; }
     bool is_moe_layer(int64_t i) const;  // i >= first_k_dense_replace && i % moe_layer_freq == 0
     int64_t qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }

@@ -1,5 +1,7 @@
-// gqa.cpp — the llama attention block: q/k/v projections, half-split RoPE on q and k, causal GQA
-// against the KV cache, o_proj. (DeepSeek LLM 7B is MHA, 67B is GQA with 8 KV heads; spec 1.1.)
+// gqa_block.cpp — the llama / qwen2 attention block: q/k/v projections (qwen2: plus biases), half-split
+// RoPE on q and k, causal GQA against the KV cache, o_proj (no bias). DeepSeek LLM 7B is MHA, 67B GQA
+// with 8 KV heads; R1-Distill-Qwen and R1-Distill-Llama are GQA (transformers modeling_qwen2.py
+// Qwen2Attention, modeling_llama.py LlamaAttention).
 #include <cmath>
 
 #include "core/attention.h"
@@ -20,6 +22,11 @@ public:
         wk_ = w.load(t.k);
         wv_ = w.load(t.v);
         wo_ = w.load(t.o);
+        if (t.q_bias) {
+            bq_ = w.load(*t.q_bias);
+            bk_ = w.load(*t.k_bias);
+            bv_ = w.load(*t.v_bias);
+        }
         inv_freq_ = rope_inv_freq(hd_, c.rope_theta, c.rope_scaling);
     }
 
@@ -35,6 +42,11 @@ public:
         float* v_new = cache.b.data() + pos0 * kv_w;
         linear_forward(k_new, x, wk_.data(), T, d_, kv_w);
         linear_forward(v_new, x, wv_.data(), T, d_, kv_w);
+        if (!bq_.empty()) {  // qwen2: y = x Wᵀ + b, before RoPE
+            add_bias(q.data(), bq_, T);
+            add_bias(k_new, bk_, T);
+            add_bias(v_new, bv_, T);
+        }
         std::vector<int64_t> pos(T);
         for (int64_t t = 0; t < T; t++) pos[t] = pos0 + t;
         rope_forward(q.data(), T, H_, hd_, H_ * hd_, hd_, pos.data(), inv_freq_, RopeLayout::Half);
@@ -46,8 +58,16 @@ public:
     }
 
 private:
+    // y[t, :] += b for every row. y: [T, N] · b: [N]
+    static void add_bias(float* y, const std::vector<float>& b, int64_t T) {
+        const int64_t N = (int64_t)b.size();
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t n = 0; n < N; n++) y[t * N + n] += b[n];
+    }
+
     int64_t d_, H_, Hkv_, hd_;
     std::vector<float> wq_, wk_, wv_, wo_;  // [H·hd, d], [H_kv·hd, d] ×2, [d, H·hd]
+    std::vector<float> bq_, bk_, bv_;       // [H·hd], [H_kv·hd] ×2, or empty (no biases)
     std::vector<double> inv_freq_;          // [hd/2]
 };
 

@@ -53,6 +53,7 @@ static std::vector<float> random_values(const WeightSpec& s, uint64_t seed, doub
             case InitKind::Linear: v[i] = (float)(z / std::sqrt(in)); break;
             case InitKind::Norm: v[i] = (float)(1.0 + 0.1 * z); break;
             case InitKind::Bias: v[i] = (float)(0.1 * z + bias_offset); break;
+            case InitKind::ProjBias: v[i] = (float)(0.2 * z); break;
         }
     }
     return v;

@@ -4,7 +4,7 @@
 // Every tensor of `checkpoint_layout(config)` is drawn from its own stream, seeded by (seed, name),
 // so a checkpoint is reproducible bit for bit and adding a tensor kind does not move the others.
 // Scales keep activations O(1): embeddings N(0,1), projections N(0, 1/in), norms 1 + 0.1·N(0,1),
-// the V3 router bias 0.1·N(0,1) (+ bias_offset).
+// the V3 router bias 0.1·N(0,1) (+ bias_offset), qwen2's q/k/v biases 0.2·N(0,1).
 //
 // FP8 configs (quantization_config, spec 7.2): every projection the layout marks fp8 is drawn in float32
 // as above, then stored F8_E4M3 with `<name>_scale_inv` F32 [ceil(R/br), ceil(C/bc)] (weight_block_size

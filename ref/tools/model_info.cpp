@@ -122,19 +122,27 @@ nlohmann::json model_info(const ModelConfig& c) {
                 {"tie_word_embeddings", c.tie_word_embeddings},
                 {"bos_token_id", c.bos_token_id},
                 {"eos_token_id", c.eos_token_id}};
-    if (c.rope_scaling.is_yarn())
+    const RopeScaling& rs = c.rope_scaling;
+    if (rs.is_yarn())
         cfg["rope_scaling"] = {{"type", "yarn"},
-                               {"factor", c.rope_scaling.factor},
-                               {"original_max_position_embeddings", c.rope_scaling.original_max_position_embeddings},
-                               {"beta_fast", c.rope_scaling.beta_fast},
-                               {"beta_slow", c.rope_scaling.beta_slow},
-                               {"mscale", c.rope_scaling.mscale},
-                               {"mscale_all_dim", c.rope_scaling.mscale_all_dim}};
+                               {"factor", rs.factor},
+                               {"original_max_position_embeddings", rs.original_max_position_embeddings},
+                               {"beta_fast", rs.beta_fast},
+                               {"beta_slow", rs.beta_slow},
+                               {"mscale", rs.mscale},
+                               {"mscale_all_dim", rs.mscale_all_dim}};
+    else if (rs.type == RopeScalingType::Llama3)
+        cfg["rope_scaling"] = {{"type", "llama3"},
+                               {"factor", rs.factor},
+                               {"low_freq_factor", rs.low_freq_factor},
+                               {"high_freq_factor", rs.high_freq_factor},
+                               {"original_max_position_embeddings", rs.original_max_position_embeddings}};
     else
         cfg["rope_scaling"] = nullptr;
     if (!c.is_mla()) {
         cfg["num_key_value_heads"] = c.num_key_value_heads;
         cfg["head_dim"] = c.head_dim;
+        cfg["qkv_bias"] = c.qkv_bias;
     } else {
         cfg["q_lora_rank"] = c.q_lora_rank;
         cfg["kv_lora_rank"] = c.kv_lora_rank;
