@@ -12,5 +12,6 @@ cd "$(dirname "$0")/.."
 /usr/bin/python3 data/moe/make_moe_cases.py
 /usr/bin/python3 data/grpo/make_grpo_golden.py
 python3 data/fp8/make_fp8_golden.py
+${PYTHON:-python3} data/golden/make_hf_cases.py  # needs transformers 5.24 (see data/golden/README.md)
 data/tiny/make_tiny.sh
 git status --short data/

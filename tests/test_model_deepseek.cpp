@@ -175,7 +175,7 @@ TEST_CASE("bad MLA configs are refused with the field named", "[model][mla][erro
     CHECK_THAT(config_error(j), Catch::Contains("'qk_rope_head_dim' must be even, got 5"));
     j = small_v3();
     j["rope_scaling"]["type"] = "longrope";
-    CHECK_THAT(config_error(j), Catch::Contains("rope_scaling type 'longrope' is not supported"));
+    CHECK_THAT(config_error(j), Catch::Contains("field 'rope_scaling.type' is 'longrope', which dsref does not model"));
     for (double f : {0.0, -2.0}) {
         j = small_v3();
         j["rope_scaling"]["factor"] = f;
@@ -183,7 +183,7 @@ TEST_CASE("bad MLA configs are refused with the field named", "[model][mla][erro
     }
     j = small_v3();
     j["rope_scaling"].erase("factor");
-    CHECK_THAT(config_error(j), Catch::Contains("'rope_scaling.factor' must be > 0"));
+    CHECK_THAT(config_error(j), Catch::Contains("missing required field 'rope_scaling.factor'"));
     j = small_v3();
     j["rope_scaling"]["original_max_position_embeddings"] = 0;
     CHECK_THAT(config_error(j), Catch::Contains("original_max_position_embeddings"));
@@ -218,6 +218,9 @@ TEST_CASE("a kv_b_proj with the wrong rows and a bad --attn are refused; MoE con
     moe["num_experts_per_tok"] = 2;
     moe["moe_intermediate_size"] = 16;
     moe["n_shared_experts"] = 1;
+    moe["n_group"] = 1;
+    moe["topk_group"] = 1;
+    moe["routed_scaling_factor"] = 1.0;
     dsref_test::TempDir t2;
     init_checkpoint(parse_config(moe, "moe config"), InitOptions{3, DType::F32, 1}, t2.path);
     CHECK(model_error(t2.path).empty());
@@ -234,7 +237,8 @@ TEST_CASE("info compares the MLA cache with MHA, GQA and MQA and prints the real
     json v3 = {{"model_type", "deepseek_v3"}, {"hidden_size", 7168}, {"intermediate_size", 18432},
                {"num_hidden_layers", 61}, {"num_attention_heads", 128}, {"vocab_size", 129280},
                {"q_lora_rank", 1536}, {"kv_lora_rank", 512}, {"qk_nope_head_dim", 128}, {"qk_rope_head_dim", 64},
-               {"v_head_dim", 128}, {"first_k_dense_replace", 3}, {"n_routed_experts", 256}};
+               {"v_head_dim", 128}, {"first_k_dense_replace", 3}, {"n_routed_experts", 256},
+               {"n_group", 8}, {"topk_group", 4}, {"routed_scaling_factor", 2.5}};
     const json info = model_info(parse_config(v3, "v3"));
     CHECK(info["kv_cache"]["values_per_token_per_layer"] == 576);
     CHECK(info["kv_cache"]["bytes_per_token_bf16"] == 70272);  // spec 4.5: 576·2·61

@@ -1,14 +1,24 @@
 // config.h — the HF `config.json` of DeepSeek LLM (llama), DeepSeek-V2/V2-Lite and DeepSeek-V3/R1.
 //
-// Field names are the HF ones (spec 1.1). Only the fields the math uses are kept; a missing required
-// field, a wrong type or an inconsistent value is refused with a message that names the field.
-// `rope_scaling` absent or null means plain RoPE; both `type` and `rope_type` are accepted (spec 3.3).
+// Field names are the HF ones (DeepSeek-V3 inference/convert.py maps the official names onto them).
+// Only the fields the math uses are kept; a missing required field, a wrong type or an inconsistent
+// value is refused with a message that names the field, and so is every key that is neither read here
+// nor on the allow-list of harmless keys (io/config_keys.h): nothing dsref does not model is ignored.
+//
+// RoPE comes in the two conventions transformers has used:
+//   transformers 4:  top-level `rope_theta` + `rope_scaling` {type | rope_type, factor, ...}
+//   transformers 5:  `rope_parameters` {rope_type, rope_theta, factor, ...}
+// Both are read, for every architecture (`type` and `rope_type` alike); when both are given they must
+// describe the same RoPE, field by field, else the error names the two fields. `rope_scaling` /
+// `rope_parameters` absent, null or of rope_type "default" mean plain RoPE.
 #pragma once
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "core/rope.h"
+#include "fp8/fp8_quant.h"
+#include "io/config_keys.h"
 #include "moe/moe_gate.h"
 
 namespace dsref {
@@ -49,9 +59,13 @@ struct ModelConfig {
     bool norm_topk_prob = false;
     int64_t num_nextn_predict_layers = 0;
 
-    // FP8 checkpoints (spec 7.2): quantization_config.quant_method == "fp8"
+    // FP8 checkpoints (DeepSeek-V3 report §3.3): quantization_config.quant_method == "fp8"
     bool fp8_weights = false;
     int64_t fp8_block_rows = 128, fp8_block_cols = 128;
+    // `scale_fmt: ue8m0` (DeepSeek-V3.1: power-of-two activation scales), in quantization_config or at the
+    // top level as the official config does. It changes only the activation quantization of the W8A8
+    // path (`forward --emulate official-fp8`); the float32 forward dequantizes the stored weights.
+    Fp8ScaleFmt fp8_scale_fmt = Fp8ScaleFmt::Fp32;
 
     nlohmann::json raw;  // the whole file, so `init` can write it back
 
@@ -66,11 +80,17 @@ ModelConfig load_config(const std::string& path);
 // Parses and validates; `source` names the file in messages.
 ModelConfig parse_config(const nlohmann::json& j, const std::string& source);
 
-// The sections of parse_config, each reading and validating its fields of `j` into `c` (messages name
-// `source` and the field). The one-layer ops (`dsref op mla`, `dsref op moe`) validate their attributes,
-// which carry the same names, with these same functions.
-void parse_rope_section(const nlohmann::json& j, const std::string& source, ModelConfig& c);  // rope_theta, rope_scaling
-void parse_mla_section(const nlohmann::json& j, const std::string& source, ModelConfig& c);   // q_lora_rank .. v_head_dim
-void parse_moe_section(const nlohmann::json& j, const std::string& source, ModelConfig& c);   // n_routed_experts ..
+// The sections of parse_config, each reading and validating its fields into `c` (messages name the
+// source and the field). parse_config passes its FieldReader, so that every key a section reads counts
+// as modelled; a new field is read here the same way (io/config_keys.h). The one-layer ops (`dsref op
+// mla`, `dsref op moe`) validate their attributes, which carry the same names, with the json overloads.
+// rope_theta, rope_scaling, rope_parameters. config_file: also refuse YaRN settings on which transformers
+// (cos/sin × attention_factor) and the official code (no factor) disagree; the op attributes skip this.
+void parse_rope_section(FieldReader& r, ModelConfig& c, bool config_file = true);
+void parse_mla_section(FieldReader& r, ModelConfig& c);   // q_lora_rank .. v_head_dim
+void parse_moe_section(FieldReader& r, ModelConfig& c);   // n_routed_experts ..
+void parse_rope_section(const nlohmann::json& j, const std::string& source, ModelConfig& c);
+void parse_mla_section(const nlohmann::json& j, const std::string& source, ModelConfig& c);
+void parse_moe_section(const nlohmann::json& j, const std::string& source, ModelConfig& c);
 
 }  // namespace dsref
