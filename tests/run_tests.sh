@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every Catch2 test binary given on the command line from the repository root and prints one
 # closing line "tests: N passed, N failed" that counts test cases over all binaries.
-# A binary that crashes or prints no summary counts as one failed case.
+# A binary that crashes or prints no summary counts as one failed case. Lines a test prints starting with
+# "report: " (measured figures people want to see, e.g. the emulation targets) are shown under its line.
 set -u
 cd "$(dirname "$0")/.."
 # Idle OpenMP threads sleep instead of spinning: on a loaded 2-core machine spinning at barriers
@@ -23,6 +24,7 @@ for bin in "$@"; do
   if [ $rc -ne 0 ] && [ "$f" = 0 ]; then f=1; fi
   passed=$((passed + p)); failed=$((failed + f))
   printf '%-40s %4d passed %4d failed\n' "$(basename "$bin")" "$p" "$f"
+  printf '%s\n' "$out" | grep -E '^report: ' | sed 's/^report: /    /'  # figures a test prints for people
   if [ "$f" != 0 ]; then bad_bins+=("$bin"); printf '%s\n' "$out" | tail -n 60; fi
 done
 [ ${#bad_bins[@]} -eq 0 ] || echo "failing binaries: ${bad_bins[*]}"

@@ -28,7 +28,7 @@ int64_t row_argmax(const double* x, int64_t V) { return std::max_element(x, x + 
 // Tolerance 1e-4: both sides compute in float32 from the same BF16 weights; they differ by summation
 // order only (measured ≤ 5e-6 on every tensor), while ignoring rope_parameters moves logits by ~2.
 TEST_CASE("transformers-5 checkpoints match transformers' float32 forward", "[golden][hf]") {
-    for (const char* name : {"llama_theta", "v3_yarn", "llama3_rope", "qwen2_untied", "qwen2_tied"}) {
+    for (const char* name : {"llama_theta", "v3_yarn", "v3_flat", "llama3_rope", "qwen2_untied", "qwen2_tied"}) {
         const std::string dir = std::string("data/golden/hf/") + name;
         INFO("case " << name);
         const TensorMap g = read_safetensors(dir + "/expected_f32.safetensors");

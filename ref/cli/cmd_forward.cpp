@@ -44,17 +44,18 @@ and for each DeepSeekMoE layer i (i >= first_k_dense_replace, i % moe_layer_freq
   topk_weight.{i}  [T, k]      the combine weights in the same order, after normalization/scaling
 With --mtp, the MTP layer's intermediates appear under i = L (T-1 rows): attn.{L}, hidden.{L}
 (its residual stream before shared_head.norm), topk_idx.{L}, topk_weight.{L}, q_nope.{L}, ...
---dump-only NAME,... keeps only the named intermediates (implies --dump).)";
+--dump-only NAME,... keeps only the named intermediates (implies --dump).
+)";
 
 void add_forward(CLI::App& app) {
     struct Opts {
-        std::string model, tokens, out, dump_only, attn = "absorb";
+        std::string model, tokens, out, dump_only, attn = "absorb", emulate = "none";
         bool dump = false, last_only = false, mtp = false;
         int threads = 0;
     };
     auto o = std::make_shared<Opts>();
     CLI::App* cmd = app.add_subcommand("forward", "full causal prefill: logits and named intermediates");
-    cmd->footer(kForwardHelp);
+    cmd->footer(std::string(kForwardHelp) + emulation_help());
     cmd->add_option("--model", o->model, "model directory: config.json + safetensors")->required();
     cmd->add_option("--tokens", o->tokens, "token ids, comma-separated (no tokenizer yet)")->required();
     cmd->add_option("--out", o->out, "output safetensors file")->required();
@@ -65,12 +66,18 @@ void add_forward(CLI::App& app) {
     cmd->add_flag("--mtp", o->mtp,
                   "also write mtp_logits [T-1, vocab] from the MTP layer (V3; needs num_nextn_predict_layers >= 1 "
                   "and T >= 2)");
+    cmd->add_option("--emulate", o->emulate,
+                    "reproduce a reference's rounding: none (default, float32) | hf-bf16 | official-bf16 | "
+                    "official-fp8 (see below)");
     add_threads_option(cmd, &o->threads);
     cmd->callback([o]() {
         apply_threads(o->threads);
         const std::vector<int32_t> tokens = parse_tokens(o->tokens);
         ModelOptions mo;
         mo.fwd.attn = mla_path_from_name(o->attn);
+        mo.fwd.precision.mode = emulation_from_name(o->emulate);
+        if (o->mtp && !mo.fwd.precision.none())
+            usage_fail("--mtp with --emulate: neither emulated reference runs the MTP module");
         if (o->mtp && tokens.size() < 2)
             usage_fail("--mtp: multi-token prediction needs at least 2 tokens (row i predicts t_{i+2}), got ",
                        tokens.size());

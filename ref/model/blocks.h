@@ -14,6 +14,7 @@
 #include "io/config.h"
 #include "core/trace.h"
 #include "io/weights.h"
+#include "model/precision.h"
 
 namespace dsref {
 
@@ -38,6 +39,9 @@ const char* mla_path_name(MlaPath p);
 
 struct ForwardOptions {
     MlaPath attn = MlaPath::Absorb;  // MLA path (V2/V3); GQA models have one path
+    // Whose rounding points to reproduce (model/precision.h); the default is dsref's float32. An
+    // emulation mode fixes the MLA path to the reference's own (hf-bf16 naive, official absorbed).
+    PrecisionPolicy precision;
 };
 
 class AttentionBlock {
@@ -59,11 +63,14 @@ public:
 // The blocks of a decoder layer, reading their weights (io/checkpoint_layout.h names them) under the
 // block's prefix: attn_prefix(i) = "model.layers.{i}.self_attn.", mlp_prefix(i) = "model.layers.{i}.mlp.",
 // or "" for the inputs of an op.
-std::unique_ptr<AttentionBlock> make_gqa_block(const ModelConfig& c, const WeightLoader& w, const std::string& prefix);
+// `prec`: the rounding points to reproduce (model/precision.h; default float32).
+std::unique_ptr<AttentionBlock> make_gqa_block(const ModelConfig& c, const WeightLoader& w, const std::string& prefix,
+                                               const PrecisionPolicy& prec = PrecisionPolicy());
 // MLA (V2/V3, model/mla.h) on the given path.
 std::unique_ptr<AttentionBlock> make_mla_block(const ModelConfig& c, const WeightLoader& w, const std::string& prefix,
-                                               MlaPath path);
+                                               MlaPath path, const PrecisionPolicy& prec = PrecisionPolicy());
 std::unique_ptr<FeedForwardBlock> make_dense_mlp_block(const ModelConfig& c, const WeightLoader& w,
-                                                       const std::string& prefix, int64_t width);
+                                                       const std::string& prefix, int64_t width,
+                                                       const PrecisionPolicy& prec = PrecisionPolicy());
 
 }  // namespace dsref

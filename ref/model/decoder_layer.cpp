@@ -10,25 +10,25 @@
 namespace dsref {
 
 DecoderLayer::DecoderLayer(const ModelConfig& c, const WeightLoader& w, int64_t i, bool moe, const ForwardOptions& fwd)
-    : i_(i), d_(c.hidden_size), eps_((float)c.rms_norm_eps) {
+    : i_(i), d_(c.hidden_size), eps_((float)c.rms_norm_eps), prec_(fwd.precision) {
     const DecoderNormTensors n = decoder_norm_tensors(c, i);
-    input_norm_ = w.load(n.input_norm);
-    post_norm_ = w.load(n.post_norm);
+    input_norm_ = prec_.load(w, n.input_norm);
+    post_norm_ = prec_.load(w, n.post_norm);
     const std::string a = attn_prefix(i), m = mlp_prefix(i);
-    attn_ = c.is_mla() ? make_mla_block(c, w, a, fwd.attn) : make_gqa_block(c, w, a);
-    ffn_ = moe ? make_moe_block(c, w, m) : make_dense_mlp_block(c, w, m, c.intermediate_size);
+    attn_ = c.is_mla() ? make_mla_block(c, w, a, fwd.attn, prec_) : make_gqa_block(c, w, a, prec_);
+    ffn_ = moe ? make_moe_block(c, w, m, prec_) : make_dense_mlp_block(c, w, m, c.intermediate_size, prec_);
 }
 
 void DecoderLayer::forward(float* h, int64_t T, int64_t pos0, LayerCache& cache, Trace* trace) const {
     const int64_t d = d_;
     std::vector<float> x(T * d), y(T * d);  // [T, d] the normalized input and a block's output
-    rmsnorm_forward(x.data(), h, input_norm_.data(), T, d, eps_);
+    prec_.rmsnorm(x.data(), h, input_norm_.data(), T, d, eps_);
     attn_->forward(y.data(), x.data(), T, pos0, cache, trace, i_);
     trace_f32(trace, "attn." + std::to_string(i_), {T, d}, y.data());
-    for (int64_t j = 0; j < T * d; j++) h[j] += y[j];
-    rmsnorm_forward(x.data(), h, post_norm_.data(), T, d, eps_);
+    prec_.residual_add(h, y.data(), T * d);
+    prec_.rmsnorm(x.data(), h, post_norm_.data(), T, d, eps_);
     ffn_->forward(y.data(), x.data(), T, trace, i_);
-    for (int64_t j = 0; j < T * d; j++) h[j] += y[j];
+    prec_.residual_add(h, y.data(), T * d);
     trace_f32(trace, "hidden." + std::to_string(i_), {T, d}, h);
 }
 

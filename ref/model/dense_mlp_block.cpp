@@ -2,7 +2,6 @@
 // (core/swiglu.h) of width intermediate_size (llama layers, V2/V3 layers < first_k_dense_replace).
 #include <vector>
 
-#include "core/swiglu.h"
 #include "io/checkpoint_layout.h"
 #include "model/blocks.h"
 
@@ -12,26 +11,34 @@ namespace {
 // The dense feed-forward sub-block of a decoder layer (llama layers, V2/V3 layers < first_k_dense_replace).
 class DenseMlpBlock : public FeedForwardBlock {
 public:
-    DenseMlpBlock(const ModelConfig& c, const WeightLoader& w, const std::string& p, int64_t width)
-        : d_(c.hidden_size), I_(width) {
+    DenseMlpBlock(const ModelConfig& c, const WeightLoader& w, const std::string& p, int64_t width,
+                  const PrecisionPolicy& prec)
+        : d_(c.hidden_size), I_(width), prec_(prec) {
         const MlpTensors t = mlp_tensors(p, d_, I_);
-        gate_ = w.load(t.gate);
-        up_ = w.load(t.up);
-        down_ = w.load(t.down);
+        gate_ = prec_.load(w, t.gate);
+        up_ = prec_.load(w, t.up);
+        down_ = prec_.load(w, t.down);
+        fp8_[0] = prec_.load_fp8(w, t.gate);  // official-fp8 only
+        fp8_[1] = prec_.load_fp8(w, t.up);
+        fp8_[2] = prec_.load_fp8(w, t.down);
     }
     void forward(float* out, const float* x, int64_t T, Trace*, int64_t) const override {
-        swiglu_forward(out, x, gate_.data(), up_.data(), down_.data(), T, d_, I_);
+        const Fp8Weight* fp8[3] = {&fp8_[0], &fp8_[1], &fp8_[2]};
+        prec_.swiglu(out, x, gate_, up_, down_, T, d_, I_, fp8);
     }
 
 private:
     int64_t d_, I_;
+    PrecisionPolicy prec_;
     std::vector<float> gate_, up_, down_;  // [I, d], [I, d], [d, I]
+    Fp8Weight fp8_[3];                     // gate, up, down as stored, for official-fp8
 };
 }  // namespace
 
 std::unique_ptr<FeedForwardBlock> make_dense_mlp_block(const ModelConfig& c, const WeightLoader& w,
-                                                       const std::string& p, int64_t width) {
-    return std::make_unique<DenseMlpBlock>(c, w, p, width);
+                                                       const std::string& p, int64_t width,
+                                                       const PrecisionPolicy& prec) {
+    return std::make_unique<DenseMlpBlock>(c, w, p, width, prec);
 }
 
 }  // namespace dsref

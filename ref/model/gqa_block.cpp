@@ -4,28 +4,26 @@
 // Qwen2Attention, modeling_llama.py LlamaAttention).
 #include <cmath>
 
-#include "core/attention.h"
-#include "model/blocks.h"
-#include "core/linear.h"
 #include "core/rope.h"
 #include "io/checkpoint_layout.h"
+#include "model/blocks.h"
 
 namespace dsref {
 
 namespace {
 class GqaBlock : public AttentionBlock {
 public:
-    GqaBlock(const ModelConfig& c, const WeightLoader& w, const std::string& p)
-        : d_(c.hidden_size), H_(c.num_attention_heads), Hkv_(c.num_key_value_heads), hd_(c.head_dim) {
+    GqaBlock(const ModelConfig& c, const WeightLoader& w, const std::string& p, const PrecisionPolicy& prec)
+        : d_(c.hidden_size), H_(c.num_attention_heads), Hkv_(c.num_key_value_heads), hd_(c.head_dim), prec_(prec) {
         const GqaTensors t = gqa_tensors(c, p);
-        wq_ = w.load(t.q);
-        wk_ = w.load(t.k);
-        wv_ = w.load(t.v);
-        wo_ = w.load(t.o);
+        wq_ = prec_.load(w, t.q);
+        wk_ = prec_.load(w, t.k);
+        wv_ = prec_.load(w, t.v);
+        wo_ = prec_.load(w, t.o);
         if (t.q_bias) {
-            bq_ = w.load(*t.q_bias);
-            bk_ = w.load(*t.k_bias);
-            bv_ = w.load(*t.v_bias);
+            bq_ = prec_.load(w, *t.q_bias);
+            bk_ = prec_.load(w, *t.k_bias);
+            bv_ = prec_.load(w, *t.v_bias);
         }
         inv_freq_ = rope_inv_freq(hd_, c.rope_theta, c.rope_scaling);
     }
@@ -35,37 +33,27 @@ public:
         (void)trace, (void)layer;
         const int64_t kv_w = Hkv_ * hd_;  // width of one cached K (or V) row
         std::vector<float> q(T * H_ * hd_);                                   // [T, H, hd]
-        linear_forward(q.data(), x, wq_.data(), T, d_, H_ * hd_);
         cache.a.resize((pos0 + T) * kv_w);                                    // K: [S, H_kv, hd]
         cache.b.resize((pos0 + T) * kv_w);                                    // V: [S, H_kv, hd]
         float* k_new = cache.a.data() + pos0 * kv_w;
         float* v_new = cache.b.data() + pos0 * kv_w;
-        linear_forward(k_new, x, wk_.data(), T, d_, kv_w);
-        linear_forward(v_new, x, wv_.data(), T, d_, kv_w);
-        if (!bq_.empty()) {  // qwen2: y = x Wᵀ + b, before RoPE
-            add_bias(q.data(), bq_, T);
-            add_bias(k_new, bk_, T);
-            add_bias(v_new, bv_, T);
-        }
+        // y = x Wᵀ (+ b: qwen2), before RoPE
+        prec_.linear(q.data(), x, wq_, T, d_, H_ * hd_, nullptr, bq_.empty() ? nullptr : bq_.data());
+        prec_.linear(k_new, x, wk_, T, d_, kv_w, nullptr, bk_.empty() ? nullptr : bk_.data());
+        prec_.linear(v_new, x, wv_, T, d_, kv_w, nullptr, bv_.empty() ? nullptr : bv_.data());
         std::vector<int64_t> pos(T);
         for (int64_t t = 0; t < T; t++) pos[t] = pos0 + t;
-        rope_forward(q.data(), T, H_, hd_, H_ * hd_, hd_, pos.data(), inv_freq_, RopeLayout::Half);
-        rope_forward(k_new, T, Hkv_, hd_, kv_w, hd_, pos.data(), inv_freq_, RopeLayout::Half);
+        prec_.rope(q.data(), T, H_, hd_, H_ * hd_, hd_, pos.data(), inv_freq_, RopeLayout::Half);
+        prec_.rope(k_new, T, Hkv_, hd_, kv_w, hd_, pos.data(), inv_freq_, RopeLayout::Half);
         std::vector<float> o(T * H_ * hd_);                                   // [T, H, hd]
-        attention_forward(o.data(), q.data(), cache.a.data(), cache.b.data(), T, pos0 + T, H_, Hkv_, hd_, hd_,
-                          (float)(1.0 / std::sqrt((double)hd_)), true, pos0);
-        linear_forward(out, o.data(), wo_.data(), T, H_ * hd_, d_);
+        prec_.attention(o.data(), q.data(), cache.a.data(), cache.b.data(), T, pos0 + T, H_, Hkv_, hd_, hd_,
+                        (float)(1.0 / std::sqrt((double)hd_)), pos0);
+        prec_.linear(out, o.data(), wo_, T, H_ * hd_, d_);
     }
 
 private:
-    // y[t, :] += b for every row. y: [T, N] · b: [N]
-    static void add_bias(float* y, const std::vector<float>& b, int64_t T) {
-        const int64_t N = (int64_t)b.size();
-        for (int64_t t = 0; t < T; t++)
-            for (int64_t n = 0; n < N; n++) y[t * N + n] += b[n];
-    }
-
     int64_t d_, H_, Hkv_, hd_;
+    PrecisionPolicy prec_;
     std::vector<float> wq_, wk_, wv_, wo_;  // [H·hd, d], [H_kv·hd, d] ×2, [d, H·hd]
     std::vector<float> bq_, bk_, bv_;       // [H·hd], [H_kv·hd] ×2, or empty (no biases)
     std::vector<double> inv_freq_;          // [hd/2]
@@ -73,8 +61,9 @@ private:
 
 }  // namespace
 
-std::unique_ptr<AttentionBlock> make_gqa_block(const ModelConfig& c, const WeightLoader& w, const std::string& p) {
-    return std::make_unique<GqaBlock>(c, w, p);
+std::unique_ptr<AttentionBlock> make_gqa_block(const ModelConfig& c, const WeightLoader& w, const std::string& p,
+                                               const PrecisionPolicy& prec) {
+    return std::make_unique<GqaBlock>(c, w, p, prec);
 }
 
 }  // namespace dsref

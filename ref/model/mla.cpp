@@ -182,7 +182,8 @@ std::string dims_str(int64_t a, int64_t b = -1) {
 
 }  // namespace
 
-MlaLayer::MlaLayer(const MlaDims& dims, MlaWeights w) : m_(dims), w_(std::move(w)) {
+MlaLayer::MlaLayer(const MlaDims& dims, MlaWeights w, const PrecisionPolicy& prec, MlaFp8Weights fp8)
+    : m_(dims), w_(std::move(w)), prec_(prec), fp8_(std::move(fp8)) {
     const MlaDims& m = m_;
     if (m.d <= 0 || m.H <= 0 || m.d_c <= 0 || m.d_n <= 0 || m.d_r <= 0 || m.d_v <= 0 || m.d_q < 0)
         fail("MLA: dimensions must be positive (d ", m.d, ", H ", m.H, ", d_c ", m.d_c, ", d_n ", m.d_n, ", d_r ", m.d_r,
@@ -206,6 +207,7 @@ MlaLayer::MlaLayer(const MlaDims& dims, MlaWeights w) : m_(dims), w_(std::move(w
 
 void MlaLayer::forward(MlaPath path, float* out, const float* x, int64_t T, int64_t pos0, LayerCache& cache,
                        Trace* trace, int64_t layer) const {
+    if (!prec_.none()) return forward_emulated(out, x, T, pos0, cache, trace, layer);
     const int64_t d = m_.d, H = m_.H, d_c = m_.d_c, d_n = m_.d_n, d_r = m_.d_r, d_k = m_.d_k();
     const float eps = (float)m_.latent_eps;
     std::vector<int64_t> pos(T);
@@ -346,8 +348,19 @@ MlaWeights load_mla_weights(const ModelConfig& c, const WeightLoader& w, const s
 }
 
 std::unique_ptr<AttentionBlock> make_mla_block(const ModelConfig& c, const WeightLoader& w, const std::string& prefix,
-                                               MlaPath path) {
-    return std::make_unique<MlaBlock>(MlaLayer(mla_dims(c), load_mla_weights(c, w, prefix)), path);
+                                               MlaPath path, const PrecisionPolicy& prec) {
+    MlaWeights mw = load_mla_weights(c, w, prefix);
+    MlaFp8Weights fp8;
+    if (!prec.none()) {  // the weights as the emulated reference holds them (bf16), and official-fp8's codes
+        for (std::vector<float>* v : {&mw.q_a, &mw.q_a_norm, &mw.q_b, &mw.q, &mw.kv_a, &mw.kv_a_norm, &mw.kv_b, &mw.o})
+            prec.round_weight(*v);
+        const MlaTensors t = mla_tensors(c, prefix);
+        if (t.q_a) fp8.q_a = prec.load_fp8(w, *t.q_a), fp8.q_b = prec.load_fp8(w, *t.q_b);
+        if (t.q) fp8.q = prec.load_fp8(w, *t.q);
+        fp8.kv_a = prec.load_fp8(w, t.kv_a);
+        fp8.o = prec.load_fp8(w, t.o);
+    }
+    return std::make_unique<MlaBlock>(MlaLayer(mla_dims(c), std::move(mw), prec, std::move(fp8)), path);
 }
 
 }  // namespace dsref

@@ -32,6 +32,11 @@
 //
 // Threads: every product is a fixed tile or a fixed per-head unit, so results are bit-identical at
 // any thread count (as in linear.h).
+//
+// Precision emulation (model/precision.h): with an emulation mode the layer follows the reference's own
+// structure and rounding points instead (model/mla_emulated.cpp): transformers' DeepseekV3Attention
+// (decompressed per-head K and V, eager attention) for hf-bf16, the official MLA.forward with
+// attn_impl="absorb" for official-bf16 / official-fp8, whatever `path` says.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -74,6 +79,12 @@ struct MlaWeights {
     std::vector<float> o;          // o_proj              [d, H·d_v]
 };
 
+// official-fp8: the stored E4M3 codes of the projections that act_quant + fp8_gemm multiply (kv_b_proj
+// is dequantized to bf16 for the absorbed einsums, as the official MLA.forward does).
+struct MlaFp8Weights {
+    Fp8Weight q_a, q_b, q, kv_a, o;
+};
+
 // The softmax scale of MLA for these dims (spec 3.4): d_k^-1/2, times mscale² under YaRN.
 double mla_softmax_scale(const MlaDims& m);
 
@@ -82,7 +93,10 @@ int64_t mla_cache_values_per_token(const MlaDims& m, MlaPath path);
 
 class MlaLayer {
 public:
-    MlaLayer(const MlaDims& dims, MlaWeights w);  // checks that every weight has its size
+    // Checks that every weight has its size. `prec`: the rounding points to reproduce (default float32),
+    // with the weights already as that reference holds them (PrecisionPolicy::load).
+    MlaLayer(const MlaDims& dims, MlaWeights w, const PrecisionPolicy& prec = PrecisionPolicy(),
+             MlaFp8Weights fp8 = MlaFp8Weights());
     const MlaDims& dims() const { return m_; }
     double softmax_scale() const { return scale_; }
 
@@ -99,6 +113,16 @@ private:
     MlaWeights w_;
     std::vector<double> inv_freq_;  // [d_r/2], YaRN-blended when rope_scaling is yarn
     double scale_;
+    PrecisionPolicy prec_;
+    MlaFp8Weights fp8_;
+
+    // The emulated references (model/mla_emulated.cpp); same arguments as forward.
+    void forward_emulated(float* out, const float* x, int64_t T, int64_t pos0, LayerCache& cache, Trace* trace,
+                          int64_t layer) const;
+    void attend_hf(float* o, const float* q, const float* latent, const float* k_pe, int64_t T, int64_t pos0,
+                   LayerCache& cache) const;
+    void attend_official(float* o, const float* q, const float* latent, const float* k_pe, int64_t T, int64_t pos0,
+                         LayerCache& cache) const;
 
     void attend_naive(float* o, const float* q, const float* latent, const float* k_pe, int64_t T, int64_t pos0,
                       LayerCache& cache) const;
@@ -110,8 +134,6 @@ private:
 // io/checkpoint_layout.h's mla_tensors.
 MlaWeights load_mla_weights(const ModelConfig& c, const WeightLoader& w, const std::string& prefix);
 
-// The MLA block of a decoder layer (weights under `prefix`), on the given path.
-std::unique_ptr<AttentionBlock> make_mla_block(const ModelConfig& c, const WeightLoader& w, const std::string& prefix,
-                                               MlaPath path);
+// The MLA block of a decoder layer (weights under `prefix`), on the given path (declared in blocks.h).
 
 }  // namespace dsref

@@ -17,6 +17,9 @@ size_t KVCache::bytes() const {
 
 Model::Model(const std::string& dir, ModelOptions opt)
     : cfg_(load_config(dir)), opt_(std::move(opt)), ckpt_(dir), loader_(ckpt_, cfg_) {
+    PrecisionPolicy& prec = opt_.fwd.precision;
+    prec.check_config(cfg_);
+    prec.scale_fmt = cfg_.fp8_scale_fmt;  // official-fp8's act_quant uses the checkpoint's scale_fmt
     bool any_moe = false;
     for (int64_t i = 0; i < cfg_.num_hidden_layers; i++) any_moe = any_moe || cfg_.is_moe_layer(i);
     if (any_moe) moe_gate_config(cfg_);  // the MoE fields, before any weight is read (the error names the field)
@@ -47,7 +50,9 @@ std::vector<float> Model::forward_hidden(const std::vector<int32_t>& tokens, KVC
     const int64_t pos0 = cache.len;
 
     const ModelTensors g = model_tensors(cfg_);
+    const PrecisionPolicy& prec = opt_.fwd.precision;
     std::vector<float> h = loader_.load_rows(g.embed.name, g.embed.shape, tokens);  // [T, d]
+    prec.round(h.data(), T * d);  // the embedding as the emulated reference holds it (bf16)
     for (int64_t i = 0; i < L; i++) {
         if (opt_.keep_weights) {
             kept_[i].forward(h.data(), T, pos0, cache.layers[i], trace);
@@ -58,14 +63,15 @@ std::vector<float> Model::forward_hidden(const std::vector<int32_t>& tokens, KVC
     }
     cache.len += T;
     std::vector<float> x(T * d);  // [T, d]
-    rmsnorm_forward(x.data(), h.data(), loader_.load(g.norm).data(), T, d, (float)cfg_.rms_norm_eps);
+    prec.rmsnorm(x.data(), h.data(), prec.load(loader_, g.norm).data(), T, d, (float)cfg_.rms_norm_eps);
     return x;
 }
 
 std::vector<float> Model::lm_head(const float* x, int64_t rows) const {
     const int64_t d = cfg_.hidden_size, V = cfg_.vocab_size;
     std::vector<float> logits(rows * V);  // [rows, V]
-    linear_forward(logits.data(), x, loader_.load(model_tensors(cfg_).lm_head).data(), rows, d, V);
+    const PrecisionPolicy& prec = opt_.fwd.precision;
+    prec.linear(logits.data(), x, prec.load(loader_, model_tensors(cfg_).lm_head), rows, d, V);
     return logits;
 }
 

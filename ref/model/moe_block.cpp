@@ -59,25 +59,46 @@ namespace {
 // The feed-forward sub-block of an MoE decoder layer (V2/V3 layers >= first_k_dense_replace).
 class MoeBlock : public FeedForwardBlock {
 public:
-    MoeBlock(const ModelConfig& c, const WeightLoader& wl, const std::string& prefix)
-        : g_(moe_gate_config(c)), w_(load_moe_weights(c, g_, wl, prefix)) {}
+    MoeBlock(const ModelConfig& c, const WeightLoader& wl, const std::string& prefix, const PrecisionPolicy& prec)
+        : g_(moe_gate_config(c)), w_(load_moe_weights(c, g_, wl, prefix)), prec_(prec) {
+        if (!prec_.none()) emulated_weights(c, wl, prefix);
+    }
 
     void forward(float* out, const float* x, int64_t T, Trace* trace, int64_t layer) const override {
-        const MoeRouting r = moe_forward(out, x, T, g_, w_);
+        const MoeRouting r = prec_.none() ? moe_forward(out, x, T, g_, w_)
+                                          : moe_forward_emulated(out, x, T, g_, w_, prec_, fp8_);
         const std::string idx_name = "topk_idx." + std::to_string(layer), w_name = "topk_weight." + std::to_string(layer);
         if (trace && trace->wants(idx_name)) trace->record(idx_name, Tensor::from_i32({T, g_.K}, r.topk_idx));
         if (trace && trace->wants(w_name)) trace->record(w_name, Tensor::from_f32({T, g_.K}, r.topk_weight));
     }
 
 private:
+    // The weights as the emulated reference holds them: bf16, except the router bias (float32 in both
+    // references) and, in transformers, the router weight; official-fp8 also keeps the stored codes.
+    void emulated_weights(const ModelConfig& c, const WeightLoader& wl, const std::string& prefix) {
+        if (!prec_.hf()) prec_.round_weight(w_.gate);
+        for (auto* ws : {&w_.w_gate, &w_.w_up, &w_.w_down})
+            for (std::vector<float>& e : *ws) prec_.round_weight(e);
+        for (std::vector<float>* s : {&w_.shared_gate, &w_.shared_up, &w_.shared_down}) prec_.round_weight(*s);
+        if (!prec_.fp8()) return;
+        const MoeTensors t = moe_tensors(c, prefix);
+        for (const MlpTensors& e : t.experts)
+            for (const WeightSpec* s : {&e.gate, &e.up, &e.down}) fp8_.push_back(prec_.load_fp8(wl, *s));
+        if (t.shared)
+            for (const WeightSpec* s : {&t.shared->gate, &t.shared->up, &t.shared->down})
+                fp8_.push_back(prec_.load_fp8(wl, *s));
+    }
+
     MoeGateConfig g_;
     MoeWeights w_;
+    PrecisionPolicy prec_;
+    std::vector<Fp8Weight> fp8_;  // official-fp8: [E + 1 (shared)][gate, up, down], as stored
 };
 }  // namespace
 
 std::unique_ptr<FeedForwardBlock> make_moe_block(const ModelConfig& c, const WeightLoader& w,
-                                                 const std::string& prefix) {
-    return std::make_unique<MoeBlock>(c, w, prefix);
+                                                 const std::string& prefix, const PrecisionPolicy& prec) {
+    return std::make_unique<MoeBlock>(c, w, prefix, prec);
 }
 
 }  // namespace dsref

@@ -20,8 +20,10 @@ MoeWeights load_moe_weights(const ModelConfig& c, const MoeGateConfig& g, const 
                             const std::string& prefix);
 
 // The FeedForwardBlock of an MoE decoder layer. Its forward records, when the trace wants them,
-// `topk_idx.{layer}` (I32 [T, K]) and `topk_weight.{layer}` (F32 [T, K]).
+// `topk_idx.{layer}` (I32 [T, K]) and `topk_weight.{layer}` (F32 [T, K]). With an emulation mode in
+// `prec` it runs model/precision.h's moe_forward_emulated instead of moe/moe.h's float32 layer.
 std::unique_ptr<FeedForwardBlock> make_moe_block(const ModelConfig& c, const WeightLoader& w,
-                                                 const std::string& prefix);
+                                                 const std::string& prefix,
+                                                 const PrecisionPolicy& prec = PrecisionPolicy());
 
 }  // namespace dsref
