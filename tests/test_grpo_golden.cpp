@@ -1,5 +1,5 @@
 // test_grpo_golden.cpp — the grpo_loss and dpo_loss ops against an independent PyTorch implementation of
-// the spec's formulas (data/grpo/make_grpo_golden.py: TRL's _compute_loss structure, verl's aggregation
+// the formulas of ref/rl/grpo.h (data/grpo/make_grpo_golden.py: TRL's _compute_loss structure, verl's aggregation
 // modes, gradients by torch autograd in float64). 324 grpo_loss cases cover every loss_type ×
 // scale_rewards × importance_sampling_level with beta, epsilon_high and delta each on and off, plus each
 // of the 36 combinations once more with logits at temperature != 1; masks come as F32/U8/BOOL/I32, some

@@ -25,7 +25,7 @@ const char* kCases[] = {"gqa1", "gqa2", "mha", "mha_sharded", "tied", "deep"};
 
 }  // namespace
 
-// Tolerance 1e-4 (issue 2): float32 compute against float64; the golden generator measured float32 vs
+// Tolerance 1e-4: float32 compute against float64; the golden generator measured float32 vs
 // float64 differences of at most 3.2e-6 on these models (data/golden/README.md), so 1e-4 leaves 30×
 // headroom while any convention error (RoPE pairing, KV-head map, scale, theta) moves logits by > 0.5.
 TEST_CASE("dense forward matches the independent float64 implementation", "[golden][model]") {

@@ -110,7 +110,7 @@ int64_t check_routing(const TensorMap& got, const TensorMap& g, int64_t layer) {
 
 // ---- golden full models -------------------------------------------------------------------------------
 
-// Tolerance 1e-4 (issue 4): float32 compute against float64. Measured max |Δ| on these models is ≤ 8e-6
+// Tolerance 1e-4: float32 compute against float64. Measured max |Δ| on these models is ≤ 8e-6
 // (data/golden/deepseek_moe/README.md), so 1e-4 leaves > 10× headroom, while every wrong routing rule
 // moves the logits by ≥ 0.26 (the generator's sensitivity table).
 TEST_CASE("DeepSeek MoE models match the independent float64 implementation on both MLA paths",
@@ -635,7 +635,7 @@ TEST_CASE("info counts 671B/37B for V3, 236B/21B for V2, 15.7B/2.4B for V2-Lite 
     const ParamCounts lite = count_params(load_config("data/configs/deepseek_v2_lite.json"));
     CHECK(std::round(lite.total / 1e8) == 157);
     CHECK(std::floor(lite.active / 1e8) == 24);
-    // The real V3 checkpoint's tensor listing (spec 7.1): 91,991 tensors, 684,531,386,000 elements
+    // The real V3 checkpoint's tensor listing (its model.safetensors.index.json): 91,991 tensors, 684,531,386,000 elements
     // (weights, MTP layer with its copies, and every weight_scale_inv).
     const json info = model_info(load_config("data/configs/deepseek_v3.json"));
     CHECK(info["parameters"]["stored_tensors"] == 91991);

@@ -1,5 +1,6 @@
-// gqa.cpp — the llama attention block: q/k/v projections, half-split RoPE on q and k, causal GQA
-// against the KV cache, o_proj. (DeepSeek LLM 7B is MHA, 67B is GQA with 8 KV heads; spec 1.1.)
+// gqa_block.cpp — the llama attention block: q/k/v projections, half-split RoPE on q and k, causal GQA
+// against the KV cache, o_proj. (DeepSeek LLM 7B is MHA, 67B is GQA with 8 KV heads: DeepSeek LLM
+// §2.2, Table 2.)
 #include <cmath>
 
 #include "core/attention.h"
