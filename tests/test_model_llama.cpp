@@ -1,4 +1,4 @@
-// test_model_llama.cpp — covers ref/model/model.cpp, ref/model/gqa_block.cpp, ref/core/swiglu.cpp, ref/model/sampling.cpp on the dense
+// test_model_llama.cpp — covers ref/model/model.cpp, ref/model/gqa_block.cpp, ref/core/swiglu.cpp, ref/core/sampling.cpp on the dense
 // Llama layout (DeepSeek LLM):
 //   - golden logits / hidden / attn from the independent float64 PyTorch forward in data/golden/
 //     (GQA with 1, 2 and H KV heads, sharded and unsharded, BF16 and F32 storage, tied embeddings,
