@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """llama_ref.py — an independent float64 forward pass of the HF Llama layout (DeepSeek LLM 7B/67B).
 
-This is the golden-data twin of dsref's dense forward (`ref/`). It is written from the math in
-shared spec sections 2 and 3 (and the HF LlamaForCausalLM conventions stated below), not from
-transformers or from dsref's C++; it does not import `transformers` or `safetensors`.
+This is the golden-data twin of dsref's dense forward (`ref/`). It is written from the math as restated
+below (DeepSeek LLM §2.2: pre-norm RMSNorm, SwiGLU, RoPE, GQA; RoFormer §3.4.2) and the HF
+LlamaForCausalLM conventions stated below, not from transformers or from dsref's C++; it does not import `transformers` or `safetensors`.
 
 Dimension letters: T tokens, d hidden, H query heads, H_kv key/value heads, d_h head_dim,
 I intermediate (MLP) size, V vocab, L layers.
