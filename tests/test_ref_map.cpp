@@ -71,7 +71,7 @@ TEST_CASE("every file: function of ref/README.md's map exists", "[map]") {
         functions++;
     }
     CHECK(functions > 80);  // the map was parsed, not skipped
-    // One section per paper the issue asks for.
+    // One section per paper: DeepSeek LLM, V2, V3, DeepSeekMath, R1.
     for (const char* paper : {"2401.02954", "2405.04434", "2412.19437", "2402.03300", "2501.12948"}) {
         INFO("paper arXiv " << paper);
         CHECK(md.find(std::string("(arXiv ") + paper + ")") != std::string::npos);
