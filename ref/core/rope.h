@@ -7,9 +7,10 @@
 // φ_j = p · θ'_j. Two pairings exist and both are needed. This header is where the pairing is pinned:
 //   - Interleaved: pairs (2j, 2j+1) — DeepSeek V2/V3 checkpoints and the official code
 //     (apply_rotary_emb multiplies adjacent pairs as complex numbers). No weight permutation exists in
-//     any V2/V3 checkpoint (inference/convert.py only renames): transformers' V3 code de-interleaves at
-//     run time (modeling_deepseek_v3.py, apply_rotary_pos_emb_interleave, then rotate_half), so its
-//     q_pe/k_pe are a permutation of dsref's while q_pe·k_pe and every attention output are the same.
+//     any V2/V3 checkpoint (inference/convert.py only renames): transformers' V3 code rotates the same
+//     pairs but writes them de-interleaved, [rotated evens | rotated odds] (modeling_deepseek_v3.py,
+//     apply_rotary_pos_emb_interleave), so its q_pe/k_pe are a permutation of dsref's while q_pe·k_pe
+//     and every attention output are the same.
 //   - Half: pairs (j, j + d_r/2), HF "rotate_half" (modeling_llama.py, apply_rotary_pos_emb) — the HF
 //     Llama layout of DeepSeek LLM checkpoints, whose q/k weights are stored pre-permuted for it.
 //
