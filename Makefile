@@ -151,7 +151,7 @@ clean:
 -include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(TEST_BINS:=.d) $(WALK_BINS:=.d)
 
 # =====================================================================================================
-# CUDA (issue 7) — the kernel workbench in cuda/ (see cuda/README.md). This section is self-contained.
+# CUDA — the kernel workbench in cuda/ (see cuda/README.md). This section is self-contained.
 #   make cuda        nvcc build of the kernels, the golden tests and the benchmark (warnings are errors),
 #                    the PTX check (cuda/check_ptx.sh) and a CPU-only dry run of the golden-test harness
 #   make test-cuda   golden tests of every kernel version against its CPU twin; one SKIP line and exit 0

@@ -1,7 +1,8 @@
 // bench_cuda.cu — the CUDA benchmark table: one line per kernel version and shape with
 //   time (median of N runs, CUDA events, L2 flushed before each run, N(0,1) data),
 //   achieved GB/s (memory-bound kernels) or TFLOP/s and TB/s (GEMMs),
-//   the physical floor max(FLOPs / peak, bytes / bandwidth) from the datasheet peaks (../shared/perf.md),
+//   the physical floor max(FLOPs / peak, bytes / bandwidth) from the datasheet peaks (cuda/README.md,
+//   "Targets and method"),
 //   the ratio to a baseline measured in the same run: a device-to-device copy of the same bytes for the
 //   memory-bound kernels, cuBLASLt FP8 (e4m3, TN, fp32 compute, fast accumulation off, per-tensor unit
 //   scales, bf16 D) for the GEMMs — ratio = t_baseline / t_kernel, so 1.0 means "as fast as the baseline".
@@ -10,7 +11,7 @@
 //   build/cuda/bench_cuda [--quick] [--commit HASH] [--table FILE.md] [OP]
 //     OP: rmsnorm rope swiglu fp8_quant fp8_gemm (default: all)
 // Without a device it prints one SKIP line and exits 0. Not for fine comparisons between runs: compare
-// ratios within one run (../shared/perf.md).
+// ratios within one run (cuda/README.md, "Targets and method").
 #include <cublasLt.h>
 
 #include <cstdarg>

@@ -126,7 +126,7 @@ inline DeviceInfo detect_device() {
     d.sms = p.multiProcessorCount;
     d.l2_bytes = p.l2CacheSize;
     d.smem_optin = (int)p.sharedMemPerBlockOptin;
-    // Datasheet leads (../shared/perf.md): H200 SXM 4.8 TB/s, H100 SXM 3.35 TB/s; both 1979 TFLOP/s dense FP8.
+    // NVIDIA datasheet peaks (cuda/README.md): H200 SXM 4.8 TB/s, H100 SXM 3.35 TB/s; both 1979 TFLOP/s FP8.
     if (d.name.find("H200") != std::string::npos) {
         d.hbm_gbs = 4800;
         d.fp8_tflops = 1979;

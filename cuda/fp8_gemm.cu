@@ -1,4 +1,4 @@
-// fp8_gemm.cu — the DeepSeek-V3 block-scaled FP8 GEMM on the GPU (V3 report §3.3.2; spec 8, 9):
+// fp8_gemm.cu — the DeepSeek-V3 block-scaled FP8 GEMM on the GPU (V3 report §3.3.2; DeepSeek-V3 inference/kernel.py fp8_gemm):
 //
 //   C[m, n] = Σ_kb  a_scale[m, kb] · b_scale[n/128, kb] · ( Σ_{k in block kb} A[m, k] · B[n, k] )
 //

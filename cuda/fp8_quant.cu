@@ -1,4 +1,4 @@
-// fp8_quant.cu — DeepSeek-V3 fine-grained FP8 quantization on the GPU (V3 report §3.3.2; spec 8, 9):
+// fp8_quant.cu — DeepSeek-V3 fine-grained FP8 quantization on the GPU (V3 report §3.3.2; kernel.py act_quant):
 // act_quant in 1×128 groups along K and the 128×128 weight-block quantizer, E4M3 codes with float32 scales
 // (plain, or ue8m0: rounded up to a power of two). CPU twins: ref/fp8/fp8_quant.h fp8_quant_act /
 // fp8_quant_weight (ops `fp8_quant_act`, `fp8_quant_weight`). Bit-exact with the twins:

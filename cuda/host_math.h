@@ -3,7 +3,7 @@
 // functions on the device (DSREF_HD is __host__ __device__ under nvcc, plain `inline` under g++).
 //
 // What lives here, each item used by a kernel in cuda/*.cu:
-//   1. block counts and scale indexing of the 1×128 / 128×128 FP8 layouts (spec 7.2, 9);
+//   1. block counts and scale indexing of the 1×128 / 128×128 FP8 layouts (DeepSeek-V3 kernel.py, README_WEIGHTS.md);
 //   2. E4M3 decode and the ue8m0 scale rounding as bit operations (twins: ref/core/fp8_format.h, ref/fp8/fp8_quant.h);
 //   3. the 128-byte shared-memory swizzle (TMA CU_TENSOR_MAP_SWIZZLE_128B and our cp.async tiles);
 //   4. the Hopper wgmma shared-memory matrix descriptor (PTX ISA "Matrix Descriptor Format");

@@ -1,4 +1,4 @@
-// rmsnorm.cu — RMSNorm forward on the GPU (spec 2.2), y[t, i] = w[i] · x[t, i] / sqrt(Σ_j x[t, j]²/d + eps).
+// rmsnorm.cu — RMSNorm forward on the GPU (Zhang & Sennrich 2019), y[t, i] = w[i] · x[t, i] / sqrt(Σ_j x[t, j]²/d + eps).
 // CPU twin: ref/core/rmsnorm.h (rmsnorm_forward, op `rmsnorm`). float32 and bf16 tensors (x, w and y share the
 // dtype; arithmetic is float32; a bf16 y is rounded once, to nearest even).
 //
@@ -10,7 +10,7 @@
 //       Teaches coalescing and shuffles.
 //   v3  one 256-thread block per row, 16-byte vector accesses (float4 / 8 × bf16), the row kept in
 //       registers between the two passes, so x is read from HBM once and y written once: the
-//       bandwidth-bound form (target ≥ 70 % of HBM, ../shared/perf.md). Falls back to scalar accesses
+//       bandwidth-bound form (target ≥ 70 % of HBM, cuda/README.md). Falls back to scalar accesses
 //       when d is not a multiple of the vector width (rows would not be 16-byte aligned).
 #include "common.cuh"
 #include "kernels.cuh"

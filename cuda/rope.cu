@@ -1,5 +1,5 @@
 // rope.cu — rotary position embedding on the GPU, interleaved pairs (2j, 2j+1) as DeepSeek V2/V3 checkpoints
-// and the official code use them (spec 3.2), with the inverse frequencies (plain or YaRN, spec 3.3) taken
+// and the official code use them (pinned in ref/core/rope.h), with the inverse frequencies (plain or YaRN) taken
 // from the CPU twin's rope_inv_freq. Twin: ref/core/rope.h (rope_forward, RopeLayout::Interleaved; op `rope`).
 //
 //   y[t, h, 2j]   = x[t, h, 2j]·cos φ − x[t, h, 2j+1]·sin φ,    φ = positions[t] · inv_freq[j]

@@ -1,4 +1,4 @@
-// swiglu.cu — the element-wise SwiGLU gate on the GPU (spec 2.3): y = silu(gate) ⊙ up,
+// swiglu.cu — the element-wise SwiGLU gate on the GPU (Shazeer 2020): y = silu(gate) ⊙ up,
 // silu(z) = z / (1 + e^{−z}). CPU twin: ref/core/swiglu.h swiglu_gate (op `swiglu`, ref/ops/ops_swiglu.cpp).
 // float32 arithmetic with the accurate expf and an IEEE division (no --use_fast_math); float32 and bf16
 // tensors, a bf16 y rounded once.

@@ -8,7 +8,7 @@
 //     --dry-run  no GPU call at all: builds every case's inputs and runs its twins, so the harness and the
 //              references are checked on a machine without a GPU (`make cuda` runs --dry-run --quick)
 //
-// Method (../shared/perf.md, ../.library METHOD.md): N(0,1) inputs from a counter-based generator
+// Method (cuda/README.md, "Targets and method"): N(0,1) inputs from a counter-based generator
 // (host_math.h randn_at; never zeros or constants), shapes that include odd sizes (M, N, K not multiples
 // of the tile or of 128) and the real V3 widths; references in double where the twin computes in double;
 // for the big GEMMs only some rows are referenced (all rows of C are still checked for being written).
@@ -231,7 +231,7 @@ void test_rope() {
                 pos[t] = t == 0 ? 0 : (int32_t)(gpu::splitmix64(seed * 1000 + t) % 163840);
             dsref::RopeScaling s;
             std::map<std::string, std::string> attrs = {{"theta", "10000"}, {"layout", "interleaved"}};
-            if (cs.yarn) {  // DeepSeek-V3's rope_scaling (spec 3.3)
+            if (cs.yarn) {  // DeepSeek-V3's rope_scaling (data/configs/deepseek_v3.json)
                 s.type = dsref::RopeScalingType::Yarn;
                 s.factor = 40;
                 s.original_max_position_embeddings = 4096;

@@ -1,6 +1,6 @@
 // tolerances.h — every tolerance of the CUDA golden tests (cuda/test_cuda.cu), each with its reason.
 //
-// Policy (../shared/perf.md, style.md item 4):
+// Policy (cuda/README.md, "Targets and method"; the atol + rtol·|ref| form is llm.c's validate_result):
 //   - quantizers: bit-exact against the CPU twin (codes and scales), no tolerance at all;
 //   - fp32 / bf16 element-wise kernels: |gpu − ref| ≤ atol + rtol·|ref|, with rtol derived below from the
 //     float32 roundings the kernel makes (u = 2^-24, the unit roundoff) plus the bf16 output rounding;

@@ -1,5 +1,6 @@
-// test_dpo.cpp — DPO sigmoid loss with cDPO label smoothing (ref/rl/dpo.h, op dpo_loss): spec grpo.md 8.10
-// golden numbers, finite differences, stability and the op interface.
+// test_dpo.cpp — DPO sigmoid loss with cDPO label smoothing (ref/rl/dpo.h, op dpo_loss): golden numbers
+// (computed independently of dsref in double precision, printed with 12 decimals), finite differences,
+// stability and the op interface.
 #include <cmath>
 #include <random>
 
@@ -11,10 +12,10 @@
 
 using namespace dsref;
 
-// The spec prints these with 12 decimals: half a unit of the last digit.
+// The golden figures are printed with 12 decimals: half a unit of the last digit.
 static const double kTol12 = 5e-13;
 
-TEST_CASE("DPO: spec 8.10", "[dpo][golden]") {
+TEST_CASE("DPO: golden figures of one pair, with and without label smoothing", "[dpo][golden]") {
     DpoResult r = dpo_loss({-12.5}, {-14.0}, {-13.0}, {-13.5}, 0.1, 0.0);
     CHECK(std::fabs(r.loss - 0.644396660074) <= kTol12);
     CHECK(std::fabs(r.grad_chosen[0] - -0.047502081252) <= kTol12);

@@ -355,7 +355,7 @@ TEST_CASE("fp8_quant_act / fp8_quant_weight match the independent numpy quantize
         CHECK(w.at("scale_inv").shape == g.at("weight_scale_inv_" + fmt).shape);
         CHECK(w.at("scale_inv").bytes == g.at("weight_scale_inv_" + fmt).bytes);
     }
-    // The golden rows include the cases the issue names (a zero row, a row below the clamp, K = 300).
+    // The golden rows include the edge cases (a zero row, a row below the clamp, K = 300).
     const std::vector<float> s = g.at("act_scale_fp32").to_f32();
     CHECK(s[0] == 1e-4f / 448.0f);
     CHECK(s[3] == 1e-4f / 448.0f);

@@ -1,6 +1,10 @@
 // test_grpo.cpp — GRPO advantages, loss, gradients and the grpo_loss op (ref/rl/advantages.h, ref/rl/grpo.h,
-// ref/ops/ops_rl.cpp) against the golden numbers of spec grpo.md section 8, finite differences,
-// identities and edge cases (spec section 6).
+// ref/ops/ops_rl.cpp) against the golden numbers of the worked example below, finite differences,
+// identities and the edge cases of ref/rl/advantages.h and ref/rl/grpo.h.
+//
+// The worked example's figures were computed independently of dsref, in double precision, by plain
+// analytic Python cross-checked with torch autograd, and are copied here as printed (10–17 digits);
+// walkthrough/06_grpo/README.md follows the same batch number by number.
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -32,7 +36,7 @@ static void check_rows(const std::vector<double>& v, int64_t T, const std::vecto
         }
 }
 
-// The worked example of spec 8.1: one prompt, G = B = 4, padded width T = 4, L_max = 5.
+// The worked example: one prompt, G = B = 4, padded width T = 4, L_max = 5.
 struct Example {
     int64_t B = 4, T = 4;
     std::vector<double> x, x_old, x_ref, mask, rewards;
@@ -78,9 +82,9 @@ static Tensor f32(const Shape& s, const std::vector<double>& v) {
 
 static double scalar(const TensorMap& m, const std::string& name) { return m.at(name).to_f64().at(0); }
 
-// ---- spec 8.2: advantages --------------------------------------------------------------------------------------
+// ---- the worked example: advantages ---------------------------------------------------------------------------
 
-TEST_CASE("advantages: spec 8.2 golden numbers", "[grpo][golden]") {
+TEST_CASE("advantages: the worked example's golden numbers", "[grpo][golden]") {
     const Example ex;
     const MeanStd s = nan_mean_std(ex.rewards.data(), 4, true);
     CHECK_PRINTED(s.mean, "0.375");
@@ -119,9 +123,9 @@ TEST_CASE("advantages: spec 8.2 golden numbers", "[grpo][golden]") {
     CHECK_PRINTED(A[3], "-0.9043159045298527");
 }
 
-// ---- spec 8.3: per-token quantities ----------------------------------------------------------------------------
+// ---- the worked example: per-token quantities -----------------------------------------------------------------
 
-TEST_CASE("per-token ratio, k3, loss and dl/dx: spec 8.3", "[grpo][golden]") {
+TEST_CASE("per-token ratio, k3, loss and dl/dx of the worked example", "[grpo][golden]") {
     const Example ex;
     const std::vector<double> A = ex.token_adv();
     GrpoConfig cfg = config(LossType::Grpo, 0.04);
@@ -148,9 +152,9 @@ TEST_CASE("per-token ratio, k3, loss and dl/dx: spec 8.3", "[grpo][golden]") {
     for (int64_t k = 0; k < 16; k++) CHECK(std::fabs(r.per_token_loss[k] - (l0[k] + 0.04 * k3[k])) < 1e-15);
 }
 
-// ---- spec 8.4: losses and metrics ------------------------------------------------------------------------------
+// ---- the worked example: losses and metrics -------------------------------------------------------------------
 
-TEST_CASE("loss under each aggregation: spec 8.4", "[grpo][golden]") {
+TEST_CASE("loss under each aggregation, on the worked example", "[grpo][golden]") {
     const Example ex;
     struct Row {
         LossType type;
@@ -188,9 +192,9 @@ TEST_CASE("loss under each aggregation: spec 8.4", "[grpo][golden]") {
     }
 }
 
-// ---- spec 8.5: gradients --------------------------------------------------------------------------------------
+// ---- the worked example: gradients ----------------------------------------------------------------------------
 
-TEST_CASE("dLoss/dx under grpo, bnpo/dapo, dr_grpo: spec 8.5", "[grpo][golden]") {
+TEST_CASE("dLoss/dx under grpo, bnpo/dapo, dr_grpo, on the worked example", "[grpo][golden]") {
     const Example ex;
     check_rows(ex.run(config(LossType::Grpo, 0.04)).grad_logps, 4,
                {{"0.0003172086", "-0.1084586038", "-0.0984244253"}, {"0.0004758129", "0.0973723766"},
@@ -212,9 +216,9 @@ TEST_CASE("dLoss/dx under grpo, bnpo/dapo, dr_grpo: spec 8.5", "[grpo][golden]")
         if (ex.mask[k] == 0.0) CHECK(r.grad_logps[k] == 0.0);
 }
 
-// ---- spec 8.6: variants ---------------------------------------------------------------------------------------
+// ---- the worked example: variants -----------------------------------------------------------------------------
 
-TEST_CASE("variants: clip-higher, delta, Dr. GRPO, on-policy, GSPO: spec 8.6", "[grpo][golden]") {
+TEST_CASE("variants: clip-higher, delta, Dr. GRPO, on-policy, GSPO, on the worked example", "[grpo][golden]") {
     const Example ex;
     GrpoConfig c = config(LossType::Grpo, 0.0);
     c.epsilon_high = 0.28;
@@ -255,7 +259,7 @@ TEST_CASE("variants: clip-higher, delta, Dr. GRPO, on-policy, GSPO: spec 8.6", "
                 {"-0.0161136866", "-0.0161136866", "-0.0161136866", "-0.0161136866"}, {"0.2642975793"}});
 }
 
-TEST_CASE("grpo_loss op on the spec example with float32 inputs: spec 8.6 fp32 figure", "[grpo][golden][op]") {
+TEST_CASE("grpo_loss op on the worked example with float32 inputs: the float32 figure", "[grpo][golden][op]") {
     const Example ex;
     TensorMap in;
     in["logps"] = f32({4, 4}, ex.x);
@@ -266,7 +270,7 @@ TEST_CASE("grpo_loss op on the spec example with float32 inputs: spec 8.6 fp32 f
     OpAttrs a;
     a.set("max_completion_length", "5");
     const TensorMap out = run_op("grpo_loss", in, a);  // defaults: grpo, beta 0.04, epsilon 0.2, group
-    // The spec's fp32 run printed 0.038054496; float32 inputs with double compute land within 1e-6
+    // The worked example's float32 run printed 0.038054496; float32 inputs with double compute land within 1e-6
     // relative of it (the input rounding moves the loss by ~3e-7 relative).
     CHECK(std::fabs(scalar(out, "loss") - 0.038054496) <= 1e-6 * 0.038054496);
     CHECK(std::fabs(scalar(out, "loss") - 0.038054485424) <= 1e-6 * 0.038054485424);
@@ -283,9 +287,9 @@ TEST_CASE("grpo_loss op on the spec example with float32 inputs: spec 8.6 fp32 f
     CHECK(std::fabs(out.at("grad_logps").to_f64()[12] - 0.2647852850) < 1e-6 * 0.265);
 }
 
-// ---- spec 8.8 and 8.9 -----------------------------------------------------------------------------------------
+// ---- KL estimators and process supervision --------------------------------------------------------------------
 
-TEST_CASE("KL estimators k1, k2, k3 and their derivatives: spec 8.8", "[grpo][golden]") {
+TEST_CASE("KL estimators k1, k2, k3 and their derivatives: golden figures", "[grpo][golden]") {
     const KlTerm k1 = kl_estimate(KlEstimator::K1, -1.0, -1.1);
     const KlTerm k2 = kl_estimate(KlEstimator::K2, -1.0, -1.1);
     const KlTerm k3 = kl_estimate(KlEstimator::K3, -1.0, -1.1);
@@ -307,7 +311,7 @@ TEST_CASE("KL estimators k1, k2, k3 and their derivatives: spec 8.8", "[grpo][go
     }
 }
 
-TEST_CASE("process supervision: spec 8.9", "[grpo][golden]") {
+TEST_CASE("process supervision: golden figures (DeepSeekMath §4.1.3)", "[grpo][golden]") {
     const std::vector<std::vector<StepReward>> steps = {{{1, 0.9}, {3, 0.2}}, {{0, 0.5}, {2, 0.1}}};
     const std::vector<int64_t> lengths = {5, 3};
     const std::vector<std::vector<double>> norm = process_normalized_rewards(steps);
@@ -603,7 +607,7 @@ TEST_CASE("aggregation relations: sum-norm = B·dr_grpo when S = L_max; junk in 
     }
 }
 
-// ---- edge cases (spec section 6) ------------------------------------------------------------------------------
+// ---- edge cases (ref/rl/advantages.h, ref/rl/grpo.h) ----------------------------------------------------------
 
 TEST_CASE("equal rewards give zero advantages, never NaN; only the KL moves the policy", "[grpo][edge]") {
     for (RewardScale s : {RewardScale::Group, RewardScale::Batch, RewardScale::None}) {

@@ -1,5 +1,6 @@
 // test_logprob.cpp — per-token log-probs with temperature and their backward pass (ref/rl/logprob.h):
-// spec grpo.md 8.7 golden numbers, finite differences, stability and refusal of bad logits.
+// golden numbers of one logits row (computed independently of dsref in double precision), finite
+// differences, stability and refusal of bad logits.
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -16,7 +17,7 @@
 using namespace dsref;
 
 
-TEST_CASE("logits-level example: spec 8.7", "[logprob][golden]") {
+TEST_CASE("logits-level example: golden figures at temperature 0.7", "[logprob][golden]") {
     const float z[4] = {2.0f, 0.5f, -1.0f, 0.0f};
     const int32_t y = 0;
     const double T = 0.7;

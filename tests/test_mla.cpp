@@ -1,10 +1,10 @@
-// test_mla.cpp — covers ref/model/mla.cpp and ref/ops/ops_mla.cpp (MLA, spec 4) without a whole model:
+// test_mla.cpp — covers ref/model/mla.cpp and ref/ops/ops_mla.cpp (MLA, ref/model/mla.h) without a whole model:
 //   - identities: absorbed == naive over shapes, seeds, with and without q_lora_rank, with YaRN and
 //     plain RoPE, across the tile edges of the attention (64 query rows, 256 keys, 1024-row blocks);
 //     cached decode token by token (and in chunks) == one full prefill, on both paths; the absorbed
 //     cache holds exactly the traced latent and k_pe; YaRN's mscale² multiplies the whole logit;
 //     1 thread == 2 threads bit for bit;
-//   - the softmax scale of the real V3 / V2 / V2-Lite configs, checked by hand (spec 3.4);
+//   - the softmax scale of the real V3 / V2 / V2-Lite configs, checked by hand (official MLA.__init__);
 //   - op `mla` against the independent float64 golden data (data/golden/deepseek), and its errors.
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -73,7 +73,7 @@ double max_abs(const std::vector<float>& a) {
 
 }  // namespace
 
-// 1e-5 relative (issue 3): the two paths are the same sums in another order (spec 4.3, associativity),
+// 1e-5 relative: the two paths are the same sums in another order (ref/model/mla.h, associativity),
 // so they differ by float32 rounding only; measured ≤ 1e-6 here, while a mistake (wrong W_UK/W_UV
 // rows, missing k_pe term, scale 576^-1/2) changes the output by O(1).
 TEST_CASE("absorbed MLA equals naive MLA over shapes, seeds, q_lora_rank and RoPE kinds", "[mla][identity]") {
@@ -168,7 +168,7 @@ TEST_CASE("the absorbed cache holds the normalized latent and k_pe after RoPE, n
     }
 }
 
-// spec 3.4: the softmax scale is d_k^-1/2 · m², m = 0.1·mscale_all_dim·ln(factor) + 1, applied to the
+// The softmax scale is d_k^-1/2 · m², m = 0.1·mscale_all_dim·ln(factor) + 1 (ref/core/rope.h), applied to the
 // whole logit (nope and rope parts). Scaling every query by m² with mscale_all_dim = 0 (m = 1) must then
 // give the same output as the config with mscale_all_dim set: same YaRN frequencies, same logits.
 TEST_CASE("YaRN's mscale² multiplies the whole attention logit", "[mla][yarn]") {
@@ -194,7 +194,7 @@ TEST_CASE("YaRN's mscale² multiplies the whole attention logit", "[mla][yarn]")
 }
 
 TEST_CASE("softmax scale of the real V3, V2 and V2-Lite configs, checked by hand", "[mla][yarn]") {
-    // Hand computation (spec 3.4), qk_head_dim = 128 + 64 = 192, 192^-1/2 = 0.0721688, factor 40, ln 40 = 3.688879:
+    // Hand computation, qk_head_dim = 128 + 64 = 192, 192^-1/2 = 0.0721688, factor 40, ln 40 = 3.688879:
     //   V3  mscale_all_dim 1.0:   m = 0.1·1.0·3.688879 + 1   = 1.368888, m² = 1.873854 → 0.0721688·1.873854 = 0.1352338
     //   V2  mscale_all_dim 0.707: m = 0.1·0.707·3.688879 + 1 = 1.260804, m² = 1.589626 → 0.1147214
     auto real = [](const char* type, int64_t H, int64_t d, nlohmann::json q_lora, double msc) {

@@ -36,7 +36,7 @@ const char* kCases[] = {"v3", "v2", "v2_lite", "plain"};
 
 }  // namespace
 
-// Tolerance 1e-4 (issue 3): float32 compute against float64. The golden generator measured float32 vs
+// Tolerance 1e-4: float32 compute against float64. The golden generator measured float32 vs
 // float64 differences ≤ 2.6e-6 on these models (data/golden/README.md), so 1e-4 leaves ≥ 30× headroom,
 // while every convention error tried there (half-split RoPE, no YaRN, no or unsquared mscale, d_n^-1/2,
 // YaRN range from max_position_embeddings) moves the logits by ≥ 0.18.
@@ -241,7 +241,7 @@ TEST_CASE("info compares the MLA cache with MHA, GQA and MQA and prints the real
                {"n_group", 8}, {"topk_group", 4}, {"routed_scaling_factor", 2.5}};
     const json info = model_info(parse_config(v3, "v3"));
     CHECK(info["kv_cache"]["values_per_token_per_layer"] == 576);
-    CHECK(info["kv_cache"]["bytes_per_token_bf16"] == 70272);  // spec 4.5: 576·2·61
+    CHECK(info["kv_cache"]["bytes_per_token_bf16"] == 70272);  // 576 values · 2 B · 61 layers
     auto values = [&](const std::string& prefix) -> int64_t {  // the row whose mechanism starts with prefix
         for (const json& row : info["kv_cache_comparison"])
             if (row["mechanism"].get<std::string>().rfind(prefix, 0) == 0) {
@@ -252,7 +252,7 @@ TEST_CASE("info compares the MLA cache with MHA, GQA and MQA and prints the real
     };
     CHECK(info["kv_cache_comparison"].size() == 5);
     CHECK(values("MLA latent") == 576);                 // d_c + d_r
-    CHECK(values("MLA decompressed") == 128 * (192 + 128));  // what --attn naive caches: 40960 (spec 4.5)
+    CHECK(values("MLA decompressed") == 128 * (192 + 128));  // what --attn naive caches: 40960
     CHECK(values("MHA") == 2 * 128 * 128);              // the paper's 2·n_h·d_h = 32768
     CHECK(values("GQA, 8 KV heads") == 2 * 8 * 128);
     CHECK(values("MQA") == 256);
@@ -263,7 +263,7 @@ TEST_CASE("info compares the MLA cache with MHA, GQA and MQA and prints the real
     CHECK_THAT(figures, Catch::Contains("61 layers: 70272 B"));
     CHECK_THAT(figures, Catch::Contains("60 layers: 69120 B"));      // V2: 34,560 values
     CHECK_THAT(figures, Catch::Contains("2·16·128 = 4096"));          // V2-Lite's MHA
-    CHECK_THAT(figures, Catch::Contains("1 − 25920/389120 = 93.3 %"));  // V2's headline, spec 4.5
+    CHECK_THAT(figures, Catch::Contains("1 − 25920/389120 = 93.3 %"));  // V2's headline (V2 report §1)
     // a llama config has neither
     json llama = {{"model_type", "llama"}, {"hidden_size", 64}, {"intermediate_size", 128},
                   {"num_hidden_layers", 2}, {"num_attention_heads", 4}, {"vocab_size", 100}};

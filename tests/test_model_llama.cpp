@@ -1,4 +1,4 @@
-// test_model_llama.cpp — covers ref/model/model.cpp, ref/model/gqa_block.cpp, ref/core/swiglu.cpp, ref/model/sampling.cpp on the dense
+// test_model_llama.cpp — covers ref/model/model.cpp, ref/model/gqa_block.cpp, ref/core/swiglu.cpp, ref/core/sampling.cpp on the dense
 // Llama layout (DeepSeek LLM):
 //   - golden logits / hidden / attn from the independent float64 PyTorch forward in data/golden/
 //     (GQA with 1, 2 and H KV heads, sharded and unsharded, BF16 and F32 storage, tied embeddings,
@@ -25,7 +25,7 @@ const char* kCases[] = {"gqa1", "gqa2", "mha", "mha_sharded", "tied", "deep"};
 
 }  // namespace
 
-// Tolerance 1e-4 (issue 2): float32 compute against float64; the golden generator measured float32 vs
+// Tolerance 1e-4: float32 compute against float64; the golden generator measured float32 vs
 // float64 differences of at most 3.2e-6 on these models (data/golden/README.md), so 1e-4 leaves 30×
 // headroom while any convention error (RoPE pairing, KV-head map, scale, theta) moves logits by > 0.5.
 TEST_CASE("dense forward matches the independent float64 implementation", "[golden][model]") {

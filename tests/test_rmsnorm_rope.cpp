@@ -1,5 +1,5 @@
 // test_rmsnorm_rope.cpp — covers ref/core/rmsnorm.cpp and ref/core/rope.cpp: hand-derived values, YaRN at the
-// real V3 settings (spec 3.3), and the identities RoPE must satisfy.
+// real V3 settings (YaRN as in ref/core/rope.h), and the identities RoPE must satisfy.
 #include <catch2/catch.hpp>
 #include <cmath>
 
@@ -36,7 +36,7 @@ TEST_CASE("RMSNorm puts eps inside the square root and is scale invariant", "[re
     CHECK(dsref_test::max_abs_diff(ya, yb) < 1e-5);  // float rounding of the inputs and of 1/rms only
 }
 
-TEST_CASE("YaRN at the real DeepSeek-V3 settings gives low=10, high=23 and the spec's divisions", "[ref][rope][yarn]") {
+TEST_CASE("YaRN at the real DeepSeek-V3 settings gives low=10, high=23 and the hand-derived divisions", "[ref][rope][yarn]") {
     RopeScaling s;
     s.type = RopeScalingType::Yarn;
     s.factor = 40;
@@ -47,7 +47,7 @@ TEST_CASE("YaRN at the real DeepSeek-V3 settings gives low=10, high=23 and the s
     CHECK(r.low == 10);
     CHECK(r.high == 23);
     const std::vector<double> plain = rope_inv_freq(64, 10000, RopeScaling{}), yarn = rope_inv_freq(64, 10000, s);
-    // Spec 3.3: j ≤ 10 unchanged, j ≥ 23 divided by 40, j=11 → ÷1.0811, 16 → ÷1.8182, 20 → ÷4, 22 → ÷10.
+    // By hand from rope.h's ramp: j ≤ 10 unchanged, j ≥ 23 divided by 40, j=11 → ÷1.0811, 16 → ÷1.8182, 20 → ÷4, 22 → ÷10.
     CHECK(plain[10] / yarn[10] == Approx(1.0).epsilon(1e-12));
     CHECK(plain[11] / yarn[11] == Approx(1.0811).epsilon(1e-4));
     CHECK(plain[16] / yarn[16] == Approx(1.8182).epsilon(1e-4));
@@ -57,7 +57,7 @@ TEST_CASE("YaRN at the real DeepSeek-V3 settings gives low=10, high=23 and the s
     CHECK(plain[31] / yarn[31] == Approx(40.0).epsilon(1e-12));
 }
 
-TEST_CASE("the YaRN softmax scale matches spec 3.4 for V3 and V2", "[ref][rope][yarn]") {
+TEST_CASE("the YaRN softmax scale matches the hand computation for V3 and V2", "[ref][rope][yarn]") {
     RopeScaling v3;
     v3.type = RopeScalingType::Yarn;
     v3.factor = 40;

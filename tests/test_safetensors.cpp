@@ -60,7 +60,7 @@ TEST_CASE("safetensors round trip keeps every dtype, shape and byte", "[ref][io]
         CHECK(r[kv.first].shape == kv.second.shape);
         CHECK(r[kv.first].bytes == kv.second.bytes);
     }
-    // Hand-derived decodes (spec 8.1): e4m3 0x38 = 1, 0x7E = 448, 0xFE = -448, 0x01 = 2^-9;
+    // Hand-derived decodes (ref/core/fp8_format.h): e4m3 0x38 = 1, 0x7E = 448, 0xFE = -448, 0x01 = 2^-9;
     // e5m2 0x3C = 1, 0x7B = 57344, 0x7C = +inf; bf16 keeps 3.140625 exactly.
     CHECK(r["e4m3"].to_f32() == std::vector<float>{1.0f, 448.0f, -448.0f, 0.001953125f});
     std::vector<float> e5 = r["e5m2"].to_f32();

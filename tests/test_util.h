@@ -81,8 +81,8 @@ struct ThreadScope {
     ~ThreadScope() { omp_set_num_threads(saved); }
 };
 
-// Tolerance for a figure copied from a spec as text: half a unit of its last printed digit, and at
-// least 1e-12 (double arithmetic may sum in another order than the spec's scripts: ~1e-16).
+// Tolerance for a golden figure copied as printed text: half a unit of its last printed digit, and at
+// least 1e-12 (double arithmetic may sum in another order than the script that printed it: ~1e-16).
 inline double printed_tol(const char* s) {
     const char* dot = std::strchr(s, '.');
     const char* e = std::strpbrk(s, "eE");
@@ -97,6 +97,6 @@ inline double printed_tol(const char* s) {
 #define CHECK_PRINTED(value, text)                                                                \
     do {                                                                                          \
         const double v_ = (value);                                                                \
-        INFO(#value << " = " << std::setprecision(17) << v_ << ", spec: " << (text));             \
+        INFO(#value << " = " << std::setprecision(17) << v_ << ", printed: " << (text));          \
         CHECK(std::fabs(v_ - std::strtod((text), nullptr)) <= dsref_test::printed_tol(text));     \
     } while (0)

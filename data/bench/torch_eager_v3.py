@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""torch_eager_v3.py — the PyTorch-eager baseline for `make bench`'s DeepSeekMoE prefill (perf.md target:
-dsref's full forward should be at least 1.5x faster than PyTorch eager running the same model on the
+"""torch_eager_v3.py — the PyTorch-eager baseline for `make bench`'s DeepSeekMoE prefill (the target in
+README.md, "Performance": dsref's full forward should be at least 1.5x faster than PyTorch eager running the same model on the
 same cores).
 
 The model is the config of ref/bench/bench_moe.cpp: DeepSeek-V3-shaped, d 512, 4 layers (1 dense + 3 MoE),

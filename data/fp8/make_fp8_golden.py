@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""make_fp8_golden.py — golden files for dsref's FP8 module (issue 5), from implementations that share no
-code with ref/fp8*.cpp:
+"""make_fp8_golden.py — golden files for dsref's FP8 module (ref/core/fp8_format.h, ref/fp8/), from
+implementations that share no code with ref/core/fp8_format.cpp and ref/fp8/*.cpp:
 
   * casts:  ml_dtypes 0.6 (float8_e4m3fn, float8_e5m2, bfloat16) for the formats it has, plus an exact
             rational-arithmetic encoder written here (`encode_exact`, Python integers and Fractions) for
@@ -33,7 +33,7 @@ import numpy as np
 OUT_DIR = os.path.dirname(os.path.abspath(__file__))
 VERSION = "1"
 
-# ---- safetensors writer (spec 7.3): 8-byte LE header length, JSON header, byte buffer ------------------
+# ---- safetensors writer (safetensors README): 8-byte LE header length, JSON header, byte buffer --------
 NP_TO_ST = {np.dtype("uint8"): "U8", np.dtype("int16"): "I16", np.dtype("int32"): "I32",
             np.dtype("float32"): "F32", np.dtype("uint16"): "BF16"}  # uint16 arrays are written as BF16 bits
 

@@ -2,8 +2,9 @@
 """deepseek_ref.py — an independent float64 forward pass of DeepSeek-V2 / V2-Lite / V3.
 
 This is the golden-data twin of dsref's MLA model (`ref/model/mla.cpp`, `ref/model/model.cpp`). It is written from the
-math in shared spec sections 2, 3 and 4, not from transformers, the official code or dsref's C++, and it
-imports neither `transformers` nor `safetensors`. It computes MLA the *naive* way (decompressed per-head K
+papers' math as restated below (DeepSeek-V2 report §2.1 and App. C, DeepSeek-V3 report §2.1.1 and §2.2, the
+YaRN paper §3.2), not from transformers, the official code or dsref's C++, and it imports neither
+`transformers` nor `safetensors`. It computes MLA the *naive* way (decompressed per-head K
 and V), which is the direct reading of the V2/V3 papers; dsref's absorbed path must agree with it.
 
 Dimension letters: T tokens, d hidden, H heads, d_q q_lora_rank (0 = none), d_c kv_lora_rank,
@@ -21,12 +22,12 @@ The forward (positions 0..T-1, one causal prefill), everything in float64:
     logits = rmsnorm(h, model.norm) lm_head^T                 # untied
 
 Layer i is DeepSeekMoE when n_routed_experts > 0, i >= first_k_dense_replace and i % moe_layer_freq == 0.
-The MoE layer is `moe_layer` of ../moe/moe_ref.py (spec 5, float64 numpy, one token at a time), imported
+The MoE layer is `moe_layer` of ../moe/moe_ref.py (float64 numpy, one token at a time), imported
 as is; its routing (topk_idx, topk_weight, and the margin: the smallest score gap that decided a token's
 experts) is dumped per MoE layer.
 
-Multi-token prediction (spec 6, --mtp), with L = num_hidden_layers and h_i the final hidden state AFTER
-model.norm (vLLM's choice):
+Multi-token prediction (V3 report §2.2, eqs 21-23; --mtp), with L = num_hidden_layers and h_i the final
+hidden state AFTER model.norm (vLLM's choice, pinned in ref/model/mtp.h):
     x_i = eh_proj [enorm(Emb(t_{i+1})) ; hnorm(h_i)]          i = 0..T-2, embedding first
     h'  = decoder layer L (MLA + MoE when the model has experts) on x, positions 0..T-2, causal
     mtp_logits = rmsnorm(h', shared_head.norm) shared_head.head^T        row i predicts t_{i+2}
@@ -40,7 +41,7 @@ subnormal m/8 2^-6; S.1111.111 is NaN; no infinities) and multiplied by `<name>_
 [ceil(R/br), ceil(C/bc)] block by block (weight_block_size br x bc, default 128 x 128; edge blocks are
 partial): W[r, c] = decode(q[r, c]) * scale_inv[r // br, c // bc], exact in float64.
 
-MLA (spec 4.1, 4.2) for one layer:
+MLA (V2 report §2.1.2-2.1.3, eqs 9-19; V3 report §2.1.1, eqs 1-11) for one layer:
 
     q      = q_b(rmsnorm(q_a(x), q_a_layernorm, 1e-6))  if q_lora_rank else  q_proj(x)     # [T, H, d_k]
     q_nope, q_pe = q[..., :d_n], q[..., d_n:]            # head-major rows, nope first in each head
@@ -54,17 +55,17 @@ MLA (spec 4.1, 4.2) for one layer:
     out    = o_proj(o.reshape(T, H*d_v))
 
 The norms inside MLA use eps 1e-6, as the HF and official modules do (their RMSNorm default), whatever
-`rms_norm_eps` says (spec 2.2). The golden configs all use rms_norm_eps = 1e-6, so both readings agree.
+`rms_norm_eps` says (pinned in ref/model/mla.h). The golden configs all use rms_norm_eps = 1e-6, so both readings agree.
 
-RoPE (spec 3.2): adjacent pairs of the checkpoint layout. Pair j = (x[2j], x[2j+1]) is the complex number
+RoPE (pinned in ref/core/rope.h): adjacent pairs of the checkpoint layout. Pair j = (x[2j], x[2j+1]) is the complex number
 x[2j] + i x[2j+1], multiplied by exp(i p theta'_j); the output keeps the interleaved order. Here this is
 done with torch complex128 arithmetic.
 
-YaRN (spec 3.3), when rope_scaling.type (or rope_type) is "yarn", D = d_r, b = rope_theta:
+YaRN (YaRN paper §3.2), when rope_scaling.type (or rope_type) is "yarn", D = d_r, b = rope_theta:
     theta_j = b^(-2j/D),  cd(r) = D ln(L0 / (2 pi r)) / (2 ln b)
     low = max(floor(cd(beta_fast)), 0),  high = min(ceil(cd(beta_slow)), D - 1)   (high == low -> high + 0.001)
     ramp_j = clamp((j - low) / (high - low), 0, 1);  theta'_j = theta_j / s * ramp_j + theta_j * (1 - ramp_j)
-Softmax scale (spec 3.4): d_k^-0.5 * mscale^2, mscale = 0.1 * mscale_all_dim * ln(s) + 1 (1 if s <= 1);
+Softmax scale (V3 report §4.3, V2 report §3.1.4): d_k^-0.5 * mscale^2, mscale = 0.1 * mscale_all_dim * ln(s) + 1 (1 if s <= 1);
 plain d_k^-0.5 when rope_scaling is absent or null. cos/sin are never scaled (the official convention).
 
 CLI:
@@ -125,7 +126,7 @@ def load_config(model_dir):
         "d_n": int(need("qk_nope_head_dim")),
         "d_r": int(need("qk_rope_head_dim")),
         "d_v": int(need("v_head_dim")),
-        # DeepSeekMoE layer selection (spec 2.1): layer i is MoE when experts exist,
+        # DeepSeekMoE layer selection: layer i is MoE when experts exist,
         # i >= first_k_dense_replace and i % moe_layer_freq == 0
         "n_routed_experts": int(raw.get("n_routed_experts") or 0),
         "first_k_dense_replace": int(raw.get("first_k_dense_replace") or 0),
@@ -227,7 +228,7 @@ def load_weights(model_dir, fp8_block=(128, 128)):
 # RoPE with YaRN, and the softmax scale
 
 def yarn_mscale(factor, m):
-    """get_mscale(s, m) = 1 if s <= 1 else 0.1 m ln(s) + 1 (spec 3.4)."""
+    """get_mscale(s, m) = 1 if s <= 1 else 0.1 m ln(s) + 1 (YaRN paper §3.4's sqrt(1/t))."""
     return 1.0 if factor <= 1.0 else 0.1 * m * math.log(factor) + 1.0
 
 
@@ -239,7 +240,7 @@ def softmax_scale(cfg):
 
 
 def rope_inv_freq(cfg):
-    """theta'_j for j = 0..d_r/2 - 1 (float64), YaRN-blended when rope_scaling is yarn (spec 3.3)."""
+    """theta'_j for j = 0..d_r/2 - 1 (float64), YaRN-blended when rope_scaling is yarn (YaRN paper §3.2)."""
     D, base = cfg["d_r"], cfg["theta"]
     j = np.arange(D // 2, dtype=np.float64)
     theta = base ** (-2.0 * j / D)
@@ -311,7 +312,7 @@ def mla_attention(cfg, weights, i, x, inv_freq):
 
 
 def dense_mlp(cfg, weights, i, x):
-    """SwiGLU (spec 2.3): down(silu(gate(x)) * up(x)); x [T, d] -> [T, d]."""
+    """SwiGLU (Shazeer 2020): down(silu(gate(x)) * up(x)); x [T, d] -> [T, d]."""
     d, I = cfg["d"], cfg["I"]
     p = f"model.layers.{i}.mlp."
     gate = x @ get(weights, p + "gate_proj.weight", (I, d)).T
@@ -320,7 +321,7 @@ def dense_mlp(cfg, weights, i, x):
 
 
 def moe(cfg, weights, i, x, rules=None):
-    """DeepSeekMoE (spec 5) by ../moe/moe_ref.py: x [T, d] -> (y [T, d], routing dict). `rules` are
+    """DeepSeekMoE (V2 report §2.2, V3 report §2.1.2) by ../moe/moe_ref.py: x [T, d] -> (y [T, d], routing dict). `rules` are
     moe_ref's deliberately wrong variants (sensitivity runs only)."""
     p = f"model.layers.{i}.mlp."
     raw = cfg["raw"]
@@ -342,7 +343,7 @@ def moe(cfg, weights, i, x, rules=None):
 
 
 def feed_forward(cfg, weights, i, x, moe_layer, rules=None):
-    """The layer's feed-forward block: (y, routing or None); dense SwiGLU or DeepSeekMoE (spec 2.1)."""
+    """The layer's feed-forward block: (y, routing or None); dense SwiGLU or DeepSeekMoE."""
     return moe(cfg, weights, i, x, rules) if moe_layer else (dense_mlp(cfg, weights, i, x), None)
 
 

@@ -3,9 +3,9 @@
 its two R1-Distill relatives: Qwen2 (DeepSeek-R1-Distill-Qwen: q/k/v biases) and Llama with Llama 3 RoPE
 scaling (DeepSeek-R1-Distill-Llama).
 
-This is the golden-data twin of dsref's dense forward (`ref/`). It is written from the math in
-shared spec sections 2 and 3 (and the HF LlamaForCausalLM conventions stated below), not from
-transformers or from dsref's C++; it does not import `transformers` or `safetensors`.
+This is the golden-data twin of dsref's dense forward (`ref/`). It is written from the math as restated
+below (DeepSeek LLM §2.2: pre-norm RMSNorm, SwiGLU, RoPE, GQA; RoFormer §3.4.2) and the HF
+LlamaForCausalLM conventions stated below, not from transformers or from dsref's C++; it does not import `transformers` or `safetensors`.
 
 Dimension letters: T tokens, d hidden, H query heads, H_kv key/value heads, d_h head_dim,
 I intermediate (MLP) size, V vocab, L layers.

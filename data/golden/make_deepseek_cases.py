@@ -70,7 +70,7 @@ def make_config(c):
         "qk_nope_head_dim": c["d_n"],
         "qk_rope_head_dim": c["d_r"],
         "v_head_dim": c["d_v"],
-        "head_dim": c["d_r"],  # HF V3 configs name the rope dim head_dim (spec 1.2); unused by the math
+        "head_dim": c["d_r"],  # HF V3 configs name the rope dim head_dim (DeepseekV3Config); unused by the math
         "vocab_size": c["V"],
         "max_position_embeddings": 4 * 64,
         "rms_norm_eps": 1e-06,

@@ -9,7 +9,7 @@ Each case directory holds
     model.safetensors       (or model.safetensors.index.json + model-0000k-of-0000n.safetensors)
     expected.safetensors    tokens I32 [T], logits F64 [T, V], hidden.{i} / attn.{i} F64 [T, d]
 
-Weights use the exact HF names and [out, in] shapes (spec 7.1, dense subset). Initialisation keeps
+Weights use the exact HF names and [out, in] shapes (ref/io/checkpoint_layout.h, dense subset). Initialisation keeps
 activations O(1): projections N(0, 1/in_features), embedding N(0, 1) (N(0, 1/d) when tied), RMSNorm
 weights 1 + 0.1 N(0, 1); see `make_weights`.
 The expected outputs are computed from the weights as read back from disk, so a BF16 case is computed

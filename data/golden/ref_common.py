@@ -1,6 +1,6 @@
 """ref_common.py — the pieces llama_ref.py and deepseek_ref.py share: the error type, config.json and
-token checks, shape-checked weight lookup, and the float64 building blocks RMSNorm and SiLU (spec 2.2,
-2.3). Written from the math, independent of dsref's C++."""
+token checks, shape-checked weight lookup, and the float64 building blocks RMSNorm and SiLU (Zhang &
+Sennrich 2019; Shazeer 2020). Written from the math, independent of dsref's C++."""
 import json
 import os
 

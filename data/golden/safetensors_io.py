@@ -1,6 +1,6 @@
 """safetensors_io.py — a tiny, self-contained safetensors reader/writer for the golden-data scripts.
 
-Written from the format description in spec section 7.3 (huggingface/safetensors README), not from the
+Written from the format description in the huggingface/safetensors README ("Format"), not from the
 `safetensors` package, so the golden files do not depend on the code they are meant to check:
 
     bytes [0, 8)    N, unsigned 64-bit little-endian: byte length of the JSON header

@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""make_grpo_golden.py -- an independent implementation of the GRPO / DPO formulas of spec grpo.md (TRL's
-_compute_loss structure, verl's aggregation modes), plus Python-`re` reference rewards, used to write the
-golden files that tests/test_grpo_golden.cpp and tests/test_rewards.cpp check the C++ ops against.
+"""make_grpo_golden.py -- an independent implementation of the GRPO / DPO formulas (DeepSeekMath §4.1.1
+eqs 3-4 and §4.1.2; TRL trl/trainer/grpo_trainer.py, GRPOTrainer._compute_loss and
+_generate_and_score_completions; verl verl/trainer/ppo/core_algos.py, agg_loss; DPO paper eq. 7), plus
+Python-`re` reference rewards (open-r1 src/open_r1/rewards.py, TRL trl/rewards/format_rewards.py), used
+to write the golden files that tests/test_grpo_golden.cpp and tests/test_rewards.cpp check the C++ ops
+against.
 
-Independence: the losses are written here in PyTorch (float64) exactly as the spec states them and the
+Independence: the losses are written here in PyTorch (float64) from those formulas and the
 gradients come from torch autograd, not from the hand-derived backward of ref/rl/grpo.cpp. The rewards use
 Python's `re` with the very patterns open-r1 and TRL use, str.count, fractions.Fraction and
 unicodedata, not a port of ref/rl/rewards.cpp.
@@ -51,7 +54,7 @@ def write_safetensors(path, tensors):
             f.write(b)
 
 
-# ---- GRPO (spec 1.2, 2.4, 2.6, 2.7, 2.8, 3.3) --------------------------------------------------------------
+# ---- GRPO (advantages, per-token loss, aggregation, metrics: TRL and verl) ----------------------------------
 def nan_std(x, unbiased=True):
     """std of the non-NaN entries along the last dim; NaN when fewer than 2."""
     ok = ~torch.isnan(x)
@@ -252,7 +255,7 @@ def write_grpo(rng):
     return tensors, lines
 
 
-# ---- DPO (spec 7) -----------------------------------------------------------------------------------------
+# ---- DPO (DPO paper eq. 7, cDPO label smoothing) ------------------------------------------------------------
 def write_dpo(rng):
     tensors, lines = {}, []
     for idx in range(12):
@@ -284,7 +287,7 @@ def write_dpo(rng):
     return tensors, lines
 
 
-# ---- rewards (spec 5.2, 5.3) ------------------------------------------------------------------------------
+# ---- rewards (TRL trl/rewards, open-r1 rewards.py) ---------------------------------------------------------
 FORMAT_R1 = re.compile(r"^<think>\n.*?\n</think>\n<answer>\n.*?\n</answer>$", re.DOTALL | re.MULTILINE)
 THINK_FORMAT = re.compile(r"^<think>(?!.*<think>)(.*?)</think>.*$", re.DOTALL | re.MULTILINE)
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """moe_ref.py — an independent float64 DeepSeekMoE layer (router + routed experts + shared expert).
 
-Written from the math of spec section 5 (and the per-version rules of 5.2/5.3), not from dsref's C++
-and not from any model code. It is deliberately structured differently from ref/moe/moe.cpp: one token
+Written from the math of the DeepSeek-V2 report (§2.2.1-2.2.2) and the DeepSeek-V3 report (§2.1.2),
+with the per-version rules listed below, not from dsref's C++ and not from any model code. It is deliberately structured differently from ref/moe/moe.cpp: one token
 at a time, experts called one row at a time, no dispatch/combine. Everything is numpy float64.
 
 Importable (the full-model golden script can reuse `moe_layer`):
@@ -16,7 +16,7 @@ scoring_func, topk_method, norm_topk_prob, routed_scaling_factor, n_shared_exper
 gate.weight [E, d], gate.e_score_correction_bias [E] (noaux_tc), experts.{j}.{gate,up,down}_proj.weight,
 shared_experts.{gate,up,down}_proj.weight.
 
-Rules (the oracle's choices, spec 5 and ../../shared/style.md "Points where an oracle can disagree"):
+Rules (the oracle's choices; ref/moe/moe_gate.h explains why each is pinned):
   * scores: softmax over ALL experts (before masking) or sigmoid;
   * selection score u = s + bias for noaux_tc, u = s otherwise; the bias never enters a weight;
   * groups: greedy ignores them; group_limited_greedy ranks a group by max u; noaux_tc by the sum of
@@ -29,7 +29,7 @@ Rules (the oracle's choices, spec 5 and ../../shared/style.md "Points where an o
 
 The keyword `rules` switch on deliberately WRONG variants, used to show that the golden data tells
 them apart (sensitivity):
-  mask_value=0.0            HF-native masking of dropped groups
+  mask_value=0.0            the 0.0 masking of dropped groups of older transformers and remote code
   bias_in_weights=True      weights gathered from s + bias
   no_renorm=True            never normalize
   group_max=True            rank noaux_tc groups by max instead of the top-2 sum

@@ -1,4 +1,4 @@
-// bench_fp8.cpp — fp8_gemm throughput on the CPU at M = N = 1024, K = 4096 (issue 5, `make bench`).
+// bench_fp8.cpp — fp8_gemm throughput on the CPU at M = N = 1024, K = 4096 (`make bench`).
 //
 // What it shows:
 //   1. `exact` (dequantize to double, Eigen double GEMM) and `tensorcore` (a scalar loop that rounds the

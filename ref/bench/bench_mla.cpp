@@ -1,5 +1,5 @@
 // bench_mla.cpp — `make bench`, MLA part: decode tokens/s at context 1k and 4k, naive against absorbed
-// (ref/model/mla.h, spec 4.2–4.3), with the bytes each path caches per token.
+// (ref/model/mla.h, both paths), with the bytes each path caches per token.
 //
 // Model: one attention layer with the real DeepSeek-V2-Lite dimensions (d 2048, H 16, no q_lora,
 // d_c 512, d_n 128, d_r 64, d_v 128, YaRN as shipped), random weights. It is V2-Lite scaled down to

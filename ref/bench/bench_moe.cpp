@@ -1,5 +1,5 @@
 // bench_moe.cpp — `make bench`, DeepSeekMoE part: full-model prefill tokens/s of a small V3-shaped MoE
-// model (ref/model/model.h with ref/moe/moe.h, spec 5), at 1 and 2 threads, with the peak resident memory.
+// model (ref/model/model.h with ref/moe/moe.h), at 1 and 2 threads, with the peak resident memory.
 //
 // Model: d 512, 4 decoder layers (layer 0 dense, first_k_dense_replace 1; layers 1-3 DeepSeekMoE),
 // 32 routed experts of width 128 + 1 shared, top-4 of 4 groups with topk_group 2, sigmoid / noaux_tc,

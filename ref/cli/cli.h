@@ -1,6 +1,6 @@
 // cli.h — shared pieces of the `dsref` command line: each command file adds one subcommand.
 //
-// The contract (issue 2): errors exit 1 and usage errors exit 2, through the top-level catch in
+// The contract (README.md, "Using dsref as an oracle"): errors exit 1 and usage errors exit 2, through the top-level catch in
 // main.cpp, with one line on stderr naming the file, tensor or field; `--help` on every command.
 #pragma once
 #include <CLI/CLI.hpp>

@@ -14,7 +14,7 @@ namespace dsref::cli {
 static const char* kForwardHelp = R"(
 Writes to OUT (safetensors, F32 unless marked):
   logits      [T, vocab]   (with --last-only: [1, vocab], the last row)
-  mtp_logits  [T-1, vocab] with --mtp only (V3 multi-token prediction, spec 6): row i predicts t_{i+2}.
+  mtp_logits  [T-1, vocab] with --mtp only (V3 multi-token prediction, V3 report §2.2): row i predicts t_{i+2}.
               h_i = the main model's final hidden state AFTER model.norm (the V3 report leaves
               before/after open; this follows vLLM), then, with L = num_hidden_layers:
                 x_i = eh_proj · [enorm(Emb(t_{i+1})) ; hnorm(h_i)]   (embedding first, as vLLM)
@@ -36,7 +36,7 @@ d_c = kv_lora_rank (the same values on both --attn paths):
   k_pe.{i}       [T, d_r]     rope key shared by all heads, after RoPE (cached too)
 q_pe and k_pe are in checkpoint order: RoPE pairs adjacent dims (2j, 2j+1), as the official code
 does. HF transformers de-interleaves them first ([x0,x2,..,x1,x3,..], rotate_half), so its q_pe/k_pe
-dumps are a permutation of these; attention scores and outputs are identical (spec 3.2).
+dumps are a permutation of these; attention scores and outputs are identical (ref/core/rope.h).
 and for each DeepSeekMoE layer i (i >= first_k_dense_replace, i % moe_layer_freq == 0):
   topk_idx.{i}     I32 [T, k]  the chosen experts (k = num_experts_per_tok), sorted descending by
                                the selection score after group masking (s + e_score_correction_bias

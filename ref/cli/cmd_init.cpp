@@ -27,7 +27,7 @@ void add_init(CLI::App& app) {
                     "add this to every e_score_correction_bias value (drawn 0.1·N(0,1)); e.g. -1 makes a "
                     "negative-bias V3 model where -inf and 0.0 group masking differ (default 0)");
     cmd->footer(
-        "\nWrites config.json and the tensors of the config's HF layout (spec 7.1), including the\n"
+        "\nWrites config.json and every tensor of the config's HF layout (names and shapes), including the\n"
         "num_nextn_predict_layers MTP layers. With a quantization_config (quant_method fp8) every\n"
         "projection is stored F8_E4M3 with <name>_scale_inv F32 [ceil(R/br), ceil(C/bc)]\n"
         "(weight_block_size, default 128x128; s = amax/448 per block over its real elements);\n"

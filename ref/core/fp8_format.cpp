@@ -1,4 +1,5 @@
-// fp8.cpp — bit-exact decode and round-to-nearest-even encode of eXmY formats (spec 8.1).
+// fp8_format.cpp — bit-exact decode and round-to-nearest-even encode of eXmY formats (the definitions
+// are in fp8_format.h).
 //
 // Encode works on the exact value in double (every float32 is a double, and scaling by a power of two
 // is exact), so rounding is one std::nearbyint in the default round-to-nearest-even mode:

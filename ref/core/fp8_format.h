@@ -1,5 +1,7 @@
-// fp8.h — small floating-point formats, bit-exact: FP8 E4M3FN and E5M2, plus a generic eXmY description
-// for experiments (E5M6 from the V3 report, BF16 = E8M7). Spec 8.1; DeepSeek-V3 report §3.3.
+// fp8_format.h — small floating-point formats, bit-exact: FP8 E4M3FN and E5M2, plus a generic eXmY
+// description for experiments (E5M6 from the V3 report, BF16 = E8M7). The formats are those of
+// Micikevicius et al. 2022, "FP8 Formats for Deep Learning" (arXiv 2209.05433, Table 1; the OCP OFP8
+// specification); DeepSeek-V3 report §3.3 (E4M3 for all tensors, §3.3.2; E5M6, §3.3.3).
 //
 // A clean reference: scalar code, no tables, no intrinsics. Every code decodes to an exact float32
 // (or double for wide formats), and encode is round-to-nearest-even with an explicit overflow mode:

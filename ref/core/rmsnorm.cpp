@@ -1,4 +1,4 @@
-// rmsnorm.cpp — RMSNorm forward (spec 2.2).
+// rmsnorm.cpp — RMSNorm forward (the formula and precision are in rmsnorm.h).
 #include "core/rmsnorm.h"
 
 #include <cmath>

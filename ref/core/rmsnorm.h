@@ -1,9 +1,11 @@
-// rmsnorm.h — RMSNorm (Zhang & Sennrich 2019; spec 2.2).
+// rmsnorm.h — RMSNorm (Zhang & Sennrich 2019, "Root Mean Square Layer Normalization", eq. 4), as
+// DeepSeek-V3 inference/model.py RMSNorm and transformers' DeepseekV3RMSNorm / LlamaRMSNorm use it.
 //
 //   y[t, i] = w[i] · x[t, i] / sqrt( (1/d) Σ_j x[t, j]² + eps )
 //
 // eps inside the square root, no mean subtraction, no bias. The mean of squares is accumulated in
-// double, so the result is the float32 rounding of a nearly exact value.
+// double, so the result is the float32 rounding of a nearly exact value. (HF rounds the normalized x
+// to bf16 before the weight multiply; dsref does not emulate bf16: ref/README.md, "Pinned choices".)
 #pragma once
 #include <cstdint>
 

@@ -1,4 +1,4 @@
-// rope.cpp — RoPE in both pairings, YaRN frequencies and mscale (spec 3.2–3.4).
+// rope.cpp — RoPE in both pairings, YaRN frequencies and mscale (the formulas are in rope.h).
 #include "core/rope.h"
 
 #include <algorithm>

@@ -1,19 +1,34 @@
-// rope.h — rotary position embedding (RoFormer, Su et al. 2021) with YaRN frequency blending
-// (Peng et al. 2023) as DeepSeek-V2/V3 use it (spec 3).
+// rope.h — rotary position embedding (RoFormer, Su et al. 2021, §3.4.2) with YaRN frequency blending
+// (YaRN paper, Peng et al. 2023, §3.2 "NTK-by-parts") as DeepSeek-V2/V3 use it (DeepSeek-V2 report
+// §2.1.3, §3.1.4; DeepSeek-V3 report §2.1.1 eqs 3 and 8, §4.3; DeepSeek-V3 inference/model.py
+// precompute_freqs_cis and apply_rotary_emb).
 //
 // A d_r-dimensional vector is rotated as d_r/2 pairs; pair j at absolute position p turns by
-// φ_j = p · θ'_j. Two pairings exist and both are needed (spec 3.2):
-//   - Interleaved: pairs (2j, 2j+1) — DeepSeek V2/V3 checkpoints and the official code (no weight
-//     permutation exists; HF de-interleaves at run time and so dumps a permuted q_pe/k_pe).
-//   - Half: pairs (j, j + d_r/2), HF "rotate_half" — the HF Llama layout of DeepSeek LLM checkpoints.
+// φ_j = p · θ'_j. Two pairings exist and both are needed. This header is where the pairing is pinned:
+//   - Interleaved: pairs (2j, 2j+1) — DeepSeek V2/V3 checkpoints and the official code
+//     (apply_rotary_emb multiplies adjacent pairs as complex numbers). No weight permutation exists in
+//     any V2/V3 checkpoint (inference/convert.py only renames): transformers' V3 code rotates the same
+//     pairs but writes them de-interleaved, [rotated evens | rotated odds] (modeling_deepseek_v3.py,
+//     apply_rotary_pos_emb_interleave), so its q_pe/k_pe are a permutation of dsref's while q_pe·k_pe
+//     and every attention output are the same.
+//   - Half: pairs (j, j + d_r/2), HF "rotate_half" (modeling_llama.py, apply_rotary_pos_emb) — the HF
+//     Llama layout of DeepSeek LLM checkpoints, whose q/k weights are stored pre-permuted for it.
 //
-// YaRN (spec 3.3) with factor s, original length L0, β_fast, β_slow and base b:
+// YaRN (YaRN paper §3.2; official precompute_freqs_cis, find_correction_range and linear_ramp_factor;
+// transformers modeling_rope_utils.py, _compute_yarn_parameters) with factor s, original length L0,
+// β_fast, β_slow and base b:
 //   cd(r)  = d_r · ln(L0 / (2π r)) / (2 ln b)
 //   low    = max(floor(cd(β_fast)), 0),  high = min(ceil(cd(β_slow)), d_r − 1)
 //   ramp_j = clamp((j − low) / (high − low), 0, 1)        (high == low → high + 0.001)
 //   θ'_j   = (θ_j / s) · ramp_j + θ_j · (1 − ramp_j)
-// The frequencies are used at every position. YaRN's magnitude factor is *not* applied to cos/sin:
-// DeepSeek puts mscale² into the softmax scale instead (spec 3.4, `yarn_softmax_scale`).
+// The frequencies are used at every position whenever rope_scaling is yarn (pinned: the official code
+// switches YaRN off when run with max_seq_len ≤ original_seq_len; HF and dsref never do). L0 is
+// original_max_position_embeddings, never max_position_embeddings. YaRN's magnitude factor is *not*
+// applied to cos/sin: DeepSeek puts mscale² into the softmax scale instead (`yarn_softmax_scale`;
+// YaRN paper §3.4 writes it as the attention temperature √(1/t) = 0.1·ln(s) + 1, the V2 report §3.1.4
+// uses √t = 0.0707·ln(s) + 1, the V3 report §4.3 √t = 0.1·ln(s) + 1; official MLA.__init__ multiplies
+// softmax_scale by mscale²). A config on which transformers would also scale cos/sin (its
+// attention_factor, when mscale ≠ mscale_all_dim) is refused by io/config.cpp.
 //
 // Llama 3 (Llama-3.1 / 3.3, DeepSeek-R1-Distill-Llama; transformers modeling_rope_utils.py
 // _compute_llama3_parameters) with factor s, original length L0, low/high frequency factors l < h:
@@ -24,7 +39,7 @@
 //
 // Precision: inverse frequencies and angles are computed in double and cos/sin rounded once to
 // float. The official code and HF compute angles in fp32, which differs by ~1e-2 rad only at
-// positions near 1e5 (spec 3.2, point 4).
+// positions near 1e5 (there an fp32 angle p·θ_0 = p has an ulp of 2^-7 ≈ 8e-3 rad).
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -52,7 +67,7 @@ struct YarnRange {
 };
 YarnRange yarn_range(int64_t d_r, double theta, const RopeScaling& s);
 
-// get_mscale(s, m) = 1 if s ≤ 1 else 0.1·m·ln(s) + 1  (spec 3.4)
+// get_mscale(s, m) = 1 if s ≤ 1 else 0.1·m·ln(s) + 1  (official MLA.__init__; transformers yarn_get_mscale)
 double yarn_get_mscale(double factor, double m);
 
 // The softmax scale of MLA: qk_head_dim^-1/2, times get_mscale(factor, mscale_all_dim)² under YaRN.

@@ -1,4 +1,4 @@
-// swiglu.cpp — the SwiGLU feed-forward kernel (spec 2.3).
+// swiglu.cpp — the SwiGLU feed-forward kernel (the formula is in swiglu.h).
 #include "core/swiglu.h"
 
 #include <cmath>

@@ -1,9 +1,10 @@
-// mlp.h — the SwiGLU feed-forward block (Shazeer 2020; spec 2.3), used by the dense layers, every
-// routed expert and the shared experts:
+// swiglu.h — the SwiGLU feed-forward block (Shazeer 2020, "GLU Variants Improve Transformer", §2;
+// DeepSeek-V3 inference/model.py MLP and Expert), used by the dense layers, every routed expert and
+// the shared experts:
 //
 //   MLP(x) = W_down · ( silu(W_gate · x) ⊙ (W_up · x) ),   silu(z) = z / (1 + e^{−z})
 //
-// HF names gate_proj / up_proj / down_proj = official w1 / w3 / w2.
+// HF names gate_proj / up_proj / down_proj = official w1 / w3 / w2 (DeepSeek-V3 inference/convert.py).
 #pragma once
 #include <cstdint>
 

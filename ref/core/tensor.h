@@ -1,7 +1,7 @@
 // tensor.h — the one container dsref passes around: a dtype, a shape and little-endian row-major bytes.
 //
 // Compute in dsref is float32 (or double where stated); the other dtypes exist so that checkpoints,
-// op inputs and op outputs can carry exactly what safetensors stores (spec 7.3). `to_f32()` converts
+// op inputs and op outputs can carry exactly what safetensors stores (io/safetensors.h). `to_f32()` converts
 // any numeric dtype, including BF16, F16 and both FP8 formats, to float32.
 #pragma once
 #include <cstdint>

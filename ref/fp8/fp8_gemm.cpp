@@ -1,6 +1,6 @@
 // fp8_gemm.cpp — block-scaled FP8 GEMM, `exact` and `tensorcore` accumulation (V3 report §3.3.2;
-// spec 8, 9). The models are described in fp8_gemm.h. Plain loops plus Eigen for the double product;
-// OpenMP over fixed row tiles only.
+// DeepSeek-V3 inference/kernel.py fp8_gemm). The models are described in fp8_gemm.h. Plain loops
+// plus Eigen for the double product; OpenMP over fixed row tiles only.
 #include "fp8/fp8_gemm.h"
 
 // GCC 12 reports false (maybe-)uninitialized warnings inside Eigen's AVX-512 double kernels (the

@@ -1,5 +1,5 @@
 // fp8_gemm.h — block-scaled FP8 GEMM C = A·Bᵀ with two accumulation models (V3 report §3.3.2
-// "Increasing accumulation precision"; spec 8 and 9, official kernel.py fp8_gemm). CPU twin of the CUDA
+// "Increasing accumulation precision"; DeepSeek-V3 inference/kernel.py fp8_gemm). CPU twin of the CUDA
 // FP8 GEMM kernels.
 //
 //   C[m, n] = Σ_kb a_scale[m, kb] · b_scale[n/128, kb] · Σ_{k in block kb} A[m, k]·B[n, k]

@@ -1,4 +1,5 @@
-// fp8_quant.cpp — 1×128 / 128×128 FP8 quantization and dequantization (V3 report §3.3.2; spec 8, 9).
+// fp8_quant.cpp — 1×128 / 128×128 FP8 quantization and dequantization (V3 report §3.3.2;
+// DeepSeek-V3 inference/kernel.py act_quant and weight_dequant).
 // Plain loops; OpenMP over rows (activations) or block rows (weights) only. Rule in fp8_quant.h.
 #include "fp8/fp8_quant.h"
 

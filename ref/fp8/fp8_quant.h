@@ -1,6 +1,7 @@
 // fp8_quant.h — DeepSeek-V3 fine-grained FP8 quantization: 1×128 activation groups and 128×128 weight
-// blocks, E4M3 codes with float32 scales (V3 report §3.3.2; spec 8 and 9, official kernel.py act_quant /
-// weight_dequant). CPU twin of the CUDA quantization kernels.
+// blocks, E4M3 codes with float32 scales (V3 report §3.3.2 "Fine-grained quantization"; DeepSeek-V3
+// inference/kernel.py act_quant / weight_dequant, README_WEIGHTS.md "FP8 Weight Documentation").
+// CPU twin of the CUDA quantization kernels.
 //
 // One group (a 1×128 run of an activation row, or a 128×128 weight block; edge groups are partial and
 // cover only their real elements, which is what zero-padding to 128 gives as well):

@@ -48,11 +48,11 @@ struct ModelConfig {
     int64_t bos_token_id = -1, eos_token_id = -1;
     std::string torch_dtype;
 
-    // Multi-head Latent Attention (V2/V3, spec 4)
+    // Multi-head Latent Attention (V2/V3, model/mla.h)
     int64_t q_lora_rank = 0;  // 0 = no query compression (HF null, V2-Lite)
     int64_t kv_lora_rank = 0, qk_nope_head_dim = 0, qk_rope_head_dim = 0, v_head_dim = 0;
 
-    // DeepSeekMoE (V2/V3, spec 5)
+    // DeepSeekMoE (V2/V3, moe/moe_gate.h, moe/moe.h)
     int64_t n_routed_experts = 0, n_shared_experts = 0, num_experts_per_tok = 0, moe_intermediate_size = 0;
     int64_t n_group = 1, topk_group = 1, first_k_dense_replace = 0, moe_layer_freq = 1;
     double routed_scaling_factor = 1.0;

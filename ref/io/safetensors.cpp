@@ -1,4 +1,5 @@
-// safetensors.cpp — memory-mapped safetensors reader, writer and HF checkpoint directories (spec 7.3).
+// safetensors.cpp — memory-mapped safetensors reader, writer and HF checkpoint directories (the format
+// is in safetensors.h).
 #include "io/safetensors.h"
 
 #include <fcntl.h>

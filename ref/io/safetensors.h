@@ -1,6 +1,6 @@
 // safetensors.h — read (memory-mapped) and write safetensors files, and open HF checkpoint directories.
 //
-// Format (spec 7.3): 8-byte little-endian header length N, N bytes of JSON
+// Format (huggingface/safetensors README.md): 8-byte little-endian header length N, N bytes of JSON
 // {name: {dtype, shape, data_offsets: [begin, end)}, "__metadata__": {...}}, then the byte buffer.
 // Offsets are relative to the buffer. Every malformed file is refused with a message that names the
 // file and, where there is one, the tensor: truncated file, bad header length, bad JSON, duplicate

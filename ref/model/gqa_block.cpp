@@ -1,7 +1,7 @@
 // gqa_block.cpp — the llama / qwen2 attention block: q/k/v projections (qwen2: plus biases), half-split
 // RoPE on q and k, causal GQA against the KV cache, o_proj (no bias). DeepSeek LLM 7B is MHA, 67B GQA
-// with 8 KV heads; R1-Distill-Qwen and R1-Distill-Llama are GQA (transformers modeling_qwen2.py
-// Qwen2Attention, modeling_llama.py LlamaAttention).
+// with 8 KV heads (DeepSeek LLM §2.2, Table 2); R1-Distill-Qwen and R1-Distill-Llama are GQA
+// (transformers modeling_qwen2.py Qwen2Attention, modeling_llama.py LlamaAttention).
 #include <cmath>
 
 #include "core/rope.h"

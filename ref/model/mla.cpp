@@ -1,4 +1,5 @@
-// mla.cpp — MLA forward on both paths, for prefill and for decode against the cache (spec 4.2–4.3).
+// mla.cpp — MLA forward on both paths, for prefill and for decode against the cache (the math is in
+// mla.h; DeepSeek-V3 inference/model.py MLA.forward, attn_impl "naive" and "absorb").
 //
 // The query/latent projections are the same on both paths; they differ only in what is cached and
 // in where W_kvb is applied:
@@ -249,7 +250,8 @@ void MlaLayer::forward(MlaPath path, float* out, const float* x, int64_t T, int6
     linear_forward(out, o.data(), w_.o.data(), T, H * m_.d_v, d);
 }
 
-// Naive (spec 4.2): decompress K and V per head, cache them, run H causal attentions.
+// Naive (V2 report §2.1.2–2.1.3, eqs 9–19): decompress K and V per head, cache them, run H causal
+// attentions.
 // o: [T, H, d_v] · q: [T, H, d_k] · latent: [T, d_c] · k_pe: [T, d_r]
 void MlaLayer::attend_naive(float* o, const float* q, const float* latent, const float* k_pe, int64_t T, int64_t pos0,
                             LayerCache& cache) const {
@@ -275,7 +277,8 @@ void MlaLayer::attend_naive(float* o, const float* q, const float* latent, const
                      Rows{}, 0, Rows{cache.b.data(), H * d_v, d_v}, d_v, T, 1, pos0, (float)scale_);
 }
 
-// Absorbed (spec 4.3): cache [c | k_pe], fold W_UK into the queries, attend in latent space, apply W_UV.
+// Absorbed (V2 report §2.1.2: W_UK absorbed into the query, W_UV into the output): cache [c | k_pe],
+// fold W_UK into the queries, attend in latent space, apply W_UV.
 // o: [T, H, d_v] · q: [T, H, d_k] · latent: [T, d_c] · k_pe: [T, d_r]
 void MlaLayer::attend_absorbed(float* o, const float* q, const float* latent, const float* k_pe, int64_t T,
                                int64_t pos0, LayerCache& cache) const {

@@ -1,5 +1,7 @@
-// mla.h — Multi-head Latent Attention as DeepSeek-V2/V3 define it (V2 report §2.1, V3 report §2.1.1
-// eqs 1–11; spec 4), with the decoupled RoPE (spec 3.1–3.2) and YaRN (spec 3.3–3.4).
+// mla.h — Multi-head Latent Attention as DeepSeek-V2/V3 define it (V2 report §2.1, eqs 9–19, and
+// App. C; V3 report §2.1.1, eqs 1–11; DeepSeek-V3 inference/model.py MLA; transformers
+// modeling_deepseek_v3.py DeepseekV3Attention), with the decoupled RoPE (V2 report §2.1.3; the pairing
+// is pinned in core/rope.h) and YaRN (V2 report §3.1.4, V3 report §4.3; core/rope.h).
 //
 // Dimension letters: T new tokens, S cached + new tokens, d hidden, H heads, d_q = q_lora_rank
 // (0 = no query compression), d_c = kv_lora_rank, d_n = qk_nope_head_dim, d_r = qk_rope_head_dim,
@@ -15,11 +17,13 @@
 //
 // RoPE pairs adjacent dims (2j, 2j+1) of the checkpoint layout and uses the YaRN frequencies;
 // k_pe is one vector shared by all heads. scale = d_k^-1/2 · mscale(factor, mscale_all_dim)² under
-// YaRN, d_k^-1/2 with plain RoPE (spec 3.4; never 576^-1/2 in the absorbed path). Like the official
-// code, cos/sin are never multiplied by a YaRN factor (HF's mscale/mscale_all_dim ratio, 1.0 for every
-// released config, spec 3.4 b).
+// YaRN, d_k^-1/2 with plain RoPE (official MLA.__init__; never 576^-1/2 in the absorbed path, where the
+// official code keeps the same softmax_scale). Like the official code, cos/sin are never multiplied by
+// a YaRN factor (HF's get_mscale(mscale)/get_mscale(mscale_all_dim) ratio, 1.0 for every released
+// config; io/config.cpp refuses a config where it is not).
 //
-// Two paths compute the same attention (spec 4.2, 4.3):
+// Two paths compute the same attention (official MLA.forward, attn_impl "naive" and "absorb"; the
+// absorption is V2 report §2.1.2's "W_UK can be absorbed into W_Q, and W_UV into W_O"):
 //   naive   decompresses per-head K = [k_nope | k_pe] and V and caches them:
 //           H·(d_n + d_r) + H·d_v values per token per layer;
 //   absorb  caches only c (d_c) and k_pe after RoPE (d_r) — d_c + d_r values — folds W_UK into the
@@ -27,8 +31,11 @@
 //           applies W_UV[h] after the attention: o[h] = W_UV[h] õ[h]. This is MQA with one shared
 //           576-dim key [c | k_pe] and one shared 512-dim value c (for the real d_c = 512, d_r = 64).
 //
-// The norms inside MLA (q_a_layernorm, kv_a_layernorm) use eps 1e-6 in HF and the official code
-// whatever the config's rms_norm_eps says (spec 2.2); the model does the same (kMlaLatentNormEps).
+// Pinned choice: the norms inside MLA (q_a_layernorm, kv_a_layernorm) use eps 1e-6 whatever the
+// config's rms_norm_eps says, as HF and the official code do (transformers DeepseekV3Attention builds
+// them as DeepseekV3RMSNorm(q_lora_rank / kv_lora_rank) with the class default eps 1e-6; official
+// MLA.__init__ uses RMSNorm's default eps = 1e-6); the model does the same (kMlaLatentNormEps). Every
+// released config has rms_norm_eps = 1e-6, so the two readings differ only on made-up configs.
 //
 // Threads: every product is a fixed tile or a fixed per-head unit, so results are bit-identical at
 // any thread count (as in linear.h).
@@ -85,7 +92,7 @@ struct MlaFp8Weights {
     Fp8Weight q_a, q_b, q, kv_a, o;
 };
 
-// The softmax scale of MLA for these dims (spec 3.4): d_k^-1/2, times mscale² under YaRN.
+// The softmax scale of MLA for these dims (official MLA.__init__): d_k^-1/2, times mscale² under YaRN.
 double mla_softmax_scale(const MlaDims& m);
 
 // Values one token adds to a layer's cache on each path (LayerCache a + b, see blocks.h).

@@ -1,5 +1,5 @@
 // moe.cpp — DeepSeekMoE layer: gate, explicit dispatch/combine over the routed experts, shared expert
-// (spec 5.1, 5.5).
+// (the math and precision are in moe.h).
 #include "moe/moe.h"
 
 #include <algorithm>

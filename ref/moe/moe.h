@@ -1,5 +1,5 @@
-// moe.h — the DeepSeekMoE feed-forward layer (spec 5.1; DeepSeekMoE paper, V2 report §2.2, V3 report
-// §2.1.2):
+// moe.h — the DeepSeekMoE feed-forward layer (DeepSeekMoE paper, Dai et al. 2024, arXiv 2401.06066,
+// §3; V2 report §2.2.1 eq. 20; V3 report §2.1.2 eq. 12; DeepSeek-V3 inference/model.py MoE.forward):
 //
 //   MoE(x) = Σ_{k<K} g_k · Expert_{idx_k}(x)  +  Shared(x)        (the residual is added outside)
 //

@@ -1,4 +1,5 @@
-// moe_balance.cpp — load statistics, balance losses and the aux-loss-free bias update (spec 5.4, 5.6).
+// moe_balance.cpp — load statistics, balance losses and the aux-loss-free bias update (the formulas
+// are in moe_balance.h).
 #include "moe/moe_balance.h"
 
 #include <algorithm>

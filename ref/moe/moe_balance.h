@@ -1,4 +1,5 @@
-// moe_balance.h — how DeepSeekMoE keeps its experts evenly loaded during training (spec 5.4, 5.6).
+// moe_balance.h — how DeepSeekMoE keeps its experts evenly loaded during training (DeepSeek-V2 report
+// §2.2.2–2.2.3; DeepSeek-V3 report §2.1.2, §4.2).
 // None of this changes inference; it is here so the training-time math can be checked and taught.
 //
 // Notation for one sequence of T tokens, E routed experts, K selected per token, s_{i,t} the gate's

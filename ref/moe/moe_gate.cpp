@@ -1,4 +1,4 @@
-// moe_gate.cpp — the DeepSeekMoE router (spec 5.2–5.5): scores, group-limited top-K, combine weights.
+// moe_gate.cpp — the DeepSeekMoE router (rules in moe_gate.h): scores, group-limited top-K, combine weights.
 #include "moe/moe_gate.h"
 
 #include <algorithm>
@@ -143,7 +143,7 @@ MoeRouting moe_route(const float* logits, const float* bias, int64_t T, const Mo
         float* s = r.scores.data() + t * E;  // [E]
         if (g.scoring == MoeScoring::Sigmoid) {
             for (int64_t i = 0; i < E; i++) s[i] = (float)(1.0 / (1.0 + std::exp(-(double)z[i])));
-        } else {  // softmax over all E experts, before any masking (spec 5.3, lmdeploy #3030)
+        } else {  // softmax over all E experts, before any masking (V2 report eq. 22; Gate.forward)
             const float zmax = *std::max_element(z, z + E);
             double sum = 0;
             for (int64_t i = 0; i < E; i++) sum += std::exp((double)z[i] - zmax);

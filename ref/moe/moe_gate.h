@@ -1,5 +1,8 @@
 // moe_gate.h — the DeepSeekMoE router: which experts each token goes to, and with what weight
-// (spec 5.2–5.5; DeepSeek-V2 report §2.2, DeepSeek-V3 report §2.1.2).
+// (DeepSeek-V2 report §2.2.1 eqs 21–22, §2.2.2; DeepSeek-V3 report §2.1.2 eqs 13–16; DeepSeek-V3
+// inference/model.py Gate.forward; transformers modeling_deepseek_v3.py DeepseekV3TopkRouter; the V2
+// hub remote code, deepseek-ai/DeepSeek-V2 modeling_deepseek.py MoEGate.forward). This header is where
+// the routing choices are pinned: the mask value, the weight rules and the tie order.
 //
 // For one token x [d] and E routed experts (all in float32, see "precision" below):
 //
@@ -12,30 +15,38 @@
 //                 max_{i∈g} u_i                       (group_limited_greedy, V2)
 //                 sum of the top-2 u_i of the group   (noaux_tc, V3)
 //                 The topk_group best groups are kept; every expert of another group gets
-//                 u = −inf, as in the official code (not 0.0 as in HF's native DeepseekV3 and the
-//                 older remote code: with a negative bias 0.0 can pick a masked expert; style.md).
-//                 greedy (V2-Lite) ignores groups, as the V2 remote code does.
+//                 u = −inf, as in the official Gate.forward and today's DeepseekV3TopkRouter (older
+//                 transformers releases and the older hub remote code used 0.0: with a negative bias
+//                 an unmasked u can be < 0, and 0.0 then picks an expert of a dropped group; the
+//                 golden case data/moe/v3_negbias.safetensors tells the two apart). For V2's softmax
+//                 scores (s > 0) the two masks agree. greedy (V2-Lite) ignores groups, as the V2
+//                 remote code does. The group-limited top-K is the V2 report's device-limited routing
+//                 (§2.2.2: at most M = topk_group devices per token) and the V3 report's node-limited
+//                 routing (§2.1.2: nodes ranked by the sum of their top K_r/M affinities, here top-2).
 //   5. top-K      the K = num_experts_per_tok experts with the largest masked u.
 //   6. weights    g_k = s_{idx_k} (the UNBIASED score), then
-//                 noaux_tc (V3 rule, official code / HF3):
+//                 noaux_tc (V3 rule, official Gate.forward / DeepseekV3TopkRouter; V3 eq. 13):
 //                     if norm_topk_prob: g_k /= Σ_j g_j (over the K selected, also at K = 1)
 //                     g_k *= routed_scaling_factor                      (after normalizing)
-//                 greedy, group_limited_greedy (V2 remote-code rule, [REM2] MoEGate):
+//                 greedy, group_limited_greedy (V2 rule, remote-code MoEGate.forward; V2 eq. 21):
 //                     if K > 1 and norm_topk_prob: g_k /= Σ_j g_j       (and NO scaling)
 //                     else:                         g_k *= routed_scaling_factor
 //                 The two rules agree on every released checkpoint (V3: normalize then ×2.5;
 //                 V2: ×16, V2-Lite: ×1, both without normalization) and differ only on made-up
 //                 configs; the rule follows topk_method because each method ships with exactly one
-//                 of the two codes. The official code adds no 1e-20 to the denominator, and
-//                 neither do we.
+//                 of the two codes (the official code ties normalization to score_func == "sigmoid"
+//                 and ignores the flag; it agrees too). The official code adds no 1e-20 to the
+//                 denominator (transformers does), and neither do we.
 //
 // Output order: topk_idx is sorted by the masked selection score u, descending, ties to the lower
-// expert id (every reference leaves torch.topk's tie order unspecified, spec 5.4); topk_weight is in
-// the same order. Group ties also go to the lower group id.
+// expert id (every reference calls torch.topk, whose order on ties is unspecified, so dsref pins one
+// and reports near-ties through the margin below); topk_weight is in the same order. Group ties also go
+// to the lower group id.
 //
-// Precision: logits come from linear_forward in float32 (HF computes the router in fp32). sigmoid
-// and exp are evaluated in double and rounded once to float; the softmax denominator and the
-// normalization sum Σ_j g_j are accumulated in double. u = s + b and the top-2 group sums are float32
+// Precision: logits come from linear_forward in float32 (HF computes the router in fp32, the official
+// code in bf16; e_score_correction_bias is float32 in both). sigmoid and exp are evaluated in double
+// and rounded once to float; the softmax denominator and the normalization sum Σ_j g_j are
+// accumulated in double. u = s + b and the top-2 group sums are float32
 // adds, as in the fp32 references. Everything stored is float32.
 #pragma once
 #include <cstdint>

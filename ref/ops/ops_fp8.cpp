@@ -1,7 +1,7 @@
 // ops_fp8.cpp — the FP8 ops behind `dsref op`: fp8_cast, fp8_quant_act, fp8_quant_weight, fp8_dequant,
-// fp8_gemm (issue 5; spec 8, 9). Thin wrappers: shape and dtype checks, then the functions of fp8.h,
-// fp8_quant.h and fp8_gemm.h. Leading dimensions are flattened ([..., K] is treated as [M, K]) and kept
-// in the outputs.
+// fp8_gemm (V3 report §3.3; DeepSeek-V3 inference/kernel.py). Thin wrappers: shape and dtype checks,
+// then the functions of core/fp8_format.h, fp8/fp8_quant.h and fp8/fp8_gemm.h. Leading dimensions are
+// flattened ([..., K] is treated as [M, K]) and kept in the outputs.
 #include <cstring>
 
 #include "core/error.h"

@@ -1,4 +1,5 @@
-// ops_rl.cpp — the RL ops of the oracle interface: grpo_loss, dpo_loss, reward (issue 6; spec grpo.md).
+// ops_rl.cpp — the RL ops of the oracle interface: grpo_loss, dpo_loss, reward (the math is in
+// rl/grpo.h, rl/advantages.h, rl/logprob.h, rl/dpo.h and rl/rewards.h).
 //
 // Inputs may be any float dtype (float32 expected) and are computed in double; outputs are F32, and
 // scalars are rank-0 F32. Every listed input and attribute is accepted in every case and ignored where

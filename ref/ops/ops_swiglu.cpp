@@ -1,5 +1,5 @@
 // ops_swiglu.cpp — the `swiglu` op for `dsref op` and the CUDA golden tests: the element-wise gate of
-// the SwiGLU MLP (spec 2.3), y = silu(gate) ⊙ up with silu(z) = z / (1 + e^{−z}). A thin wrapper over
+// the SwiGLU MLP (core/swiglu.h), y = silu(gate) ⊙ up with silu(z) = z / (1 + e^{−z}). A thin wrapper over
 // swiglu_gate of ref/core/swiglu.h (double inside, rounded once to float32).
 #include "core/error.h"
 #include "core/swiglu.h"

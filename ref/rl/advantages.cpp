@@ -1,4 +1,5 @@
-// advantages.cpp — group-relative advantages, outcome and process supervision (spec grpo.md 1.2, 1.3, 2.4).
+// advantages.cpp — group-relative advantages, outcome and process supervision (the rules and edge
+// cases are in advantages.h).
 #include "rl/advantages.h"
 
 #include <cmath>

@@ -1,17 +1,20 @@
 // advantages.h — group-relative advantages for GRPO (DeepSeekMath arXiv 2402.03300 §4.1.2–4.1.3;
-// spec grpo.md 1.2, 1.3, 2.4, 6).
+// DeepSeek-R1 arXiv 2501.12948 §2.2.1 eq. 3; TRL trl/trainer/grpo_trainer.py,
+// GRPOTrainer._generate_and_score_completions; verl verl/trainer/ppo/core_algos.py,
+// compute_grpo_outcome_advantage). This header is where the std, eps and edge-case choices are pinned.
 //
 // Outcome supervision: the B rewards form B/G groups of G consecutive completions of one prompt.
 //
 //   scale = group:  A_i = (r_i − mean_g) / (std_g + eps)     (TRL default; DeepSeekMath)
 //   scale = batch:  A_i = (r_i − mean_g) / (std_batch + eps) (TRL "batch", PPO-Lite: mean per group,
 //                                                             one std over the whole batch)
-//   scale = none:   A_i =  r_i − mean_g                       (Dr. GRPO: no division, no eps)
+//   scale = none:   A_i =  r_i − mean_g                       (Dr. GRPO, arXiv 2503.20783: no division)
 //
 // std is the *sample* std (Bessel, N − 1) like torch.std; eps = 1e-4 is TRL's (verl uses 1e-6, which
-// is the same formula with eps = 1e-6). The population std is available for comparison only.
+// is the same formula with eps = 1e-6). The paper names neither. The population std is available for
+// comparison only.
 //
-// Edge cases, as spec section 6 says:
+// Edge cases (TRL's behaviour, which dsref follows except where said):
 //   * a NaN reward means "unscorable" (TRL: every reward function returned None): it is left out of
 //     the mean and the std and its advantage is 0; ±inf rewards are refused;
 //   * a group (or, for "batch", the batch) with fewer than 2 scorable rewards has no std: A = 0

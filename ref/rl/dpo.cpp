@@ -1,4 +1,5 @@
-// dpo.cpp — DPO sigmoid loss with cDPO label smoothing, gradients and reward metrics (spec grpo.md 7).
+// dpo.cpp — DPO sigmoid loss with cDPO label smoothing, gradients and reward metrics (the formulas are
+// in dpo.h).
 #include "rl/dpo.h"
 
 #include <cmath>

@@ -1,5 +1,7 @@
-// dpo.h — Direct Preference Optimization, sigmoid loss with cDPO label smoothing (Rafailov et al.,
-// arXiv 2305.18290; DeepSeek LLM arXiv 2401.02954 §5; spec grpo.md 7).
+// dpo.h — Direct Preference Optimization, sigmoid loss with cDPO label smoothing (DPO paper, Rafailov
+// et al., arXiv 2305.18290, eq. 7 and its gradient in §4; cDPO: Mitchell 2023, "A note on DPO with
+// noisy preferences"; DeepSeek LLM arXiv 2401.02954 §4, which trains its chat models with DPO after SFT;
+// TRL trl/trainer/dpo_trainer.py, loss_type "sigmoid").
 //
 // For a pair (chosen y_w, rejected y_l) with sequence log-probs (sums over completion tokens, no
 // temperature) of the policy and of the frozen reference:

@@ -1,4 +1,5 @@
-// grpo.cpp — GRPO per-token loss, aggregation and hand-written gradient (spec grpo.md 2.6, 2.7, 4).
+// grpo.cpp — GRPO per-token loss, aggregation and hand-written gradient (the formulas are in
+// grpo.h).
 #include "rl/grpo.h"
 
 #include <algorithm>

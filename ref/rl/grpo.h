@@ -1,15 +1,17 @@
-// grpo.h — the GRPO loss and its analytic gradient (DeepSeekMath arXiv 2402.03300 §4.1; spec grpo.md
-// sections 1, 2.5–2.8, 3.2–3.4, 4, 6).
+// grpo.h — the GRPO loss and its analytic gradient (DeepSeekMath arXiv 2402.03300 §4.1.1, eq. 3, with
+// the k3 KL estimator of eq. 4; DeepSeek-R1 arXiv 2501.12948 §2.2.1, eqs 1–2), with the loss variants
+// that trainers ship: TRL trl/trainer/grpo_trainer.py, GRPOTrainer._compute_loss (loss_type, delta,
+// importance_sampling_level), and verl verl/trainer/ppo/core_algos.py, agg_loss (loss_agg_mode).
 //
 // Per token (x = policy log-prob, the only input with a gradient; x_old, x_ref and A are constants):
 //
 //   c1 = exp(x − x_old)            (token level)  or  s_i = exp(Σ_t m (x − x_old) / max(Σ_t m, 1))  (GSPO)
 //   c2 = clamp(c1, 1 − eps_low, 1 + eps_high)        computed from the un-clamped c1
-//   c1 ← min(c1, delta)            only when delta is set (INTELLECT-2 two-sided clip)
+//   c1 ← min(c1, delta)            only when delta is set (the two-sided clip of INTELLECT-2, 2025)
 //   l  = −min(c1·A, c2·A) + beta·k3,   k3 = exp(x_ref − x) − (x_ref − x) − 1
 //
 // and Loss = Σ_{i,t} w_{i,t} l_{i,t}, where the weights w are the aggregation of `loss_type`
-// (spec 2.7, 3.3, 4.2; m = mask, n_i = Σ_t m_{i,t}, N = Σ m, GA = grad_accum_steps):
+// (TRL _compute_loss; verl agg_loss; m = mask, n_i = Σ_t m_{i,t}, N = Σ m, GA = grad_accum_steps):
 //
 //   grpo                     m / (B · max(n_i, 1)) / GA   per-sequence mean, then batch mean (DeepSeekMath;
 //                                                         TRL "grpo"; verl seq-mean-token-mean without
@@ -21,8 +23,13 @@
 //   seq-mean-token-sum       m / max(B_nonempty, 1) / GA  verl: mean over non-empty rows of Σ_t m l
 //   seq-mean-token-sum-norm  m / S / GA                   verl: S = loss_scale_factor (default L_max); no /B
 //
-// The gradient is written by hand (spec 4.1): dl/dc1 and dl/dc2 are taken from the branch of the min
-// that is active, a tie splits half/half like torch.min, clamp passes gradient on its closed interval.
+// (Dr. GRPO: Liu et al., arXiv 2503.20783; DAPO's token-level loss and clip-higher: Yu et al.,
+// arXiv 2503.14476, §3.3 and §3.1; GSPO's sequence-level ratio: Zheng et al., arXiv 2507.18071.)
+//
+// The gradient is written by hand (checked against autograd by data/grpo/make_grpo_golden.py and
+// against finite differences by tests/test_grpo.cpp): dl/dc1 and dl/dc2 are taken from the branch of
+// the min that is active, a tie splits half/half like torch.min, clamp passes gradient on its closed
+// interval.
 // So dl/dx = −A·r where the unclipped branch is active, 0 where the ratio is clipped in the direction
 // of A, and beta·(1 − exp(x_ref − x)) from the KL. At sequence level every token of row i shares
 // d log s_i / dx_{i,t} = m_{i,t} / n_i.
@@ -73,7 +80,8 @@ struct SurrogateTerm {
 };
 SurrogateTerm clipped_surrogate(double log_ratio, double A, const GrpoConfig& cfg);
 
-// KL estimators of KL(pi_theta || pi_ref) per token (spec 3.4, Schulman 2020), d = x − x_ref:
+// KL estimators of KL(pi_theta || pi_ref) per token (Schulman 2020, "Approximating KL Divergence";
+// verl core_algos.py kl_penalty), d = x − x_ref:
 // k1 = d, k2 = d²/2, k3 = exp(−d) + d − 1 (>= 0; DeepSeekMath's D). No clamps.
 enum class KlEstimator { K1, K2, K3 };
 struct KlTerm {
@@ -89,7 +97,7 @@ struct GrpoResult {
     std::vector<double> weights;         // [B, T] aggregation weights w_{i,t}
     std::vector<double> ratio;           // [B, T] c1 (delta-clamped; s_i broadcast at sequence level)
     std::vector<double> kl_per_token;    // [B, T] k3 (0 where masked or without ref_logps)
-    double clip_ratio_low = 0.0;         // masked token means of the clip indicators (spec 2.8)
+    double clip_ratio_low = 0.0;         // masked token means of the clip indicators (TRL's clip_ratio/*)
     double clip_ratio_high = 0.0;
     double clip_ratio_region = 0.0;
     double kl = 0.0;                     // Σ m·k3 / max(Σ m, 1)

@@ -1,4 +1,4 @@
-// logprob.cpp — log_softmax(z/T)[y] per token and its backward pass (spec grpo.md 2.2, 4.3).
+// logprob.cpp — log_softmax(z/T)[y] per token and its backward pass (the formulas are in logprob.h).
 #include "rl/logprob.h"
 
 #include <cmath>

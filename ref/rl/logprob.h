@@ -1,5 +1,6 @@
 // logprob.h — per-token log-probabilities from logits, with temperature, and their backward pass
-// (spec grpo.md 2.2 and 4.3).
+// (TRL trl/trainer/grpo_trainer.py, GRPOTrainer._get_per_token_logps_and_entropies, and
+// trl/trainer/utils.py, selective_log_softmax; the backward below is derived by hand).
 //
 //   x[b,t] = log_softmax(z[b,t,:] / T)[y[b,t]] = z_y/T − logsumexp_j(z_j/T)
 //   dx/dz_j = (1/T)(1[j = y] − p_j),          p = softmax(z/T)

@@ -1,5 +1,5 @@
 // rewards.cpp — R1 rule-based rewards: accuracy, format_r1, think_format, tag_count, language
-// (spec grpo.md 5.1–5.3). Plain string scanning; no std::regex (its ECMAScript flavour differs from
+// (definitions in rewards.h). Plain string scanning; no std::regex (its ECMAScript flavour differs from
 // Python's re in exactly the MULTILINE/DOTALL details these patterns depend on).
 #include "rl/rewards.h"
 

@@ -1,5 +1,7 @@
-// rewards.h — rule-based rewards of DeepSeek-R1 / R1-Zero (arXiv 2501.12948 §2.2.2, §2.3.2) as pure
-// functions of the completion text (spec grpo.md 5).
+// rewards.h — rule-based rewards of DeepSeek-R1 / R1-Zero (arXiv 2501.12948 §2.2.2 accuracy and format
+// rewards, §2.2.3 Table 1 template, §2.3.2 language consistency) as pure functions of the completion
+// text, with the patterns of open-r1 (src/open_r1/rewards.py: format_reward, tag_count_reward) and
+// TRL (trl/rewards/format_rewards.py: think_format_reward).
 //
 // accuracy      1 if the extracted answer equals the ground truth, else 0. The answer is the content
 //               of the first \boxed{...} whose braces balance (a backslash escapes the next character,

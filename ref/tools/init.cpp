@@ -86,7 +86,7 @@ TensorMap init_weights(const ModelConfig& c, const InitOptions& o) {
     TensorMap m;
     for (const WeightSpec& s : checkpoint_layout(c)) {
         std::vector<float> v = random_values(s, o.seed, o.bias_offset);
-        if (c.fp8_weights && s.fp8) {  // F8_E4M3 codes + weight_scale_inv (spec 7.2)
+        if (c.fp8_weights && s.fp8) {  // F8_E4M3 codes + weight_scale_inv (README_WEIGHTS.md)
             const int64_t R = s.shape[0], C = s.shape[1], br = c.fp8_block_rows, bc = c.fp8_block_cols;
             const Shape grid = {(R + br - 1) / br, (C + bc - 1) / bc};
             std::vector<uint8_t> q(R * C);
@@ -100,7 +100,7 @@ TensorMap init_weights(const ModelConfig& c, const InitOptions& o) {
             m[s.name + "_scale_inv"] = Tensor::from_f32(grid, scale);
             continue;
         }
-        const DType t = (s.kind == InitKind::Bias) ? DType::F32 : o.dtype;  // the router bias stays F32 (spec 5.5)
+        const DType t = (s.kind == InitKind::Bias) ? DType::F32 : o.dtype;  // the router bias stays F32, as in V3
         m[s.name] = Tensor::encode_f32(s.shape, v, t);
     }
     return m;

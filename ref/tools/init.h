@@ -6,9 +6,10 @@
 // Scales keep activations O(1): embeddings N(0,1), projections N(0, 1/in), norms 1 + 0.1·N(0,1),
 // the V3 router bias 0.1·N(0,1) (+ bias_offset), qwen2's q/k/v biases 0.2·N(0,1).
 //
-// FP8 configs (quantization_config, spec 7.2): every projection the layout marks fp8 is drawn in float32
-// as above, then stored F8_E4M3 with `<name>_scale_inv` F32 [ceil(R/br), ceil(C/bc)] (weight_block_size
-// br × bc, default 128 × 128), by the weight quantizer's rule (fp8_quant.h): per block
+// FP8 configs (quantization_config; DeepSeek-V3 README_WEIGHTS.md, "FP8 Weight Documentation"): every
+// projection the layout marks fp8 is drawn in float32 as above, then stored F8_E4M3 with
+// `<name>_scale_inv` F32 [ceil(R/br), ceil(C/bc)] (weight_block_size br × bc, default 128 × 128), by
+// the weight quantizer's rule (fp8_quant.h): per block
 // s = max(amax, 1e-4)/448 over the block's real elements (edge blocks are partial), q = e4m3(w / s)
 // round-to-nearest-even. Embedding, head, norms, router gate, eh_proj, shared_head stay in `dtype`;
 // the router bias stays F32.

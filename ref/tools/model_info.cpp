@@ -35,8 +35,9 @@ int64_t kv_values_per_token_layer(const ModelConfig& c) {
     return 2 * c.num_key_value_heads * c.head_dim;
 }
 
-// MLA against the caches the same model would need with other attention kinds (spec 4.5). d_h is the
-// per-head size of the paper's MHA comparison, qk_nope_head_dim (128 in every released config).
+// MLA against the caches the same model would need with other attention kinds (V2 report §2.1.4,
+// Table 1). d_h is the per-head size of the paper's MHA comparison, qk_nope_head_dim (128 in every
+// released config).
 static nlohmann::json kv_cache_comparison(const ModelConfig& c) {
     const int64_t H = c.num_attention_heads, d_h = c.qk_nope_head_dim, L = c.num_hidden_layers;
     const int64_t d_c = c.kv_lora_rank, d_r = c.qk_rope_head_dim, d_v = c.v_head_dim;
@@ -56,7 +57,7 @@ static nlohmann::json kv_cache_comparison(const ModelConfig& c) {
     return rows;
 }
 
-// The real V2 / V2-Lite / V3 figures (spec 1.1, 4.5), computed here from their config values.
+// The real V2 / V2-Lite / V3 figures (config values of data/configs; V2 report Table 1), computed here.
 static nlohmann::json reference_figures() {
     struct Real {
         const char* name;
@@ -76,7 +77,7 @@ static nlohmann::json reference_figures() {
         out.push_back(s.str());
     }
     // V2 report §1: "KV cache reduced by 93.3 %" is against DeepSeek 67B (95 layers, GQA with 8 KV heads,
-    // d_h 128, bf16) with V2's deployed cache at ~6 bits per element (spec 4.5).
+    // d_h 128, bf16) with V2's deployed cache at ~6 bits per element (V2 report §3.2.3).
     const int64_t llm67b = 2 * 8 * 128 * 95 * 2, v2_values = (512 + 64) * 60;
     const double v2_6bit = v2_values * 0.75;
     std::ostringstream s;

@@ -1,5 +1,5 @@
 // walkthrough/03_mla/mla.cpp — from MHA to GQA to MLA, with numbers (DeepSeek-V2 report §2.1,
-// V3 report §2.1.1; spec 3 and 4; the code under study is ref/mla.{h,cpp}).
+// V3 report §2.1.1; the code under study is ref/model/mla.{h,cpp}, with RoPE in ref/core/rope.h).
 //
 // What this program shows, in order:
 //   1. the KV cache per token of DeepSeek-V3's shape under MHA, GQA, MQA and MLA (a computed table);
@@ -7,7 +7,7 @@
 //      rank ≤ d_c (singular values of a real layer's stacked keys);
 //   3. why RoPE must be decoupled: a rotated key cannot be absorbed into the query, a separate
 //      rotated part can;
-//   4. the absorption trick: ref/mla's naive and absorbed paths print the same output, from caches of
+//   4. the absorption trick: ref/model/mla's naive and absorbed paths print the same output, from caches of
 //      very different sizes, on a prefill and on token-by-token decode;
 //   5. the price: bytes read and FLOPs per decoded token for the two paths (why absorbed wins when
 //      reading memory is the bottleneck).
@@ -37,7 +37,7 @@ std::vector<float> normal(size_t n, uint64_t seed, double scale) {
 
 // ---- 1 -------------------------------------------------------------------------------------------------
 void cache_table() {
-    const int64_t H = 128, d_h = 128, d_c = 512, d_r = 64, L = 61;  // DeepSeek-V3 (spec 1.1)
+    const int64_t H = 128, d_h = 128, d_c = 512, d_r = 64, L = 61;  // DeepSeek-V3 (data/configs/deepseek_v3.json)
     std::printf("1. KV cache per token, DeepSeek-V3 shape (H %lld, d_h %lld, d_c %lld, d_r %lld, %lld layers), bf16\n",
                 (long long)H, (long long)d_h, (long long)d_c, (long long)d_r, (long long)L);
     std::printf("   %-34s %10s %12s %14s %9s\n", "mechanism", "per layer", "B per layer", "B all layers", "vs MHA");

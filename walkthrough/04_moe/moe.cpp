@@ -1,4 +1,4 @@
-// walkthrough/04_moe/moe.cpp — DeepSeekMoE, printed step by step (spec 5; README.md in this folder).
+// walkthrough/04_moe/moe.cpp — DeepSeekMoE, printed step by step (ref/moe/moe_gate.h; README.md in this folder).
 //
 // What this program shows, in order:
 //   1. routing of one token through a V3 gate: sigmoid scores, bias, top-2-sum group scores, −inf
@@ -94,7 +94,7 @@ static void section_routing() {
                 u[r.topk_idx[0]] / (u[r.topk_idx[0]] + u[r.topk_idx[1]]) * 2.5,
                 u[r.topk_idx[1]] / (u[r.topk_idx[0]] + u[r.topk_idx[1]]) * 2.5);
 
-    // −inf vs 0.0 masking with a negative bias (spec 5.2, style.md)
+    // −inf vs 0.0 masking with a negative bias (pinned in ref/moe/moe_gate.h)
     const float z2[4] = {logit(0.5), logit(0.45), logit(0.6), logit(0.1)}, b2[4] = {-0.3f, -0.7f, -0.9f, -0.95f};
     MoeGateConfig g2 = g;
     g2.E = 4;

@@ -8,11 +8,11 @@
 //   5. variants: clip-higher, two-sided clip (delta), Dr. GRPO, on-policy, GSPO (sequence-level ratio)
 //   6. log-probs from logits with temperature, and the gradient through log-softmax
 //   7. process supervision (DeepSeekMath §4.1.3)
-//   8. DPO (DeepSeek LLM §5)
+//   8. DPO (DeepSeek LLM §4)
 //   9. R1-Zero's rule-based rewards on sample completions
 //
 // Run: make walkthrough   (or build/walkthrough/06_grpo/grpo_walkthrough). Every number it prints is
-// computed by the ref/ library; the same figures are pinned by tests/test_grpo.cpp (spec grpo.md §8).
+// computed by the ref/ library; the same figures are pinned by tests/test_grpo.cpp (its worked example).
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -26,7 +26,7 @@
 
 using namespace dsref;
 
-// The worked example of spec grpo.md §8.1: one prompt, G = 4 completions of 3, 2, 4 and 1 tokens,
+// The worked example of tests/test_grpo.cpp: one prompt, G = 4 completions of 3, 2, 4 and 1 tokens,
 // padded to T = 4; L_max = 5.
 static const int64_t B = 4, T = 4;
 static const double kPad = -7.0;  // junk in padded slots: the mask must make it irrelevant
@@ -67,7 +67,7 @@ static void print_rows(const char* label, const std::vector<double>& v) {
 }
 
 static void part1_advantages(std::vector<double>* A_trl) {
-    heading("1. The group baseline: advantages (spec 1.2, 8.2)");
+    heading("1. The group baseline: advantages (DeepSeekMath §4.1.2; R1 §2.2.1, eq. 3)");
     const MeanStd s = nan_mean_std(REWARDS.data(), 4, true);
     std::printf("rewards r = [1, 0, 0.5, 0]   mean = %.3f   sample std = %.17g   population std = %.15g\n", s.mean,
                 s.std, nan_mean_std(REWARDS.data(), 4, false).std);
@@ -100,7 +100,7 @@ static void part1_advantages(std::vector<double>* A_trl) {
 }
 
 static void part2_tokens(const std::vector<double>& A) {
-    heading("2. The clipped surrogate per token (spec 2.6, 4.1, 8.3), eps = 0.2, beta = 0.04");
+    heading("2. The clipped surrogate per token (DeepSeekMath §4.1.1, eq. 3), eps = 0.2, beta = 0.04");
     std::vector<double> r(B * T), k3(B * T), l(B * T), dl(B * T);
     GrpoConfig c = cfg_of(LossType::Grpo, 0.04);
     for (int64_t k = 0; k < B * T; k++) {
@@ -124,7 +124,7 @@ static void part2_tokens(const std::vector<double>& A) {
 }
 
 static void part3_k3() {
-    heading("3. The k3 KL estimator (spec 1.1, 3.4, 8.8)");
+    heading("3. The k3 KL estimator (DeepSeekMath §4.1.1, eq. 4; Schulman 2020)");
     const KlTerm k1 = kl_estimate(KlEstimator::K1, -1.0, -1.1), k2 = kl_estimate(KlEstimator::K2, -1.0, -1.1),
                  k3 = kl_estimate(KlEstimator::K3, -1.0, -1.1);
     std::printf("  one token, x = -1.0, x_ref = -1.1:  k1 = %.17g  k2 = %.17g  k3 = %.17g\n", k1.value, k2.value, k3.value);
@@ -156,7 +156,7 @@ static void part3_k3() {
 }
 
 static void part4_aggregation(const std::vector<double>& A) {
-    heading("4. Aggregation variants on the same per-token losses (spec 2.7, 3.3, 8.4, 8.5)");
+    heading("4. Aggregation variants on the same per-token losses (TRL loss_type, verl loss_agg_mode)");
     const std::vector<double> At = broadcast(A);
     const LossType types[] = {LossType::Grpo, LossType::Bnpo, LossType::Dapo, LossType::DrGrpo,
                               LossType::SeqMeanTokenSum, LossType::SeqMeanTokenSumNorm};
@@ -181,7 +181,7 @@ static void part4_aggregation(const std::vector<double>& A) {
 }
 
 static void part5_variants(const std::vector<double>& A) {
-    heading("5. Variants (spec 8.6)");
+    heading("5. Variants: clip-higher, delta, Dr. GRPO, on-policy, GSPO");
     const std::vector<double> At = broadcast(A);
     GrpoConfig c = cfg_of(LossType::Grpo, 0.0);
     c.epsilon_high = 0.28;
@@ -210,7 +210,7 @@ static void part5_variants(const std::vector<double>& A) {
 }
 
 static void part6_logits() {
-    heading("6. Log-probs from logits with temperature (spec 2.2, 4.3, 8.7)");
+    heading("6. Log-probs from logits with temperature (ref/rl/logprob.h)");
     const float z[4] = {2.0f, 0.5f, -1.0f, 0.0f};
     const double zd[4] = {2.0, 0.5, -1.0, 0.0};
     const int32_t y = 0;
@@ -228,7 +228,7 @@ static void part6_logits() {
 }
 
 static void part7_process() {
-    heading("7. Process supervision (DeepSeekMath 4.1.3, spec 8.9)");
+    heading("7. Process supervision (DeepSeekMath §4.1.3)");
     const std::vector<std::vector<StepReward>> steps = {{{1, 0.9}, {3, 0.2}}, {{0, 0.5}, {2, 0.1}}};
     const std::vector<std::vector<double>> n = process_normalized_rewards(steps);
     const std::vector<std::vector<double>> A = process_advantages(steps, {5, 3});
@@ -241,7 +241,7 @@ static void part7_process() {
 }
 
 static void part8_dpo() {
-    heading("8. DPO (DeepSeek LLM 5, spec 7, 8.10)");
+    heading("8. DPO (DeepSeek LLM §4; DPO paper eq. 7)");
     for (double ls : {0.0, 0.1}) {
         const DpoResult r = dpo_loss({-12.5}, {-14.0}, {-13.0}, {-13.5}, 0.1, ls);
         std::printf("  beta 0.1, label_smoothing %.1f: Delta = 1, L = %.12f, dL/dlogpi(y_w) = %+.12f, dL/dlogpi(y_l) = %+.12f\n",
@@ -253,7 +253,7 @@ static void part8_dpo() {
 }
 
 static void part9_rewards() {
-    heading("9. R1-Zero's rule-based rewards on sample completions (spec 5)");
+    heading("9. R1-Zero's rule-based rewards on sample completions (R1 §2.2.2, Table 1)");
     struct Sample {
         const char* label;
         std::string text;
@@ -283,7 +283,7 @@ static void part9_rewards() {
 }
 
 int main() {
-    std::printf("GRPO walkthrough: one prompt, G = 4 completions (spec grpo.md 8.1)\n");
+    std::printf("GRPO walkthrough: one prompt, G = 4 completions (the worked example of tests/test_grpo.cpp)\n");
     std::vector<double> A;
     part1_advantages(&A);
     part2_tokens(A);
