@@ -4,8 +4,9 @@
 #include <cstdlib>
 
 #include "cli.h"
-#include "tools/diff.h"
 #include "io/safetensors.h"
+#include "tools/diff.h"
+#include "tools/diff_explain.h"
 
 namespace dsref::cli {
 
@@ -13,18 +14,40 @@ void add_diff(CLI::App& app) {
     struct Opts {
         std::string a, b;
         double atol = 1e-4, rtol = 0.0;
+        bool explain = false;
     };
     auto o = std::make_shared<Opts>();
     CLI::App* cmd = app.add_subcommand("diff", "compare two safetensors files tensor by tensor");
     cmd->footer(
         "\nA tensor passes when every element has |a - b| <= atol + rtol*|b| (NaN matches only NaN).\n"
         "rel = max|a - b| / max|b|. For tensors named logits* the argmax of each row is compared.\n"
-        "Exit 0 when all tensors pass, 1 otherwise.");
+        "Exit 0 when all tensors pass, 1 otherwise.\n"
+        "\n"
+        "--explain walks the --dump names in forward order (per layer i: q_nope.i, q_pe.i, kv_latent.i,\n"
+        "k_pe.i, attn.i, topk_idx.i, topk_weight.i, hidden.i; then logits) and names the first tensor beyond\n"
+        "tolerance, the layer and the block it points to. q_pe/k_pe that differ only by transformers'\n"
+        "de-interleave ([x0, x2, .., x1, x3, ..]) and topk_idx rows in another order are recognized and not\n"
+        "divergences; topk_idx reports how many tokens route to other experts. Exit 0 when nothing diverges,\n"
+        "1 otherwise. An engine's hooks map onto the names as README.md (\"diff --explain\") lists: for\n"
+        "transformers, model.layers.{i} output -> hidden.{i}, model.layers.{i}.self_attn output[0] -> attn.{i},\n"
+        "model.layers.{i}.mlp.gate output[2] / [1] -> topk_idx.{i} / topk_weight.{i},\n"
+        "model.layers.{i}.self_attn.kv_a_layernorm output -> kv_latent.{i}, lm_head output -> logits.");
     cmd->add_option("A", o->a, "first file")->required();
     cmd->add_option("B", o->b, "second file (the reference for rtol)")->required();
     cmd->add_option("--atol", o->atol, "absolute tolerance (default 1e-4)")->check(CLI::NonNegativeNumber);
     cmd->add_option("--rtol", o->rtol, "relative tolerance (default 0)")->check(CLI::NonNegativeNumber);
+    cmd->add_flag("--explain", o->explain, "name the first tensor, in forward order, where A and B part");
     cmd->callback([o]() {
+        if (o->explain) {
+            const DiffExplanation e = explain_diff(read_safetensors(o->a), read_safetensors(o->b), o->atol, o->rtol);
+            std::printf("%-20s %-16s %s\n", "tensor", "status", "detail");
+            for (const ExplainStep& s : e.steps)
+                std::printf("%-20s %-16s %s\n", s.name.c_str(), s.status.c_str(), s.detail.c_str());
+            std::printf("%s (atol %g, rtol %g)\n", e.conclusion.c_str(), o->atol, o->rtol);
+            std::fflush(stdout);
+            if (e.first >= 0) std::exit(1);
+            return;
+        }
         const std::vector<TensorDiff> diffs = diff_tensors(read_safetensors(o->a), read_safetensors(o->b), o->atol, o->rtol);
         bool all_ok = true;
         std::printf("%-24s %-16s %12s %12s %10s  %s\n", "tensor", "shape", "max_abs", "max_rel", "argmax", "status");
