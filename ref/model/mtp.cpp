@@ -19,6 +19,8 @@ Mtp::Mtp(Model& model) : model_(model) {
     if (c.num_nextn_predict_layers < 1)
         fail(c.source, ": --mtp needs a multi-token-prediction layer, but num_nextn_predict_layers = ",
              c.num_nextn_predict_layers);
+    if (!model.options().fwd.precision.none())
+        usage_fail("--mtp with --emulate: neither emulated reference runs the MTP module");
     if (c.has_moe()) moe_gate_config(c);  // the MTP layer is MoE whenever the model has routed experts
     const MtpTensors m = mtp_tensors(c, L);
     const ModelTensors g = model_tensors(c);
