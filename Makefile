@@ -7,6 +7,7 @@
 #   make walkthrough  build and run every walkthrough chapter
 #   DEBUG=1         -O0 -g into build-debug/      SAN=1  ASan+UBSan into build-san/
 #   PORTABLE=1      no -march=native
+#   make lab-kit OUT=DIR   the student tree; make lab-test [LAB=name] grades the labs (walkthrough/LABS.md)
 #   make cuda       nvcc build of cuda/ + PTX check (test-cuda / bench-cuda / gpu-check: see the CUDA section)
 #
 # A flags stamp rebuilds everything when the flags change; build/dsref is always the optimized binary.
@@ -67,7 +68,7 @@ LINK_LIB  := -Wl,--whole-archive $(LIB) -Wl,--no-whole-archive
 all: $(BUILD)/dsref $(if $(filter build,$(BUILD)),,build/dsref)
 
 help:
-	@sed -n '1,13p' Makefile
+	@sed -n '1,14p' Makefile
 
 # ---- flags stamp: any change of flags rebuilds every object ----------------------------------------
 FLAGS_NOW := $(CXX) $(CXXFLAGS) $(LDFLAGS)
@@ -238,3 +239,18 @@ gpu-check:
 
 -include $(CUDA_KERNEL_OBJS:.o=.d) $(CUDA_BUILD)/test_cuda.d $(CUDA_BUILD)/bench_cuda.d
 # ==== end of the CUDA section ===========================================================================
+
+# ---- labs: the lab kit and its grading (walkthrough/LABS.md) -------------------------------------------
+.PHONY: lab-kit lab-test lab-check
+lab-kit:
+	@test -n "$(OUT)" || { echo "usage: make lab-kit OUT=DIR"; exit 2; }
+	@labs/kit.sh make $(OUT)
+
+lab-test: deps
+	@labs/lab_test.sh $(BUILD) $(LAB)
+
+# The whole kit check (CI): make a kit, build it, every lab fails cleanly, and putting one lab's reference
+# body back (with the labs it needs) makes exactly those labs pass. Reuses this tree's objects.
+lab-check: deps
+	@$(MAKE) --no-print-directory -j$(NPROC) $(LIB_OBJS)
+	@labs/check_kit.sh full $(BUILD)

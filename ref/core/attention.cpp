@@ -9,10 +9,14 @@
 
 namespace dsref {
 
+// LAB(attention) task: o = softmax(scale * q k^T) v per (row t, head h), query head h reading KV head h * H_kv / H;
+// LAB(attention) with causal, row t sees keys 0 .. pos0 + t (its position in the cache).
+// LAB(attention) hint: subtract the row maximum before exp; accumulate in double; loop s over keys, then over d_v.
 void attention_forward(float* o, const float* q, const float* k, const float* v, int64_t T, int64_t S,
                        int64_t H, int64_t H_kv, int64_t d, int64_t d_v, float scale, bool causal, int64_t pos0) {
     if (H_kv <= 0 || H % H_kv != 0) fail("attention: ", H, " query heads cannot share ", H_kv, " KV heads");
     if (causal && pos0 + T > S) fail("attention: queries reach position ", pos0 + T - 1, " but only ", S, " keys");
+    // LAB(attention): begin
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t t = 0; t < T; t++) {
         for (int64_t h = 0; h < H; h++) {
@@ -39,6 +43,7 @@ void attention_forward(float* o, const float* q, const float* k, const float* v,
             for (int64_t j = 0; j < d_v; j++) ot[j] = (float)(acc[j] / z);
         }
     }
+    // LAB(attention): end
 }
 
 }  // namespace dsref

@@ -35,4 +35,11 @@ template <class... Args>
     throw UsageError(os.str());
 }
 
+// A lab stub (walkthrough/LABS.md): the lab kit replaces the body a student writes with
+// `throw dsref::NotImplemented("lab NAME");`. Deliberately not an Error: a test that expects bad input to
+// be refused must not pass on a stub.
+struct NotImplemented : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
 }  // namespace dsref

@@ -97,7 +97,11 @@ double float_decode(uint32_t code, const FloatFormat& f) {
     return sign * std::ldexp(1.0 + std::ldexp((double)m, -Y), (int)e - f.bias);  // (1 + m/2^Y)·2^(e-bias)
 }
 
+// LAB(fp8_encode) task: round x to the nearest value of format f (ties to even) and return its code; NaN, inf, overflow
+// LAB(fp8_encode) and subnormals as fp8_format.h says.
+// LAB(fp8_encode) hint: frexp gives the exponent; nearbyint on ldexp(fraction, Y + 1) rounds to even; a carry bumps the exponent.
 uint32_t float_encode(float x, const FloatFormat& f, Fp8Overflow overflow) {
+    // LAB(fp8_encode): begin
     const int Y = f.man_bits;
     const uint32_t sign = std::signbit(x) ? sign_bit(f) : 0;
     if (std::isnan(x)) return sign | nan_code(f);
@@ -123,6 +127,7 @@ uint32_t float_encode(float x, const FloatFormat& f, Fp8Overflow overflow) {
     }
     if (code > max_code) return sign | overflow_code;
     return sign | (uint32_t)code;
+    // LAB(fp8_encode): end
 }
 
 float float_round(float x, const FloatFormat& f, Fp8Overflow overflow) {

@@ -17,21 +17,32 @@ const char* rope_scaling_name(RopeScalingType t) {
     return "?";
 }
 
+// LAB(yarn) task: the (fractional) dimension whose wavelength makes `rotations` turns over L0 positions (rope.h, YaRN).
+// LAB(yarn) hint: solve L0 / (2 pi theta^(2j / d_r)) = rotations for j.
 static double yarn_correction_dim(double rotations, int64_t d_r, double theta, int64_t L0) {
+    // LAB(yarn): begin
     return (double)d_r * std::log((double)L0 / (rotations * 2.0 * M_PI)) / (2.0 * std::log(theta));
+    // LAB(yarn): end
 }
 
+// LAB(yarn) task: YaRN's ramp [low, high]: low from beta_fast rounded down, high from beta_slow rounded up, clamped to [0, d_r - 1].
+// LAB(yarn) hint: official inference/model.py find_correction_range.
 YarnRange yarn_range(int64_t d_r, double theta, const RopeScaling& s) {
+    // LAB(yarn): begin
     double low = std::floor(yarn_correction_dim(s.beta_fast, d_r, theta, s.original_max_position_embeddings));
     double high = std::ceil(yarn_correction_dim(s.beta_slow, d_r, theta, s.original_max_position_embeddings));
     low = std::max(low, 0.0);
     high = std::min(high, (double)(d_r - 1));
     return {low, high};
+    // LAB(yarn): end
 }
 
+// LAB(yarn) task: the YaRN attention temperature 0.1 * m * ln(factor) + 1, exactly 1 when factor <= 1.
 double yarn_get_mscale(double factor, double m) {
+    // LAB(yarn): begin
     if (factor <= 1.0) return 1.0;
     return 0.1 * m * std::log(factor) + 1.0;
+    // LAB(yarn): end
 }
 
 double yarn_softmax_scale(int64_t qk_head_dim, const RopeScaling& s) {
@@ -73,10 +84,13 @@ std::vector<double> rope_inv_freq(int64_t d_r, double theta, const RopeScaling& 
     return f;
 }
 
+// LAB(rope) task: rotate pair j of every vector by the angle positions[t] * inv_freq[j] (rope.h), in place.
+// LAB(rope) hint: Interleaved pairs (2j, 2j+1), Half pairs (j, j + P); compute cos/sin once per row in double.
 void rope_forward(float* x, int64_t T, int64_t N, int64_t d_r, int64_t row_stride, int64_t vec_stride,
                   const int64_t* positions, const std::vector<double>& inv_freq, RopeLayout layout) {
     const int64_t P = d_r / 2;
     if ((int64_t)inv_freq.size() != P) fail("rope: ", inv_freq.size(), " frequencies for dimension ", d_r);
+    // LAB(rope): begin
 #pragma omp parallel for schedule(static) if (T * N * d_r >= (1 << 14))  // rows are independent
     for (int64_t t = 0; t < T; t++) {
         std::vector<float> c(P), s(P);
@@ -97,6 +111,7 @@ void rope_forward(float* x, int64_t T, int64_t N, int64_t d_r, int64_t row_strid
             }
         }
     }
+    // LAB(rope): end
 }
 
 }  // namespace dsref

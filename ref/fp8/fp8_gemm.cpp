@@ -109,8 +109,12 @@ static void gemm_exact(float* c, const uint8_t* a, const float* a_scale, const u
 }
 
 // ---- tensorcore ----------------------------------------------------------------------------------------
+// LAB(fp8_gemm) task: c[m, n] = sum over partial sums of promote_interval products: each partial sum accumulated with
+// LAB(fp8_gemm) acc_round (the tensor core's limited mantissa), then promoted: acc = fma(a_scale * b_scale, partial, acc).
+// LAB(fp8_gemm) hint: decode the codes once; b_scale is per 128 x 128 block (n / 128); P = K when promote_interval = 0.
 static void gemm_tensorcore(float* c, const uint8_t* a, const float* a_scale, const uint8_t* b,
                             const float* b_scale, int64_t M, int64_t N, int64_t K, const Fp8GemmConfig& cfg) {
+    // LAB(fp8_gemm): begin
     const int64_t KB = fp8_num_blocks(K);
     const int64_t P = cfg.promote_interval == 0 ? K : cfg.promote_interval;  // K elements per partial sum
     const int bits = cfg.acc_mantissa_bits;
@@ -137,6 +141,7 @@ static void gemm_tensorcore(float* c, const uint8_t* a, const float* a_scale, co
             c[m * N + n] = acc;
         }
     }
+    // LAB(fp8_gemm): end
 }
 
 void fp8_gemm(float* c, const uint8_t* a, const float* a_scale, const uint8_t* b, const float* b_scale,

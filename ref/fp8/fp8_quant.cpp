@@ -35,11 +35,14 @@ static float checked_abs(float v, const char* what, int64_t r, int64_t c) {
     return std::fabs(v);
 }
 
+// LAB(fp8_quant) task: 1x128 activation quantization: per row and group of 128, s = fp8_scale_from_amax(amax), q = E4M3(x / s).
+// LAB(fp8_quant) hint: the last group may be shorter than 128; quant_one does the float32 division and the saturating RNE.
 void fp8_quant_act(uint8_t* q, float* scale, const float* x, int64_t M, int64_t K, Fp8ScaleFmt fmt) {
     const int64_t KB = fp8_num_blocks(K);
     // Validate first (an exception must not leave an OpenMP region).
     for (int64_t m = 0; m < M; m++)
         for (int64_t k = 0; k < K; k++) checked_abs(x[m * K + k], "fp8_quant_act: x", m, k);
+    // LAB(fp8_quant): begin
 #pragma omp parallel for schedule(static)
     for (int64_t m = 0; m < M; m++) {
         for (int64_t kb = 0; kb < KB; kb++) {
@@ -51,6 +54,7 @@ void fp8_quant_act(uint8_t* q, float* scale, const float* x, int64_t M, int64_t 
             for (int64_t k = k0; k < k1; k++) q[m * K + k] = quant_one(x[m * K + k], s);
         }
     }
+    // LAB(fp8_quant): end
 }
 
 void fp8_quant_weight(uint8_t* q, float* scale_inv, const float* w, int64_t N, int64_t K, Fp8ScaleFmt fmt) {

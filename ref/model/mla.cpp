@@ -253,10 +253,14 @@ void MlaLayer::forward(MlaPath path, float* out, const float* x, int64_t T, int6
 // Naive (V2 report §2.1.2–2.1.3, eqs 9–19): decompress K and V per head, cache them, run H causal
 // attentions.
 // o: [T, H, d_v] · q: [T, H, d_k] · latent: [T, d_c] · k_pe: [T, d_r]
+// LAB(mla_naive) task: decompress [k_nope | v] = latent W_kvb^T per head, append K = [k_nope | shared k_pe] and V to the
+// LAB(mla_naive) cache at rows pos0.., then run H causal attentions with attend_shared_kv (one group per head).
+// LAB(mla_naive) hint: resize cache.a to [S, H, d_k] and cache.b to [S, H, d_v], S = pos0 + T; Rows{ptr, ld, group}.
 void MlaLayer::attend_naive(float* o, const float* q, const float* latent, const float* k_pe, int64_t T, int64_t pos0,
                             LayerCache& cache) const {
     const int64_t H = m_.H, d_n = m_.d_n, d_r = m_.d_r, d_v = m_.d_v, d_k = m_.d_k(), d_kv = d_n + d_v;
     check_cache(cache, pos0, H * d_k, H * d_v, "naive");
+    // LAB(mla_naive): begin
     std::vector<float> kv(T * H * d_kv);  // [T, H, d_n + d_v] = c W_kvbᵀ: per head [k_nope | v]
     linear_forward(kv.data(), latent, w_.kv_b.data(), T, m_.d_c, H * d_kv);
     const int64_t S = pos0 + T;
@@ -275,6 +279,7 @@ void MlaLayer::attend_naive(float* o, const float* q, const float* latent, const
     // K + (s·H + h)·d_k, its values at V + (s·H + h)·d_v
     attend_shared_kv(H, o, H * d_v, d_v, Rows{q, H * d_k, d_k}, Rows{cache.a.data(), H * d_k, d_k}, d_k, Rows{},
                      Rows{}, 0, Rows{cache.b.data(), H * d_v, d_v}, d_v, T, 1, pos0, (float)scale_);
+    // LAB(mla_naive): end
 }
 
 // Absorbed (V2 report §2.1.2: W_UK absorbed into the query, W_UV into the output): cache [c | k_pe],

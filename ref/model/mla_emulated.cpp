@@ -74,8 +74,10 @@ void MlaLayer::forward_emulated(float* out, const float* x, int64_t T, int64_t p
 
 // transformers: kv_b_proj(latent) R → [k_nope | v] per head; K = [k_nope | k_pe], cached as the naive path
 // caches it; then eager_attention_forward (PrecisionPolicy::attention) with H KV heads.
+// LAB(mla_naive) extension (not graded): the same with the rounding points of --emulate; the kit cuts it too.
 void MlaLayer::attend_hf(float* o, const float* q, const float* latent, const float* k_pe, int64_t T, int64_t pos0,
                          LayerCache& cache) const {
+    // LAB(mla_naive): begin
     const int64_t H = m_.H, d_n = m_.d_n, d_r = m_.d_r, d_v = m_.d_v, d_k = m_.d_k(), d_kv = d_n + d_v;
     if ((int64_t)cache.a.size() != pos0 * H * d_k || (int64_t)cache.b.size() != pos0 * H * d_v)
         fail("MLA: the KV cache holds another layout or length than this step expects (hf-bf16 caches K and V)");
@@ -93,6 +95,7 @@ void MlaLayer::attend_hf(float* o, const float* q, const float* latent, const fl
             std::copy(src + d_n, src + d_kv, cache.b.data() + ((pos0 + t) * H + h) * d_v);
         }
     prec_.attention(o, q, cache.a.data(), cache.b.data(), T, S, H, H, d_k, d_v, (float)scale_, pos0);
+    // LAB(mla_naive): end
 }
 
 // The official absorbed attention, every einsum a bf16 tensor: caches c (kv_norm output) and k_pe after

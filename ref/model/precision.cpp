@@ -160,11 +160,13 @@ void PrecisionPolicy::linear(float* y, const float* x, const std::vector<float>&
     round(y, T * N);
 }
 
+// LAB(rmsnorm) extension (not graded): the same with the rounding points of --emulate; the kit cuts it too.
 void PrecisionPolicy::rmsnorm(float* y, const float* x, const float* w, int64_t T, int64_t d, float eps) const {
     if (none()) {
         rmsnorm_forward(y, x, w, T, d, eps);
         return;
     }
+    // LAB(rmsnorm): begin
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < T; t++) {
         const float* xt = x + t * d;
@@ -177,6 +179,7 @@ void PrecisionPolicy::rmsnorm(float* y, const float* x, const float* w, int64_t 
             else yt[i] = bf16_round(xt[i] * inv * w[i]);                    // F.rms_norm: one rounding
         }
     }
+    // LAB(rmsnorm): end
 }
 
 void PrecisionPolicy::residual_add(float* h, const float* y, int64_t n) const {
@@ -187,6 +190,7 @@ void PrecisionPolicy::residual_add(float* h, const float* y, int64_t n) const {
     for (int64_t j = 0; j < n; j++) h[j] = bf16_round(h[j] + y[j]);
 }
 
+// LAB(rope) extension (not graded): the same with the rounding points of --emulate; the kit cuts it too.
 void PrecisionPolicy::rope(float* x, int64_t T, int64_t N, int64_t d_r, int64_t row_stride, int64_t vec_stride,
                            const int64_t* positions, const std::vector<double>& inv_freq, RopeLayout layout) const {
     if (none()) {
@@ -195,6 +199,7 @@ void PrecisionPolicy::rope(float* x, int64_t T, int64_t N, int64_t d_r, int64_t 
     }
     const int64_t P = d_r / 2;
     if ((int64_t)inv_freq.size() != P) fail("rope: ", inv_freq.size(), " frequencies for dimension ", d_r);
+    // LAB(rope): begin
 #pragma omp parallel for schedule(static) if (T * N * d_r >= (1 << 14))
     for (int64_t t = 0; t < T; t++) {
         std::vector<float> c(P), s(P);
@@ -220,6 +225,7 @@ void PrecisionPolicy::rope(float* x, int64_t T, int64_t N, int64_t d_r, int64_t 
             }
         }
     }
+    // LAB(rope): end
 }
 
 void PrecisionPolicy::swiglu(float* y, const float* x, const std::vector<float>& gate, const std::vector<float>& up,
@@ -239,6 +245,7 @@ void PrecisionPolicy::swiglu(float* y, const float* x, const std::vector<float>&
     linear(y, g.data(), down, T, I, d, fp8w ? fp8w[2] : nullptr);
 }
 
+// LAB(attention) extension (not graded): the same with the rounding points of --emulate; the kit cuts it too.
 void PrecisionPolicy::attention(float* o, const float* q, const float* k, const float* v, int64_t T, int64_t S,
                                 int64_t H, int64_t H_kv, int64_t d, int64_t d_v, float scale, int64_t pos0) const {
     if (none()) {
@@ -247,6 +254,7 @@ void PrecisionPolicy::attention(float* o, const float* q, const float* k, const 
     }
     if (H_kv <= 0 || H % H_kv != 0) fail("attention: ", H, " query heads cannot share ", H_kv, " KV heads");
     if (pos0 + T > S) fail("attention: queries reach position ", pos0 + T - 1, " but only ", S, " keys");
+    // LAB(attention): begin
     // transformers' eager_attention_forward with bf16 tensors (repeat_kv: head h reads KV head h·H_kv/H)
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t t = 0; t < T; t++) {
@@ -273,6 +281,7 @@ void PrecisionPolicy::attention(float* o, const float* q, const float* k, const 
             }
         }
     }
+    // LAB(attention): end
 }
 
 }  // namespace dsref

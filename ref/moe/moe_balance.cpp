@@ -35,8 +35,10 @@ std::vector<double> expert_fraction(const int32_t* topk_idx, int64_t T, int64_t 
     return f;
 }
 
+// LAB(moe_balance) task: P_i = (1/T) sum_t s[t, i], with s renormalized per token when asked (V3 report eq. 19).
 std::vector<double> mean_affinity(const float* scores, int64_t T, int64_t E, bool renormalize) {
     if (T < 1 || E < 1) fail("mean_affinity: need T, E >= 1");
+    // LAB(moe_balance): begin
     std::vector<double> P(E, 0.0);
     for (int64_t t = 0; t < T; t++) {
         const float* s = scores + t * E;  // [E]
@@ -50,6 +52,7 @@ std::vector<double> mean_affinity(const float* scores, int64_t T, int64_t E, boo
     }
     for (double& p : P) p /= (double)T;
     return P;
+    // LAB(moe_balance): end
 }
 
 LoadStats load_stats(const std::vector<int64_t>& load) {
@@ -77,8 +80,11 @@ double v3_seq_aux_loss(const float* scores, const int32_t* topk_idx, int64_t T, 
     return alpha * dot(expert_fraction(topk_idx, T, K, E), mean_affinity(scores, T, E, true));
 }
 
+// LAB(moe_balance) task: b_i += gamma * sign(mean load - load_i) (V3 report section 2.1.2, auxiliary-loss-free balancing).
+// LAB(moe_balance) hint: sign(0) = 0; do the arithmetic in double and store float.
 void aux_free_bias_update(float* bias, const int64_t* load, int64_t E, double gamma) {
     if (E < 1) fail("aux_free_bias_update: need E >= 1");
+    // LAB(moe_balance): begin
     double mean = 0;
     for (int64_t i = 0; i < E; i++) mean += (double)load[i];
     mean /= (double)E;
@@ -87,6 +93,7 @@ void aux_free_bias_update(float* bias, const int64_t* load, int64_t E, double ga
         const double sign = diff > 0 ? 1.0 : (diff < 0 ? -1.0 : 0.0);
         bias[i] = (float)((double)bias[i] + gamma * sign);
     }
+    // LAB(moe_balance): end
 }
 
 double v2_expert_balance_loss(const float* scores, const int32_t* topk_idx, int64_t T, int64_t E, int64_t K,

@@ -71,8 +71,12 @@ void moe_gate_check(const MoeGateConfig& g, int64_t bias_len) {
 // Sort order of the selection: larger score first, ties to the lower id.
 static bool before(float a, int64_t ia, float b, int64_t ib) { return a > b || (a == b && ia < ib); }
 
+// LAB(moe_topk) task: group-limited top-K (moe_gate.h steps 4-5): score each of n_group groups (Max or Top2Sum), keep the
+// LAB(moe_topk) best topk_group groups, mask the rest to -inf, write the K best ids sorted, and the margin.
+// LAB(moe_topk) hint: order with before() (ties to the lower id); margin = smallest gap at a selection boundary.
 void moe_select_topk(int32_t* idx, float* margin, const float* u, int64_t E, int64_t n_group, int64_t topk_group,
                      int64_t K, GroupScore group_score) {
+    // LAB(moe_topk): begin
     const float NEG_INF = -std::numeric_limits<float>::infinity();
     float gap = std::numeric_limits<float>::infinity();
     std::vector<float> masked(u, u + E);  // [E] u, −inf outside the kept groups
@@ -113,6 +117,7 @@ void moe_select_topk(int32_t* idx, float* margin, const float* u, int64_t E, int
         if (lo != NEG_INF) gap = std::min(gap, hi - lo);
     }
     if (margin) *margin = gap;
+    // LAB(moe_topk): end
 }
 
 MoeRouting moe_route(const float* logits, const float* bias, int64_t T, const MoeGateConfig& g) {

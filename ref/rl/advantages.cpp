@@ -39,6 +39,9 @@ static bool all_equal(const double* v, int64_t n) {
     return true;
 }
 
+// LAB(grpo_advantages) task: A_i = (r_i - mean(group)) / (std + epsilon), std per group or per batch (advantages.h);
+// LAB(grpo_advantages) NaN rewards are unscorable: skipped by the statistics, A = 0.
+// LAB(grpo_advantages) hint: nan_mean_std does the statistics; a group of equal rewards gets A = 0 exactly.
 std::vector<double> group_advantages(const std::vector<double>& rewards, const AdvantageConfig& cfg) {
     const int64_t B = (int64_t)rewards.size();
     const int64_t G = cfg.group_size == 0 ? B : cfg.group_size;
@@ -48,6 +51,7 @@ std::vector<double> group_advantages(const std::vector<double>& rewards, const A
         usage_fail("adv_epsilon must be a finite number >= 0, got ", cfg.epsilon);
     for (int64_t i = 0; i < B; i++)
         if (std::isinf(rewards[i])) fail("rewards: value ", rewards[i], " at [", i, "] is not finite (NaN = unscorable is allowed)");
+    // LAB(grpo_advantages): begin
 
     // For "batch": one std over every scorable reward of the batch (TRL: PPO-Lite).
     const MeanStd batch = nan_mean_std(rewards.data(), B, cfg.unbiased_std);
@@ -67,6 +71,7 @@ std::vector<double> group_advantages(const std::vector<double>& rewards, const A
         }
     }
     return A;
+    // LAB(grpo_advantages): end
 }
 
 std::vector<std::vector<double>> process_normalized_rewards(const std::vector<std::vector<StepReward>>& steps,

@@ -37,7 +37,11 @@ void grpo_check_config(const GrpoConfig& cfg) {
     if (cfg.grad_accum_steps < 1) usage_fail("grad_accum_steps must be >= 1, got ", cfg.grad_accum_steps);
 }
 
+// LAB(grpo_loss) task: l = -min(r A, clip(r, 1 - eps, 1 + eps_high) A) with r = exp(log_ratio) (and min(r, delta) when set),
+// LAB(grpo_loss) its derivative dl/dlog_ratio, and the clip flags (grpo.h).
+// LAB(grpo_loss) hint: A = 0 gives exactly 0; on a tie torch.min sends half of the gradient to each side.
 SurrogateTerm clipped_surrogate(double log_ratio, double A, const GrpoConfig& cfg) {
+    // LAB(grpo_loss): begin
     const double lo = 1.0 - cfg.epsilon, hi = 1.0 + eps_high_of(cfg);
     const double r = std::exp(log_ratio);  // dr/d(log_ratio) = r
     double c1 = r, dc1 = r;
@@ -68,9 +72,13 @@ SurrogateTerm clipped_surrogate(double log_ratio, double A, const GrpoConfig& cf
         s.dloss_dlogratio = -A * 0.5 * (dc1 + dc2);
     }
     return s;
+    // LAB(grpo_loss): end
 }
 
+// LAB(grpo_loss) task: the k1, k2, k3 estimators of KL(pi || pi_ref) at the sampled token and their derivatives in x.
+// LAB(grpo_loss) hint: k3 = expm1(-d) + d avoids the cancellation near d = 0.
 KlTerm kl_estimate(KlEstimator kind, double x, double x_ref) {
+    // LAB(grpo_loss): begin
     const double d = x - x_ref;  // log(pi_theta / pi_ref) at the sampled token
     switch (kind) {
         case KlEstimator::K1: return {d, 1.0};
@@ -79,6 +87,7 @@ KlTerm kl_estimate(KlEstimator kind, double x, double x_ref) {
     }
     // k3 = pi_ref/pi − log(pi_ref/pi) − 1 = expm1(−d) + d (expm1 avoids the cancellation near d = 0)
     return {std::expm1(-d) + d, -std::expm1(-d)};
+    // LAB(grpo_loss): end
 }
 
 std::vector<double> grpo_weights(const std::vector<double>& mask, int64_t B, int64_t T, const GrpoConfig& cfg) {

@@ -11,7 +11,10 @@ namespace dsref {
 
 // ---- answer extraction ---------------------------------------------------------------------------------
 
+// LAB(rewards) task: the content of the first balanced \boxed{...} (whitespace allowed before the brace).
+// LAB(rewards) hint: count brace depth; an escaped character (\{, \}) never opens or closes; unbalanced: try the next.
 bool extract_boxed(const std::string& text, std::string* content) {
+    // LAB(rewards): begin
     const std::string key = "\\boxed";
     for (size_t at = text.find(key); at != std::string::npos; at = text.find(key, at + 1)) {
         size_t i = at + key.size();
@@ -34,6 +37,7 @@ bool extract_boxed(const std::string& text, std::string* content) {
         // unbalanced: try the next \boxed (which then lies inside this unclosed one)
     }
     return false;
+    // LAB(rewards): end
 }
 
 bool extract_answer(const std::string& completion, std::string* answer) {
