@@ -23,3 +23,29 @@ void swiglu_forward(float* y, const float* x, const float* w_gate, const float* 
 }
 
 }  // namespace dsref
+
+namespace dsref {
+
+void swiglu_gate_clamped(float* g, const float* u, int64_t n, float limit) {
+    if (!(limit > 0.0f)) {
+        swiglu_gate(g, u, n);
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        const double gi = std::fmin((double)g[i], (double)limit);
+        const double ui = std::fmax(std::fmin((double)u[i], (double)limit), -(double)limit);
+        g[i] = (float)(gi / (1.0 + std::exp(-gi)) * ui);
+    }
+}
+
+void swiglu_forward_clamped(float* y, const float* x, const float* w_gate, const float* w_up, const float* w_down,
+                            int64_t T, int64_t d, int64_t I, float limit) {
+    std::vector<float> g(T * I), u(T * I);  // [T, I] each
+    linear_forward(g.data(), x, w_gate, T, d, I);
+    linear_forward(u.data(), x, w_up, T, d, I);
+    swiglu_gate_clamped(g.data(), u.data(), T * I, limit);
+    linear_forward(y, g.data(), w_down, T, I, d);
+}
+
+}  // namespace dsref

@@ -20,6 +20,8 @@ namespace {
 // the rounded s gathered, normalized for sigmoid (their sum R, the quotient R) and ·route_scale R.
 MoeRouting official_gate(const float* x, const MoeWeights& w, int64_t T, const MoeGateConfig& g,
                          const PrecisionPolicy& p) {
+    if (g.scoring == MoeScoring::SqrtSoftplus)
+        fail("--emulate: scoring_func sqrtsoftplus (DeepSeek-V4) has no emulated rounding points");
     const int64_t E = g.E, K = g.K, d = w.d;
     std::vector<float> logits(T * E);  // [T, E]
     p.linear(logits.data(), x, w.gate, T, d, E);

@@ -14,7 +14,8 @@ namespace dsref {
 MoeScoring parse_moe_scoring(const std::string& s) {
     if (s == "softmax") return MoeScoring::Softmax;
     if (s == "sigmoid") return MoeScoring::Sigmoid;
-    fail("scoring_func '", s, "' is not supported (softmax | sigmoid)");
+    if (s == "sqrtsoftplus") return MoeScoring::SqrtSoftplus;
+    fail("scoring_func '", s, "' is not supported (softmax | sigmoid | sqrtsoftplus)");
 }
 
 MoeTopk parse_moe_topk(const std::string& s) {
@@ -24,7 +25,31 @@ MoeTopk parse_moe_topk(const std::string& s) {
     fail("topk_method '", s, "' is not supported (greedy | group_limited_greedy | noaux_tc)");
 }
 
-const char* moe_scoring_name(MoeScoring s) { return s == MoeScoring::Softmax ? "softmax" : "sigmoid"; }
+const char* moe_scoring_name(MoeScoring s) {
+    switch (s) {
+        case MoeScoring::Softmax: return "softmax";
+        case MoeScoring::Sigmoid: return "sigmoid";
+        case MoeScoring::SqrtSoftplus: return "sqrtsoftplus";
+    }
+    return "?";
+}
+
+// Step 2 for one token: s [E] out · z [E]
+static void moe_scores(float* s, const float* z, int64_t E, MoeScoring scoring) {
+    if (scoring == MoeScoring::Sigmoid) {
+        for (int64_t i = 0; i < E; i++) s[i] = (float)(1.0 / (1.0 + std::exp(-(double)z[i])));
+    } else if (scoring == MoeScoring::SqrtSoftplus) {  // ln(1 + e^z) = max(z, 0) + ln(1 + e^-|z|), no overflow
+        for (int64_t i = 0; i < E; i++) {
+            const double zi = z[i];
+            s[i] = (float)std::sqrt(std::max(zi, 0.0) + std::log1p(std::exp(-std::fabs(zi))));
+        }
+    } else {  // softmax over all E experts, before any masking (V2 report eq. 22; Gate.forward)
+        const float zmax = *std::max_element(z, z + E);
+        double sum = 0;
+        for (int64_t i = 0; i < E; i++) sum += std::exp((double)z[i] - zmax);
+        for (int64_t i = 0; i < E; i++) s[i] = (float)(std::exp((double)z[i] - zmax) / sum);
+    }
+}
 
 const char* moe_topk_name(MoeTopk m) {
     switch (m) {
@@ -146,14 +171,7 @@ MoeRouting moe_route(const float* logits, const float* bias, int64_t T, const Mo
     for (int64_t t = 0; t < T; t++) {
         const float* z = logits + t * E;  // [E]
         float* s = r.scores.data() + t * E;  // [E]
-        if (g.scoring == MoeScoring::Sigmoid) {
-            for (int64_t i = 0; i < E; i++) s[i] = (float)(1.0 / (1.0 + std::exp(-(double)z[i])));
-        } else {  // softmax over all E experts, before any masking (V2 report eq. 22; Gate.forward)
-            const float zmax = *std::max_element(z, z + E);
-            double sum = 0;
-            for (int64_t i = 0; i < E; i++) sum += std::exp((double)z[i] - zmax);
-            for (int64_t i = 0; i < E; i++) s[i] = (float)(std::exp((double)z[i] - zmax) / sum);
-        }
+        moe_scores(s, z, E, g.scoring);
         std::vector<float> u(s, s + E);  // [E] selection scores
         if (g.topk_method == MoeTopk::NoauxTc && bias)
             for (int64_t i = 0; i < E; i++) u[i] = s[i] + bias[i];  // float32 add, as the references do
@@ -189,6 +207,46 @@ MoeRouting moe_route(const float* logits, const float* bias, int64_t T, const Mo
     }
     if (zero_sum_token < T)
         fail("moe gate: token ", zero_sum_token, ": the selected scores sum to 0, the weights cannot be normalized");
+    return r;
+}
+
+MoeRouting moe_route_hash(const float* logits, const int32_t* tid2eid, int64_t V, const int64_t* token_ids,
+                          int64_t T, const MoeGateConfig& g, const std::string& what) {
+    moe_gate_check(g, -1);
+    const int64_t E = g.E, K = g.K;
+    for (int64_t t = 0; t < T; t++) {
+        if (token_ids[t] < 0 || token_ids[t] >= V)
+            fail(what, ": token id ", token_ids[t], " (position ", t, ") is outside the table's ", V, " rows");
+        for (int64_t k = 0; k < K; k++) {
+            const int32_t e = tid2eid[token_ids[t] * K + k];
+            if (e < 0 || e >= E)
+                fail(what, "[", token_ids[t], ", ", k, "] = ", e, " is not an expert id (n_routed_experts = ", E, ")");
+        }
+    }
+    for (int64_t j = 0; j < T * E; j++)
+        if (!std::isfinite(logits[j])) fail("moe gate: router logit of token ", j / E, ", expert ", j % E, " is not finite");
+    MoeRouting r;
+    r.T = T, r.K = K, r.E = E;
+    r.topk_idx.resize(T * K);
+    r.topk_weight.resize(T * K);
+    r.scores.resize(T * E);
+    r.margin.assign(T, std::numeric_limits<float>::infinity());
+    for (int64_t t = 0; t < T; t++) {
+        float* s = r.scores.data() + t * E;
+        moe_scores(s, logits + t * E, E, g.scoring);
+        double sum = 0;
+        for (int64_t k = 0; k < K; k++) {
+            const int32_t e = tid2eid[token_ids[t] * K + k];
+            r.topk_idx[t * K + k] = e;
+            sum += s[e];
+        }
+        if (g.norm_topk_prob && !(sum > 0)) fail("moe gate: token ", t, ": the hash-selected scores sum to 0");
+        for (int64_t k = 0; k < K; k++) {
+            double v = s[r.topk_idx[t * K + k]];
+            if (g.norm_topk_prob) v /= sum;
+            r.topk_weight[t * K + k] = (float)(v * g.routed_scaling_factor);
+        }
+    }
     return r;
 }
 

@@ -9,6 +9,9 @@
 //   1. logits     z = W_gate · x                                  W_gate [E, d], no bias term
 //   2. scores     s = softmax(z) over ALL E experts   (V2, V2-Lite: scoring_func = softmax)
 //                 s = sigmoid(z)                      (V3, R1:      scoring_func = sigmoid)
+//                 s = sqrt(softplus(z))               (V4:          scoring_func = sqrtsoftplus;
+//                                                      DeepSeek-V4 inference/model.py Gate.forward,
+//                                                      softplus(z) = ln(1 + e^z), evaluated in double)
 //   3. selection  u = s + b for noaux_tc (b = e_score_correction_bias [E]), u = s otherwise.
 //                 The bias only CHOOSES experts; it never enters a weight.
 //   4. groups     the E experts are n_group groups of E/n_group consecutive ids. A group scores as
@@ -58,7 +61,7 @@ namespace dsref {
 // Loops over fewer elements than this run on one thread (results are the same either way).
 constexpr int64_t kMoeParallelMin = 1 << 15;
 
-enum class MoeScoring { Softmax, Sigmoid };
+enum class MoeScoring { Softmax, Sigmoid, SqrtSoftplus };
 enum class MoeTopk { Greedy, GroupLimitedGreedy, NoauxTc };
 enum class GroupScore { Max, Top2Sum };  // how a group is ranked (step 4)
 
@@ -74,7 +77,7 @@ struct MoeGateConfig {
 };
 
 // Parse the HF strings; the error names the field and lists the accepted values.
-MoeScoring parse_moe_scoring(const std::string& s);  // "softmax" | "sigmoid"
+MoeScoring parse_moe_scoring(const std::string& s);  // "softmax" | "sigmoid" | "sqrtsoftplus"
 MoeTopk parse_moe_topk(const std::string& s);        // "greedy" | "group_limited_greedy" | "noaux_tc"
 const char* moe_scoring_name(MoeScoring s);
 const char* moe_topk_name(MoeTopk m);
@@ -102,6 +105,16 @@ MoeRouting moe_route(const float* logits, const float* bias, int64_t T, const Mo
 // The whole gate. x: [T, d] · w_gate: [E, d] · bias: [E] or nullptr
 MoeRouting moe_gate_forward(const float* x, const float* w_gate, const float* bias, int64_t T, int64_t d,
                             const MoeGateConfig& g);
+
+// Hash routing (DeepSeek-V4 hash-MoE layers, `mlp_layer_types: hash_moe`; DeepSeek-V4 inference/model.py
+// Gate.forward with self.hash; transformers DeepseekV4HashRouter): the experts of token t are the frozen
+// row tid2eid[token_ids[t]] (in the table's order), and only the weights come from the scores:
+// g_k = s_{idx_k} (step 2, no bias), then step 6's noaux_tc rule (normalize if norm_topk_prob, then
+// × routed_scaling_factor). margin is +inf (nothing was decided by a score).
+// logits: [T, E] · tid2eid: [V, K] · token_ids: [T]. An id outside [0, V) or a table entry outside
+// [0, E) is an Error naming `what` (the tensor), the row and the entry.
+MoeRouting moe_route_hash(const float* logits, const int32_t* tid2eid, int64_t V, const int64_t* token_ids,
+                          int64_t T, const MoeGateConfig& g, const std::string& what);
 
 // Steps 4–5 for one token, shared with device-limited routing (moe_balance.h).
 // idx: [K] out, sorted by u descending, ties to lower id · u: [E] selection scores ·

@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""make_deepseek_v4_cases.py — golden cases for dsref's DeepSeek-V4 blocks from the float64 implementation
+data/golden/v4_ref.py (written from the official DeepSeek-V4 inference/model.py and kernel.py).
+
+  data/golden/deepseek_v4/mhc.safetensors   hc_pre / hc_post / hc_head of random streams (n = 4, and n = 3
+                                             with 7 Sinkhorn iterations), inputs and outputs
+  data/golden/deepseek_v4/gate.safetensors  sqrtsoftplus routing with the selection-only bias, hash routing
+                                             through tid2eid, and the clamped SwiGLU expert
+
+Run from the repository root with a Python that has torch:  python3 data/golden/make_deepseek_v4_cases.py
+(seeded; float64 on CPU, so the bytes are the same on every run with the same BLAS).
+"""
+import os
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import v4_ref  # noqa: E402
+from safetensors_io import write_safetensors  # noqa: E402
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "deepseek_v4")
+D = torch.float64
+
+
+def f32(t):
+    """Round to float32 (the inputs dsref reads) and keep computing in float64."""
+    return t.to(torch.float32).to(D)
+
+
+def mhc_case(tensors, tag, T, n, d, iters, g):
+    M = (2 + n) * n
+    x = f32(torch.randn(T, n, d, generator=g, dtype=D))
+    fn = f32(torch.randn(M, n * d, generator=g, dtype=D) * (1.0 / (n * d) ** 0.5))
+    scale = f32(torch.rand(3, generator=g, dtype=D) + 0.5)
+    base = f32(torch.randn(M, generator=g, dtype=D) * 0.5)
+    f = f32(torch.randn(T, d, generator=g, dtype=D))
+    hfn = f32(torch.randn(n, n * d, generator=g, dtype=D) * (1.0 / (n * d) ** 0.5))
+    hscale = f32(torch.rand(1, generator=g, dtype=D) + 0.5)
+    hbase = f32(torch.randn(n, generator=g, dtype=D) * 0.5)
+    hc_eps, norm_eps = 1e-6, 1e-6
+    y, pre, post, comb = v4_ref.hc_pre(x, fn, scale, base, n, iters, hc_eps, norm_eps)
+    out = v4_ref.hc_post(f, x, post, comb)
+    head = v4_ref.hc_head(x, hfn, hscale, hbase, hc_eps, norm_eps)
+    for k, v in dict(x=x, fn=fn, scale=scale, base=base, f=f, head_fn=hfn, head_scale=hscale, head_base=hbase).items():
+        tensors[f"{tag}.in.{k}"] = ("F32", v.numpy())
+    for k, v in dict(y=y, pre=pre, post=post, comb=comb, post_out=out, head=head).items():
+        tensors[f"{tag}.out.{k}"] = ("F64", v.numpy())
+    tensors[f"{tag}.dims"] = ("I64", np.array([T, n, d, iters], np.int64))
+
+
+def gate_case(tensors, g):
+    T, d, E, K, V, I = 9, 16, 12, 3, 20, 8
+    x = f32(torch.randn(T, d, generator=g, dtype=D))
+    w = f32(torch.randn(E, d, generator=g, dtype=D) * 0.5)
+    bias = f32(torch.randn(E, generator=g, dtype=D) * 0.3)
+    ids = torch.randint(0, V, (T,), generator=g)
+    tid2eid = torch.stack([torch.randperm(E, generator=g)[:K] for _ in range(V)]).to(torch.int64)
+    wt, idx, s = v4_ref.gate(x, w, bias, K, 1.5)
+    hwt, hidx, _ = v4_ref.gate(x, w, None, K, 1.5, tid2eid=tid2eid, token_ids=ids)
+    w1 = f32(torch.randn(I, d, generator=g, dtype=D))
+    w2 = f32(torch.randn(d, I, generator=g, dtype=D) * 0.3)
+    w3 = f32(torch.randn(I, d, generator=g, dtype=D))
+    ex = v4_ref.expert(x * 2.0, w1, w2, w3, 10.0)  # x·2 so that some pre-activations pass the clamp at 10
+    ex_nolimit = v4_ref.expert(x * 2.0, w1, w2, w3, 0.0)
+    tensors.update({
+        "in.x": ("F32", x.numpy()), "in.w_gate": ("F32", w.numpy()), "in.bias": ("F32", bias.numpy()),
+        "in.token_ids": ("I64", ids.numpy()), "in.tid2eid": ("I32", tid2eid.numpy()),
+        "in.w1": ("F32", w1.numpy()), "in.w2": ("F32", w2.numpy()), "in.w3": ("F32", w3.numpy()),
+        "out.scores": ("F64", s.numpy()), "out.topk_idx": ("I64", idx.numpy()), "out.topk_weight": ("F64", wt.numpy()),
+        "out.hash_idx": ("I64", hidx.numpy()), "out.hash_weight": ("F64", hwt.numpy()),
+        "out.expert": ("F64", ex.numpy()), "out.expert_nolimit": ("F64", ex_nolimit.numpy()),
+        "dims": ("I64", np.array([T, d, E, K, V, I], np.int64)),
+    })
+    assert (ex != ex_nolimit).any(), "the clamp must matter in this case"
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    g = torch.Generator().manual_seed(4)
+    t = {}
+    mhc_case(t, "n4", 5, 4, 24, 20, g)
+    mhc_case(t, "n3", 3, 3, 8, 7, g)
+    write_safetensors(os.path.join(OUT, "mhc.safetensors"), t, {"generator": "data/golden/make_deepseek_v4_cases.py"})
+    t = {}
+    gate_case(t, g)
+    write_safetensors(os.path.join(OUT, "gate.safetensors"), t, {"generator": "data/golden/make_deepseek_v4_cases.py"})
+    print("wrote data/golden/deepseek_v4/{mhc,gate}.safetensors")
+
+
+if __name__ == "__main__":
+    main()
