@@ -46,7 +46,7 @@ CXXFLAGS := -std=c++17 $(OPT) -Wall -Wextra -Werror -Wno-maybe-uninitialized -fo
 LDFLAGS  := -fopenmp $(LDSAN)
 LIBS     := -lm
 
-LIB_DIRS  := core io fp8 moe rl model ops tools
+LIB_DIRS  := core io fp8 moe rl model ops tools train
 LIB_SRCS  := $(sort $(foreach d,$(LIB_DIRS),$(wildcard ref/$(d)/*.cpp)))
 CLI_SRCS  := $(sort $(wildcard ref/cli/*.cpp))
 TEST_SRCS := $(sort $(wildcard tests/test_*.cpp))

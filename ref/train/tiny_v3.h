@@ -1,0 +1,45 @@
+// tiny_v3.h — a whole DeepSeek-V3-shaped network for training, built from this folder's forward and
+// backward pieces: embedding → L × [RMSNorm → MLA (naive) → +, RMSNorm → dense MLP (the first
+// `first_dense` layers) or DeepSeekMoE → +] → RMSNorm → lm_head → cross-entropy (+ α · the V3
+// sequence-wise balance loss of every MoE layer). The structure is the official Block / Transformer
+// (DeepSeek-V3 inference/model.py) and transformers' DeepseekV3ForCausalLM; tensors carry their HF
+// names (model.layers.{i}.self_attn.kv_b_proj.weight, ...), so a checkpoint of them is the HF layout.
+// The MTP module is not part of this network yet.
+//
+// One sequence of T tokens per call (positions 0..T−1). Gradients are accumulated (+=) into `grads`,
+// keyed by the same names; the bias e_score_correction_bias has none (train/moe_backward.h).
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "moe/moe_gate.h"
+#include "train/mla_backward.h"
+
+namespace dsref {
+
+struct TinyV3Config {
+    int64_t V = 0, d = 0, L = 0, first_dense = 1, I_dense = 0, I_moe = 0, n_shared = 1;
+    MlaTrainDims mla;                 // mla.d must equal d
+    MoeGateConfig gate;          // E, K, groups, sigmoid / noaux_tc rules
+    double eps = 1e-6;           // rms_norm_eps
+    bool tie = false;            // tie_word_embeddings
+};
+
+template <class F> using ParamMap = std::map<std::string, std::vector<F>>;
+
+// every parameter's HF name and shape
+std::map<std::string, std::vector<int64_t>> tiny_v3_shapes(const TinyV3Config& c);
+
+struct TinyV3Losses {
+    double ce = 0, aux = 0;
+    std::vector<std::vector<int64_t>> load;  // per MoE layer: tokens routed to each expert [E]
+};
+
+// ids, targets: [T] · grads: nullptr for the loss only · aux_alpha: weight of the balance loss
+template <class F>
+TinyV3Losses tiny_v3_step(const TinyV3Config& c, const ParamMap<F>& p, ParamMap<F>* grads, const int32_t* ids,
+                          const int32_t* targets, int64_t T, double aux_alpha);
+
+}  // namespace dsref
