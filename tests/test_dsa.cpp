@@ -620,3 +620,54 @@ TEST_CASE("info on the real V3.2-Exp config: totals and the indexer's cache", "[
     CHECK(info["parameters"]["stored_total"] == 685355329792LL);            // "685B" with the MTP module
     CHECK(info["dsa_indexer"]["key_cache_bytes_per_token_fp8"] == 132 * 61);
 }
+
+// An FP8 V3.2 checkpoint (quantization_config fp8, 128×128 blocks): wq_b and wk stored E4M3 with their
+// weight_scale_inv, weights_proj and the norm kept in the float dtype, as the real checkpoint; it loads and
+// runs with both indexer modes.
+TEST_CASE("FP8 V3.2 checkpoints: the indexer's storage, and both --indexer modes run", "[dsa][model][fp8]") {
+    json j = small_v32();
+    j["quantization_config"] = {{"quant_method", "fp8"}, {"fmt", "e4m3"}, {"activation_scheme", "dynamic"},
+                                {"weight_block_size", {128, 128}}};
+    dsref_test::TempDir t;
+    init_checkpoint(parse_config(j, "fp8 v32"), InitOptions{5, DType::BF16, 1}, t.path);
+    const TensorMap w = read_safetensors(t.file("model.safetensors"));
+    const std::string p = "model.layers.0.self_attn.indexer.";
+    CHECK(w.at(p + "wq_b.weight").dtype == DType::F8_E4M3);
+    CHECK(w.count(p + "wq_b.weight_scale_inv") == 1);
+    CHECK(w.at(p + "wk.weight").dtype == DType::F8_E4M3);
+    CHECK(w.at(p + "weights_proj.weight").dtype == DType::BF16);
+    CHECK(w.count(p + "weights_proj.weight_scale_inv") == 0);
+    CHECK(w.at(p + "k_norm.bias").dtype == DType::BF16);
+    for (IndexerMode mode : {IndexerMode::Exact, IndexerMode::Fp8}) {
+        ModelOptions mo;
+        mo.fwd.indexer = mode;
+        Model model(t.path, mo);
+        Trace tr;
+        const std::vector<float> logits = model.prefill({1, 2, 3, 4, 5, 6, 7, 8}, &tr);
+        for (float v : logits) REQUIRE(std::isfinite(v));
+        CHECK(tr.tensors().at("index_topk.0").shape == Shape{8, 4});
+    }
+}
+
+TEST_CASE("sparse MLA and the indexer are bit-identical at 1 and 2 threads", "[dsa][threads]") {
+    const MlaDims m = mla_small();
+    const int64_t T = 300;  // past the key tile (256) and the parallel thresholds
+    const MlaWeights mw = mla_weights(m, 31);
+    const IndexerDims id = indexer_small(m, 16);
+    const MlaLayer sparse(m, mw, PrecisionPolicy(), MlaFp8Weights(), DsaIndexer(id, indexer_weights(id, 31)));
+    const std::vector<float> x = randn(T * m.d, 32);
+    for (MlaPath p : {MlaPath::Naive, MlaPath::Absorb}) {
+        std::vector<float> a, b;
+        Trace ta, tb;
+        {
+            dsref_test::ThreadScope s(1);
+            a = run(sparse, p, x, T, &ta);
+        }
+        {
+            dsref_test::ThreadScope s(2);
+            b = run(sparse, p, x, T, &tb);
+        }
+        CHECK(a == b);
+        CHECK(ta.tensors().at("index_scores.0").to_f32() == tb.tensors().at("index_scores.0").to_f32());
+    }
+}
