@@ -671,3 +671,35 @@ TEST_CASE("sparse MLA and the indexer are bit-identical at 1 and 2 threads", "[d
         CHECK(ta.tensors().at("index_scores.0").to_f32() == tb.tensors().at("index_scores.0").to_f32());
     }
 }
+
+// A whole V3.2 model that transformers wrote itself (save_pretrained, data/golden/make_dsa_cases.py) and
+// its float32 eager forward. 1e-4 absolute on logits of size ~4: both are float32, summing in other orders
+// (measured 1.9e-6). index_topk must be identical wherever dsref's margin is ≥ 1e-5 (every row here;
+// rows t < k keep every visible position, where transformers pads with masked ones).
+TEST_CASE("a transformers-written V3.2 model: logits and every layer's selection match", "[dsa][model][golden]") {
+    const std::string dir = "data/golden/dsa/model";
+    const TensorMap g = read_safetensors(dir + "/expected.safetensors");
+    std::vector<int32_t> tokens;
+    for (int64_t t : g.at("tokens").to_i64()) tokens.push_back((int32_t)t);
+    const int64_t T = (int64_t)tokens.size(), k = 8;
+    for (MlaPath p : {MlaPath::Absorb, MlaPath::Naive}) {
+        ModelOptions mo;
+        mo.fwd.attn = p;
+        Model model(dir, mo);
+        Trace tr;
+        const std::vector<float> logits = model.prefill(tokens, &tr);
+        const std::vector<double> want = g.at("logits").to_f64();
+        double worst = 0;
+        REQUIRE(logits.size() == want.size());
+        for (size_t i = 0; i < want.size(); i++) worst = std::max(worst, std::fabs(logits[i] - want[i]));
+        CHECK(worst < 1e-4);
+        for (int64_t layer = 0; layer < 2; layer++) {
+            const std::string i = "." + std::to_string(layer);
+            const std::vector<int64_t> got = tr.tensors().at("index_topk" + i).to_i64(), hf = g.at("index_topk" + i).to_i64();
+            const std::vector<float> margin = tr.tensors().at("index_margin" + i).to_f32();
+            for (int64_t t = k; t < T; t++)
+                if (margin[t] >= 1e-5)
+                    for (int64_t j = 0; j < k; j++) CHECK(got[t * k + j] == hf[t * k + j]);
+        }
+    }
+}

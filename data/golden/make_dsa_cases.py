@@ -12,7 +12,9 @@ as `dsref op dsa_indexer --in data/golden/dsa/inputs.safetensors ...`), and data
     E4M3 in 1x128 groups, scale max(amax, 1e-4)/448, fp8_index on the dequantized values):
       fp8.index_scores [T, T], fp8.index_k [T, d_I]
   - a second peer: transformers' DeepseekV32Indexer in float32 (models/deepseek_v32, which skips the
-    rotation and the FP8 steps as `exact` does): hf.index_topk I32 [T, k] (torch.topk, sorted).
+    rotation and the FP8 steps as `exact` does): hf.index_topk I32 [T, k] (torch.topk, sorted);
+  - data/golden/dsa/model/: a whole random V3.2 model saved by transformers (save_pretrained) with its
+    float32 forward (logits, each layer's index_topk) in model/expected.safetensors.
 The attributes are fixed (the test repeats them): T = 40, d = 48, q_lora_rank = 24, index_n_heads = 16,
 index_head_dim = 32, qk_rope_head_dim = 16, index_topk = 8 (T >= 4k), rope_theta = 10000 and YaRN
 factor 4 with original_max_position_embeddings 16 (positions past L0, pairs inside the ramp).
@@ -125,6 +127,52 @@ def hf_topk(w, x, qr):
         return ix(xs, qr.float()[None], (cos, sin), mask, pos)[0].to(torch.int32).numpy()
 
 
+MODEL_TOKENS = [3, 17, 101, 33, 5, 90, 12, 99, 7, 111, 64, 2, 45, 8, 77, 120, 31, 6, 58, 14, 93, 27, 4, 66]
+
+
+def model_case(d):
+    """A whole random V3.2 model written by transformers' save_pretrained (data/golden/dsa/model/) and its
+    float32 eager forward: expected.safetensors holds tokens, logits [T, V] and index_topk.{i} [T, k]
+    (transformers' DeepseekV32Indexer output, torch.topk order)."""
+    from transformers import AutoModelForCausalLM, DeepseekV32Config, DeepseekV32ForCausalLM
+    cfg = DeepseekV32Config(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                            num_attention_heads=4, num_key_value_heads=4, q_lora_rank=32, kv_lora_rank=32,
+                            qk_nope_head_dim=16, qk_rope_head_dim=16, v_head_dim=16, first_k_dense_replace=2,
+                            n_routed_experts=4, num_experts_per_tok=2, moe_intermediate_size=32, n_group=1,
+                            topk_group=1, routed_scaling_factor=1.0, index_n_heads=16, index_head_dim=32,
+                            index_topk=8, max_position_embeddings=4 * L0, tie_word_embeddings=False,
+                            rope_parameters={"rope_type": "yarn", "rope_theta": THETA, "factor": FACTOR,
+                                             "original_max_position_embeddings": L0, "beta_fast": BETA_FAST,
+                                             "beta_slow": BETA_SLOW, "mscale": 1.0, "mscale_all_dim": 1.0})
+    torch.manual_seed(33)
+    model = DeepseekV32ForCausalLM(cfg)
+    g = torch.Generator().manual_seed(33)
+    with torch.no_grad():  # activations O(1): projections N(0, 1/in), norms 1 + 0.1 N, biases 0.2 N
+        for name, t in sorted(model.named_parameters()):
+            z = torch.randn(t.shape, generator=g, dtype=torch.float64)
+            if name.endswith("norm.bias"):
+                v = 0.2 * z
+            elif "norm" in name:
+                v = 1.0 + 0.1 * z
+            elif "embed_tokens" in name:
+                v = z
+            else:
+                v = z / t.shape[-1] ** 0.5
+            t.copy_(v.to(t.dtype))
+    case = os.path.join(d, "model")
+    model.save_pretrained(case)
+    model = AutoModelForCausalLM.from_pretrained(case, dtype=torch.float32, attn_implementation="eager").eval()
+    topk = {}
+    for i, layer in enumerate(model.model.layers):
+        layer.self_attn.indexer.register_forward_hook(
+            lambda m, a, o, i=i: topk.__setitem__(f"index_topk.{i}", o[0].to(torch.int32).numpy()))
+    with torch.no_grad():
+        logits = model(torch.tensor([MODEL_TOKENS]), use_cache=False).logits[0]
+    out = {"tokens": ("I32", np.array(MODEL_TOKENS, dtype=np.int32)), "logits": ("F32", logits.numpy())}
+    out.update({n: ("I32", np.ascontiguousarray(v)) for n, v in topk.items()})
+    write_safetensors(os.path.join(case, "expected.safetensors"), out, {"source": "data/golden/make_dsa_cases.py"})
+
+
 def main():
     g = torch.Generator().manual_seed(32)
 
@@ -152,6 +200,8 @@ def main():
     meta = {"source": "data/golden/make_dsa_cases.py"}
     write_safetensors(os.path.join(d, "inputs.safetensors"), {n: v for n, v in out.items() if "." not in n or n.startswith("indexer.")}, meta)
     write_safetensors(os.path.join(d, "expected.safetensors"), {n: v for n, v in out.items() if n.split(".")[0] in ("exact", "fp8", "hf")}, meta)
+    if hf is not None:
+        model_case(d)
     print("wrote", d, "(with the transformers peer)" if hf is not None else "(no transformers)")
 
 
