@@ -13,4 +13,8 @@ step "$DSREF" info --model "$MODEL"
 step "$DSREF" forward --model "$MODEL" --tokens "$TOKENS" --out "$OUT/forward.safetensors" --dump
 step "$DSREF" generate --model "$MODEL" --tokens "$TOKENS" --max-new 16
 step "$DSREF" diff "$OUT/forward.safetensors" "$MODEL/golden.safetensors" --atol 1e-4
+# DeepSeek-V3.2 (DSA): a random tiny V3.2 model from data/tiny/v32.config.json and its indexer's choices
+step "$DSREF" init --config data/tiny/v32.config.json --seed 32 --out "$OUT/v32"
+step "$DSREF" forward --model "$OUT/v32" --tokens "$TOKENS" --out "$OUT/v32.safetensors" \
+    --dump-only index_topk.1,index_margin.1
 printf '\ndemo ok: dsref matches the independent float64 reference on every logit and intermediate.\n'

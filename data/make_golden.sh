@@ -13,5 +13,6 @@ cd "$(dirname "$0")/.."
 /usr/bin/python3 data/grpo/make_grpo_golden.py
 python3 data/fp8/make_fp8_golden.py
 ${PYTHON:-python3} data/golden/make_hf_cases.py  # needs transformers 5.24 (see data/golden/README.md)
+${PYTHON:-python3} data/golden/make_dsa_cases.py  # torch; transformers 5 for the second peer
 data/tiny/make_tiny.sh
 git status --short data/

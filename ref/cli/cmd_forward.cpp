@@ -37,6 +37,19 @@ d_c = kv_lora_rank (the same values on both --attn paths):
 q_pe and k_pe are in checkpoint order: RoPE pairs adjacent dims (2j, 2j+1), as the official code
 does. HF transformers de-interleaves them first ([x0,x2,..,x1,x3,..], rotate_half), so its q_pe/k_pe
 dumps are a permutation of these; attention scores and outputs are identical (ref/core/rope.h).
+and for DeepSeek-V3.2 (DSA), with n_I = index_n_heads, d_I = index_head_dim, S = T (a prefill),
+kk = min(index_topk, S) (ref/model/dsa_indexer.h):
+  index_q.{i}        [T, n_I, d_I]  indexer query, [rope | nope] per head, after half-split RoPE
+  index_k.{i}        [T, d_I]       indexer key after k_norm (LayerNorm) and half-split RoPE (cached)
+  index_weights.{i}  [T, n_I]       weights_proj(x) · n_I^-1/2
+  index_scores.{i}   [T, S]         I[t, s] = sum_h w·ReLU(q·k)·d_I^-1/2, -inf above the diagonal
+  index_topk.{i}     I32 [T, kk]    the positions MLA attends to, by score, ties to the lower
+                                    position, -1 where fewer than kk are visible
+  index_margin.{i}   [T]            I of the kk-th minus I of the next candidate (+inf: none left out)
+--indexer exact (default) is that math in float32; --indexer fp8 adds the official deployment
+path's rounding points: index_q/index_k rotated by the Walsh-Hadamard transform (scale d_I^-1/2),
+then quantized to E4M3 in 1x128 groups (act_quant, the config's scale_fmt) and dequantized; the
+key cache holds the quantized keys; scores from those values in fp32 with a double head sum.
 and for each DeepSeekMoE layer i (i >= first_k_dense_replace, i % moe_layer_freq == 0):
   topk_idx.{i}     I32 [T, k]  the chosen experts (k = num_experts_per_tok), sorted descending by
                                the selection score after group masking (s + e_score_correction_bias
@@ -49,7 +62,7 @@ With --mtp, the MTP layer's intermediates appear under i = L (T-1 rows): attn.{L
 
 void add_forward(CLI::App& app) {
     struct Opts {
-        std::string model, tokens, out, dump_only, attn = "absorb", emulate = "none";
+        std::string model, tokens, out, dump_only, attn = "absorb", emulate = "none", indexer = "exact";
         bool dump = false, last_only = false, mtp = false;
         int threads = 0;
     };
@@ -63,6 +76,7 @@ void add_forward(CLI::App& app) {
     cmd->add_option("--dump-only", o->dump_only, "comma-separated names of the intermediates to write");
     cmd->add_flag("--last-only", o->last_only, "write only the last row of logits");
     cmd->add_option("--attn", o->attn, "MLA path for V2/V3: naive | absorb (default absorb)");
+    cmd->add_option("--indexer", o->indexer, "DSA indexer precision for V3.2: exact | fp8 (default exact; see below)");
     cmd->add_flag("--mtp", o->mtp,
                   "also write mtp_logits [T-1, vocab] from the MTP layer (V3; needs num_nextn_predict_layers >= 1 "
                   "and T >= 2)");
@@ -75,6 +89,7 @@ void add_forward(CLI::App& app) {
         const std::vector<int32_t> tokens = parse_tokens(o->tokens);
         ModelOptions mo;
         mo.fwd.attn = mla_path_from_name(o->attn);
+        mo.fwd.indexer = indexer_mode_from_name(o->indexer);
         mo.fwd.precision.mode = emulation_from_name(o->emulate);
         if (o->mtp && !mo.fwd.precision.none())
             usage_fail("--mtp with --emulate: neither emulated reference runs the MTP module");

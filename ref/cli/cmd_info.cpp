@@ -58,6 +58,14 @@ void add_info(CLI::App& app) {
                   << kv["values_per_token_per_layer"].get<int64_t>() << " per layer): "
                   << kv["bytes_per_token_fp32"].get<int64_t>() << " B fp32, " << kv["bytes_per_token_bf16"].get<int64_t>()
                   << " B bf16\n";
+        if (j.contains("dsa_indexer")) {  // DeepSeek Sparse Attention (V3.2)
+            const auto& x = j["dsa_indexer"];
+            std::cout << "DSA indexer            " << x["parameters_per_layer"].get<int64_t>() << " parameters per layer ("
+                      << x["parameters_main_model"].get<int64_t>() << " in the main model, counted above); key cache "
+                      << x["key_cache_bytes_per_token_fp8"].get<int64_t>() << " B per token fp8 (e4m3 + fp32 scale), "
+                      << x["key_cache_bytes_per_token_fp32"].get<int64_t>() << " B fp32; each query attends to "
+                      << x["attention_positions_per_query"].get<int64_t>() << " positions\n";
+        }
         if (j.contains("kv_cache_comparison")) {
             std::cout << "KV cache per token per layer, this model against MHA/GQA of the same shape:\n";
             for (const auto& row : j["kv_cache_comparison"])

@@ -1,4 +1,4 @@
-// checkpoint_layout.cpp — the HF tensor names and shapes of llama, qwen2, deepseek_v2 and deepseek_v3
+// checkpoint_layout.cpp — the HF tensor names and shapes of llama, qwen2, deepseek_v2, deepseek_v3 and deepseek_v32
 // (transformers' modeling_llama.py / modeling_qwen2.py / modeling_deepseek_v3.py parameter names; DeepSeek-V3's
 // inference/convert.py maps the official names onto these).
 #include "io/checkpoint_layout.h"
@@ -87,6 +87,18 @@ MlaTensors mla_tensors(const ModelConfig& c, const std::string& p, int64_t i) {
     return t;
 }
 
+IndexerTensors indexer_tensors(const ModelConfig& c, const std::string& p, int64_t i) {
+    const std::string q = p + "indexer.";
+    const int64_t n_I = c.index_n_heads, d_I = c.index_head_dim;
+    IndexerTensors t{linear(q + "wq_b.weight", {n_I * d_I, c.q_lora_rank}, i, "[index_n_heads·index_head_dim, q_lora_rank]"),
+                     linear(q + "wk.weight", {d_I, c.hidden_size}, i, "[index_head_dim, hidden_size]"),
+                     norm(q + "k_norm.weight", d_I, i, "[index_head_dim]"),
+                     bias(q + "k_norm.bias", d_I, i, "[index_head_dim]"),
+                     linear(q + "weights_proj.weight", {n_I, c.hidden_size}, i, "[index_n_heads, hidden_size]")};
+    t.weights_proj.fp8 = false;
+    return t;
+}
+
 MlpTensors mlp_tensors(const std::string& p, int64_t d, int64_t I, int64_t i, int64_t expert) {
     return {linear(p + "gate_proj.weight", {I, d}, i, "[width, hidden_size]", expert),
             linear(p + "up_proj.weight", {I, d}, i, "[width, hidden_size]", expert),
@@ -138,6 +150,7 @@ std::vector<WeightSpec> flatten(const MlaTensors& t) {
     for (const WeightSpec* w : {&t.kv_a, &t.kv_a_norm, &t.kv_b, &t.o}) out.push_back(*w);
     return out;
 }
+std::vector<WeightSpec> flatten(const IndexerTensors& t) { return {t.wq_b, t.wk, t.k_norm, t.k_norm_bias, t.weights_proj}; }
 std::vector<WeightSpec> flatten(const MlpTensors& t) { return {t.gate, t.up, t.down}; }
 std::vector<WeightSpec> flatten(const MoeTensors& t) {
     std::vector<WeightSpec> out = {t.gate};
@@ -152,6 +165,8 @@ std::vector<WeightSpec> decoder_layer_layout(const ModelConfig& c, int64_t i, bo
     std::vector<WeightSpec> out = {n.input_norm};
     for (WeightSpec& w : c.is_mla() ? flatten(mla_tensors(c, attn_prefix(i), i)) : flatten(gqa_tensors(c, attn_prefix(i), i)))
         out.push_back(std::move(w));
+    if (c.has_indexer())
+        for (WeightSpec& w : flatten(indexer_tensors(c, attn_prefix(i), i))) out.push_back(std::move(w));
     out.push_back(n.post_norm);
     for (WeightSpec& w : moe ? flatten(moe_tensors(c, mlp_prefix(i), i))
                              : flatten(mlp_tensors(mlp_prefix(i), c.hidden_size, c.intermediate_size, i)))

@@ -69,6 +69,16 @@ struct MlaTensors {
 };
 MlaTensors mla_tensors(const ModelConfig& c, const std::string& p, int64_t layer = -1);
 
+// The lightning indexer of DeepSeek Sparse Attention (V3.2) under p = "model.layers.{i}.self_attn."
+// (DeepSeek-V3.2-Exp inference/model.py Indexer; transformers' DeepseekV32Indexer; the official
+// convert.py keeps these names): p + "indexer." + wq_b, wk, k_norm (a LayerNorm: weight and bias),
+// weights_proj. wq_b and wk are FP8 blocks in an FP8 checkpoint; weights_proj stays BF16 (the official
+// Indexer builds it in the default dtype), and so do the norm's weight and bias.
+struct IndexerTensors {
+    WeightSpec wq_b, wk, k_norm, k_norm_bias, weights_proj;
+};
+IndexerTensors indexer_tensors(const ModelConfig& c, const std::string& p, int64_t layer = -1);
+
 // One SwiGLU MLP of width I under p ("...mlp.", "...mlp.experts.{j}.", "...mlp.shared_experts.").
 struct MlpTensors {
     WeightSpec gate, up, down;
@@ -96,6 +106,7 @@ MtpTensors mtp_tensors(const ModelConfig& c, int64_t i);
 // The tables as flat lists, in checkpoint order.
 std::vector<WeightSpec> flatten(const GqaTensors& t);
 std::vector<WeightSpec> flatten(const MlaTensors& t);
+std::vector<WeightSpec> flatten(const IndexerTensors& t);
 std::vector<WeightSpec> flatten(const MlpTensors& t);
 std::vector<WeightSpec> flatten(const MoeTensors& t);
 

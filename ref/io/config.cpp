@@ -19,6 +19,7 @@ const char* arch_name(Arch a) {
         case Arch::Qwen2: return "qwen2";
         case Arch::DeepseekV2: return "deepseek_v2";
         case Arch::DeepseekV3: return "deepseek_v3";
+        case Arch::DeepseekV32: return "deepseek_v32";
     }
     return "?";
 }
@@ -159,7 +160,7 @@ void v3_moe_defaults(FieldReader& r, ModelConfig& c) {
         for (const char* k : {"n_group", "topk_group", "routed_scaling_factor"})
             if (!r.present(k))
                 fail(r.source(), ": missing required field '", k,
-                     "' (a deepseek_v3 config with routed experts must give it: transformers' and the official "
+                     "' (a ", arch_name(c.arch), " config with routed experts must give it: transformers' and the official "
                      "code's defaults differ)");
 }
 
@@ -247,6 +248,50 @@ void parse_moe_section(FieldReader& r, ModelConfig& c) {
     if (c.moe_layer_freq <= 0) r.fail_field("moe_layer_freq", "must be positive");
     if (c.first_k_dense_replace < 0) r.fail_field("first_k_dense_replace", "must be non-negative");
     if (c.num_nextn_predict_layers < 0) r.fail_field("num_nextn_predict_layers", "must be non-negative");
+}
+
+// DeepSeek Sparse Attention (V3.2; DeepSeek-V3.2-Exp inference/model.py Indexer). The indexer's query
+// comes from MLA's compressed query qr, so q_lora_rank must be positive; its RoPE covers the first
+// qk_rope_head_dim of index_head_dim dims. transformers' DeepseekV32Config defaults (64, 128, 2048) are
+// not assumed: a config must say them.
+void parse_indexer_section(FieldReader& r, ModelConfig& c) {
+    c.index_n_heads = r.int_req("index_n_heads");
+    c.index_head_dim = r.int_req("index_head_dim");
+    c.index_topk = r.int_req("index_topk");
+    r.positive("index_n_heads", c.index_n_heads);
+    r.positive("index_head_dim", c.index_head_dim);
+    r.positive("index_topk", c.index_topk);
+    if (c.index_head_dim < c.qk_rope_head_dim)
+        r.fail_field("index_head_dim", "is " + std::to_string(c.index_head_dim) + ", less than qk_rope_head_dim = " +
+                                           std::to_string(c.qk_rope_head_dim) + " (the indexer's RoPE dims)");
+    if (c.q_lora_rank <= 0)
+        r.fail_field("q_lora_rank", "must be positive in a deepseek_v32 config (the indexer's query is wq_b(qr) of "
+                                    "MLA's compressed query)");
+    // transformers 5 writes every layer as "indexed_attention" and the MLP kinds it derives from
+    // first_k_dense_replace; both must agree with what dsref runs.
+    if (r.present("layer_types")) {
+        const json& lt = r.raw()["layer_types"];
+        if (!lt.is_array() || (int64_t)lt.size() != c.num_hidden_layers)
+            r.fail_field("layer_types", "must be a list of num_hidden_layers = " + std::to_string(c.num_hidden_layers) +
+                                            " strings");
+        for (size_t i = 0; i < lt.size(); i++)
+            if (lt[i] != "indexed_attention")
+                r.fail_field("layer_types", "[" + std::to_string(i) + "] is " + lt[i].dump() +
+                                                "; every deepseek_v32 layer is \"indexed_attention\"");
+    }
+    if (r.present("mlp_layer_types")) {
+        const json& mt = r.raw()["mlp_layer_types"];
+        if (!mt.is_array() || (int64_t)mt.size() != c.num_hidden_layers)
+            r.fail_field("mlp_layer_types", "must be a list of num_hidden_layers = " +
+                                                std::to_string(c.num_hidden_layers) + " strings");
+        for (int64_t i = 0; i < c.num_hidden_layers; i++) {
+            const char* want = c.is_moe_layer(i) ? "sparse" : "dense";
+            if (mt[i] != want)
+                r.fail_field("mlp_layer_types", "[" + std::to_string(i) + "] is " + mt[i].dump() + ", but " +
+                                                    "first_k_dense_replace / moe_layer_freq make layer " +
+                                                    std::to_string(i) + " \"" + want + "\"");
+        }
+    }
 }
 
 void parse_rope_section(const json& j, const std::string& src, ModelConfig& c) {
@@ -348,9 +393,10 @@ ModelConfig parse_config(const json& j, const std::string& src) {
     else if (mt == "qwen2" || (mt.empty() && archs == "Qwen2ForCausalLM")) c.arch = Arch::Qwen2;
     else if (mt == "deepseek_v2" || (mt.empty() && archs == "DeepseekV2ForCausalLM")) c.arch = Arch::DeepseekV2;
     else if (mt == "deepseek_v3" || (mt.empty() && archs == "DeepseekV3ForCausalLM")) c.arch = Arch::DeepseekV3;
+    else if (mt == "deepseek_v32" || (mt.empty() && archs == "DeepseekV32ForCausalLM")) c.arch = Arch::DeepseekV32;
     else fail(src, ": unsupported architecture (model_type '", mt, "', architectures '", archs,
-              "'); dsref runs llama (DeepSeek LLM, R1-Distill-Llama), qwen2 (R1-Distill-Qwen), deepseek_v2 and "
-              "deepseek_v3");
+              "'); dsref runs llama (DeepSeek LLM, R1-Distill-Llama), qwen2 (R1-Distill-Qwen), deepseek_v2, "
+              "deepseek_v3 and deepseek_v32");
 
     c.hidden_size = r.int_req("hidden_size");
     c.num_hidden_layers = r.int_req("num_hidden_layers");
@@ -415,7 +461,8 @@ ModelConfig parse_config(const json& j, const std::string& src) {
     c.head_dim = r.int_opt("head_dim", 0);
     parse_mla_section(r, c);
     parse_moe_section(r, c);
-    if (c.arch == Arch::DeepseekV3) v3_moe_defaults(r, c);
+    if (c.arch == Arch::DeepseekV3 || c.arch == Arch::DeepseekV32) v3_moe_defaults(r, c);
+    if (c.has_indexer()) parse_indexer_section(r, c);
     // qk_head_dim (written by transformers 5) is derived; it must say the same.
     if (r.present("qk_head_dim") && r.int_req("qk_head_dim") != c.qk_head_dim())
         r.fail_field("qk_head_dim", "is " + std::to_string(r.int_req("qk_head_dim")) + ", but qk_nope_head_dim + " +

@@ -1,4 +1,4 @@
-// config.h — the HF `config.json` of DeepSeek LLM (llama), DeepSeek-V2/V2-Lite, DeepSeek-V3/R1 and the
+// config.h — the HF `config.json` of DeepSeek LLM (llama), DeepSeek-V2/V2-Lite, DeepSeek-V3/R1, DeepSeek-V3.2 and the
 // R1-Distill families (DeepSeek-R1-Distill-Qwen = qwen2, DeepSeek-R1-Distill-Llama = llama with Llama 3 RoPE).
 //
 // Field names are the HF ones (DeepSeek-V3 inference/convert.py maps the official names onto them).
@@ -24,8 +24,8 @@
 
 namespace dsref {
 
-enum class Arch { Llama, Qwen2, DeepseekV2, DeepseekV3 };
-const char* arch_name(Arch a);  // "llama", "qwen2", "deepseek_v2", "deepseek_v3"
+enum class Arch { Llama, Qwen2, DeepseekV2, DeepseekV3, DeepseekV32 };
+const char* arch_name(Arch a);  // "llama", "qwen2", "deepseek_v2", "deepseek_v3", "deepseek_v32"
 
 struct ModelConfig {
     Arch arch = Arch::Llama;
@@ -52,6 +52,12 @@ struct ModelConfig {
     int64_t q_lora_rank = 0;  // 0 = no query compression (HF null, V2-Lite)
     int64_t kv_lora_rank = 0, qk_nope_head_dim = 0, qk_rope_head_dim = 0, v_head_dim = 0;
 
+    // DeepSeek Sparse Attention (V3.2, model/dsa_indexer.h): the lightning indexer of every MLA layer.
+    // All three are required in a deepseek_v32 config (no default: each changes the selection).
+    int64_t index_n_heads = 0;   // n_I
+    int64_t index_head_dim = 0;  // d_I (its first qk_rope_head_dim dims carry RoPE)
+    int64_t index_topk = 0;      // k, positions each query attends to
+
     // DeepSeekMoE (V2/V3, moe/moe_gate.h, moe/moe.h)
     int64_t n_routed_experts = 0, n_shared_experts = 0, num_experts_per_tok = 0, moe_intermediate_size = 0;
     int64_t n_group = 1, topk_group = 1, first_k_dense_replace = 0, moe_layer_freq = 1;
@@ -71,7 +77,8 @@ struct ModelConfig {
 
     nlohmann::json raw;  // the whole file, so `init` can write it back
 
-    bool is_mla() const { return arch == Arch::DeepseekV2 || arch == Arch::DeepseekV3; }
+    bool is_mla() const { return arch == Arch::DeepseekV2 || arch == Arch::DeepseekV3 || arch == Arch::DeepseekV32; }
+    bool has_indexer() const { return arch == Arch::DeepseekV32; }  // DSA (V3.2)
     bool has_moe() const { return n_routed_experts > 0; }
     bool is_moe_layer(int64_t i) const;  // i >= first_k_dense_replace && i % moe_layer_freq == 0
     int64_t qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }
@@ -91,6 +98,7 @@ ModelConfig parse_config(const nlohmann::json& j, const std::string& source);
 void parse_rope_section(FieldReader& r, ModelConfig& c, bool config_file = true);
 void parse_mla_section(FieldReader& r, ModelConfig& c);   // q_lora_rank .. v_head_dim
 void parse_moe_section(FieldReader& r, ModelConfig& c);   // n_routed_experts ..
+void parse_indexer_section(FieldReader& r, ModelConfig& c);  // index_n_heads, index_head_dim, index_topk (V3.2)
 void parse_rope_section(const nlohmann::json& j, const std::string& source, ModelConfig& c);
 void parse_mla_section(const nlohmann::json& j, const std::string& source, ModelConfig& c);
 void parse_moe_section(const nlohmann::json& j, const std::string& source, ModelConfig& c);

@@ -22,8 +22,10 @@ namespace dsref {
 //   GQA:        a = K rows [H_kv·d_h],            b = V rows [H_kv·d_h]
 //   MLA absorb: a = normalized latent [d_c],      b = k_pe after RoPE [d_r]
 //   MLA naive:  a = decompressed K [H·(d_n+d_r)], b = V [H·d_v]
+//   DSA (V3.2): index_k = the indexer's keys [d_I] (model/dsa_indexer.h), besides a and b
 struct LayerCache {
     std::vector<float> a, b;
+    std::vector<float> index_k;
 };
 
 struct KVCache {
@@ -37,8 +39,14 @@ enum class MlaPath { Naive, Absorb };
 MlaPath mla_path_from_name(const std::string& name);  // "naive" | "absorb", else a UsageError
 const char* mla_path_name(MlaPath p);
 
+// The DSA indexer's precision (V3.2, model/dsa_indexer.h): exact float32, or the official FP8 path.
+enum class IndexerMode { Exact, Fp8 };
+IndexerMode indexer_mode_from_name(const std::string& name);  // "exact" | "fp8", else a UsageError
+const char* indexer_mode_name(IndexerMode m);
+
 struct ForwardOptions {
     MlaPath attn = MlaPath::Absorb;  // MLA path (V2/V3); GQA models have one path
+    IndexerMode indexer = IndexerMode::Exact;  // DSA indexer (V3.2)
     // Whose rounding points to reproduce (model/precision.h); the default is dsref's float32. An
     // emulation mode fixes the MLA path to the reference's own (hf-bf16 naive, official absorbed).
     PrecisionPolicy precision;
@@ -67,8 +75,10 @@ public:
 std::unique_ptr<AttentionBlock> make_gqa_block(const ModelConfig& c, const WeightLoader& w, const std::string& prefix,
                                                const PrecisionPolicy& prec = PrecisionPolicy());
 // MLA (V2/V3, model/mla.h) on the given path.
+// With a deepseek_v32 config the block runs DeepSeek Sparse Attention, its indexer in mode `indexer`.
 std::unique_ptr<AttentionBlock> make_mla_block(const ModelConfig& c, const WeightLoader& w, const std::string& prefix,
-                                               MlaPath path, const PrecisionPolicy& prec = PrecisionPolicy());
+                                               MlaPath path, const PrecisionPolicy& prec = PrecisionPolicy(),
+                                               IndexerMode indexer = IndexerMode::Exact);
 std::unique_ptr<FeedForwardBlock> make_dense_mlp_block(const ModelConfig& c, const WeightLoader& w,
                                                        const std::string& prefix, int64_t width,
                                                        const PrecisionPolicy& prec = PrecisionPolicy());

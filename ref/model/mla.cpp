@@ -88,8 +88,13 @@ constexpr int64_t kMinParallelWork = 1 << 17;
 // while the chunk's keys and values are still in cache. The chunks are then merged in a fixed order:
 //   M = max_j m_j,  o = Σ_j e^(m_j − M) O_j / Σ_j e^(m_j − M) l_j
 // which is the exact softmax. Products are float32 (Eigen), sums of exponentials and the merge double.
+//
+// keep (DSA, model/dsa_indexer.h): null = every visible key; else [T, keep_ld] flags per query position
+// t = ⌊r / G⌋ and key s, and a key whose flag is 0 gets score −inf (the official MLA.forward adds the
+// index mask to the scores of every head). Each row keeps at least one key.
 void attend_shared_kv(int64_t groups, float* o, int64_t o_ld, int64_t o_group, Rows qa, Rows ka, int64_t na, Rows qb,
-                      Rows kb, int64_t nb, Rows v, int64_t nv, int64_t R, int64_t G, int64_t pos0, float scale) {
+                      Rows kb, int64_t nb, Rows v, int64_t nv, int64_t R, int64_t G, int64_t pos0, float scale,
+                      const uint8_t* keep = nullptr, int64_t keep_ld = 0) {
     for (int64_t b0 = 0; b0 < R; b0 += kRowBlock) {
         const int64_t Rb = std::min(kRowBlock, R - b0);
         auto visible = [&](int64_t r) { return pos0 + (b0 + r) / G + 1; };  // keys seen by row r of the block
@@ -126,6 +131,17 @@ void attend_shared_kv(int64_t groups, float* o, int64_t o_ld, int64_t o_group, R
                 const int64_t n = std::max<int64_t>(0, std::min(ns, visible(r0 + r) - s0));  // visible keys here
                 float mx = -INFINITY;
                 for (int64_t s = 0; s < n; s++) mx = std::max(mx, pr[s] *= scale);
+                if (keep) {  // the indexer's selection: drop the keys it did not keep
+                    const uint8_t* kr = keep + ((b0 + r0 + r) / G) * keep_ld + s0;
+                    mx = -INFINITY;
+                    for (int64_t s = 0; s < n; s++) mx = std::max(mx, kr[s] ? pr[s] : (pr[s] = -INFINITY));
+                }
+                if (mx == -INFINITY) {  // no key of this chunk is kept for this row
+                    std::fill(pr, pr + ns, 0.0f);
+                    mu[r] = -INFINITY;
+                    lu[r] = 0.0;
+                    continue;
+                }
                 double z = 0.0;
                 for (int64_t s = 0; s < n; s++) z += (pr[s] = std::exp(pr[s] - mx));
                 for (int64_t s = n; s < ns; s++) pr[s] = 0.0f;
@@ -137,7 +153,7 @@ void attend_shared_kv(int64_t groups, float* o, int64_t o_ld, int64_t o_group, R
             O.noalias() = P * V;
         }
 
-        // 2. merge the chunks of each row in order j = 0, 1, ... (every row sees key 0, so the sum is > 0)
+        // 2. merge the chunks of each row in order j = 0, 1, ... (every row keeps a key, so the sum is > 0)
 #pragma omp parallel for schedule(static) if (groups * Rb * chunks * nv >= kMinParallelWork)
         for (int64_t gr = 0; gr < groups * Rb; gr++) {
             const int64_t g = gr / Rb, r = gr % Rb;
@@ -183,8 +199,9 @@ std::string dims_str(int64_t a, int64_t b = -1) {
 
 }  // namespace
 
-MlaLayer::MlaLayer(const MlaDims& dims, MlaWeights w, const PrecisionPolicy& prec, MlaFp8Weights fp8)
-    : m_(dims), w_(std::move(w)), prec_(prec), fp8_(std::move(fp8)) {
+MlaLayer::MlaLayer(const MlaDims& dims, MlaWeights w, const PrecisionPolicy& prec, MlaFp8Weights fp8,
+                   std::optional<DsaIndexer> indexer)
+    : m_(dims), w_(std::move(w)), prec_(prec), fp8_(std::move(fp8)), indexer_(std::move(indexer)) {
     const MlaDims& m = m_;
     if (m.d <= 0 || m.H <= 0 || m.d_c <= 0 || m.d_n <= 0 || m.d_r <= 0 || m.d_v <= 0 || m.d_q < 0)
         fail("MLA: dimensions must be positive (d ", m.d, ", H ", m.H, ", d_c ", m.d_c, ", d_n ", m.d_n, ", d_r ", m.d_r,
@@ -202,6 +219,16 @@ MlaLayer::MlaLayer(const MlaDims& dims, MlaWeights w, const PrecisionPolicy& pre
     check_weight(w_.kv_a_norm, m.d_c, "kv_a_layernorm", dims_str(m.d_c));
     check_weight(w_.kv_b, m.H * (m.d_n + m.d_v) * m.d_c, "kv_b_proj", dims_str(m.H * (m.d_n + m.d_v), m.d_c));
     check_weight(w_.o, m.d * m.H * m.d_v, "o_proj", dims_str(m.d, m.H * m.d_v));
+    if (indexer_) {
+        if (m.d_q <= 0) fail("MLA: the DSA indexer reads the compressed query qr, but q_lora_rank is 0");
+        if (!prec_.none())
+            fail("MLA: an emulation mode with the DSA indexer (deepseek_v32) is not modelled: neither emulated "
+                 "reference runs the indexer");
+        const IndexerDims& id = indexer_->dims();
+        if (id.d != m.d || id.d_q != m.d_q || id.d_r != m.d_r)
+            fail("MLA: the DSA indexer's dims (d ", id.d, ", q_lora_rank ", id.d_q, ", qk_rope_head_dim ", id.d_r,
+                 ") differ from the layer's (", m.d, ", ", m.d_q, ", ", m.d_r, ")");
+    }
     inv_freq_ = rope_inv_freq(m.d_r, m.rope_theta, m.rope_scaling);
     scale_ = mla_softmax_scale(m);
 }
@@ -216,8 +243,9 @@ void MlaLayer::forward(MlaPath path, float* out, const float* x, int64_t T, int6
 
     // queries q [T, H, d_k], each head [q_nope | q_pe]; RoPE on q_pe only, adjacent pairs
     std::vector<float> q(T * H * d_k);
+    std::vector<float> c_q;  // [T, d_q] the compressed query qr (also the DSA indexer's input)
     if (m_.d_q > 0) {
-        std::vector<float> c_q(T * m_.d_q);  // [T, d_q]
+        c_q.resize(T * m_.d_q);
         linear_forward(c_q.data(), x, w_.q_a.data(), T, d, m_.d_q);
         rmsnorm_forward(c_q.data(), c_q.data(), w_.q_a_norm.data(), T, m_.d_q, eps);
         linear_forward(q.data(), c_q.data(), w_.q_b.data(), T, m_.d_q, H * d_k);
@@ -244,9 +272,20 @@ void MlaLayer::forward(MlaPath path, float* out, const float* x, int64_t T, int6
         trace_f32(trace, "k_pe" + i, {T, d_r}, k_pe.data());
     }
 
+    // DSA (V3.2): the indexer picks each query's positions; keep [T, S] flags them for every head
+    std::vector<uint8_t> keep;
+    if (indexer_) {
+        const IndexerSelection sel = indexer_->forward(x, c_q.data(), T, pos0, cache.index_k, trace, layer);
+        keep.assign(T * sel.S, 0);
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t j = 0; j < sel.kk; j++)
+                if (sel.topk[t * sel.kk + j] >= 0) keep[t * sel.S + sel.topk[t * sel.kk + j]] = 1;
+    }
+    const uint8_t* kp = indexer_ ? keep.data() : nullptr;
+
     std::vector<float> o(T * H * m_.d_v);  // [T, H, d_v] per-head attention outputs
-    if (path == MlaPath::Naive) attend_naive(o.data(), q.data(), latent.data(), k_pe.data(), T, pos0, cache);
-    else attend_absorbed(o.data(), q.data(), latent.data(), k_pe.data(), T, pos0, cache);
+    if (path == MlaPath::Naive) attend_naive(o.data(), q.data(), latent.data(), k_pe.data(), T, pos0, cache, kp);
+    else attend_absorbed(o.data(), q.data(), latent.data(), k_pe.data(), T, pos0, cache, kp);
     linear_forward(out, o.data(), w_.o.data(), T, H * m_.d_v, d);
 }
 
@@ -257,7 +296,7 @@ void MlaLayer::forward(MlaPath path, float* out, const float* x, int64_t T, int6
 // LAB(mla_naive) cache at rows pos0.., then run H causal attentions with attend_shared_kv (one group per head).
 // LAB(mla_naive) hint: resize cache.a to [S, H, d_k] and cache.b to [S, H, d_v], S = pos0 + T; Rows{ptr, ld, group}.
 void MlaLayer::attend_naive(float* o, const float* q, const float* latent, const float* k_pe, int64_t T, int64_t pos0,
-                            LayerCache& cache) const {
+                            LayerCache& cache, const uint8_t* keep) const {
     const int64_t H = m_.H, d_n = m_.d_n, d_r = m_.d_r, d_v = m_.d_v, d_k = m_.d_k(), d_kv = d_n + d_v;
     check_cache(cache, pos0, H * d_k, H * d_v, "naive");
     // LAB(mla_naive): begin
@@ -278,7 +317,7 @@ void MlaLayer::attend_naive(float* o, const float* q, const float* latent, const
     // H independent attentions (one group per head): head h of row t at q + (t·H + h)·d_k, its keys at
     // K + (s·H + h)·d_k, its values at V + (s·H + h)·d_v
     attend_shared_kv(H, o, H * d_v, d_v, Rows{q, H * d_k, d_k}, Rows{cache.a.data(), H * d_k, d_k}, d_k, Rows{},
-                     Rows{}, 0, Rows{cache.b.data(), H * d_v, d_v}, d_v, T, 1, pos0, (float)scale_);
+                     Rows{}, 0, Rows{cache.b.data(), H * d_v, d_v}, d_v, T, 1, pos0, (float)scale_, keep, S);
     // LAB(mla_naive): end
 }
 
@@ -286,7 +325,7 @@ void MlaLayer::attend_naive(float* o, const float* q, const float* latent, const
 // fold W_UK into the queries, attend in latent space, apply W_UV.
 // o: [T, H, d_v] · q: [T, H, d_k] · latent: [T, d_c] · k_pe: [T, d_r]
 void MlaLayer::attend_absorbed(float* o, const float* q, const float* latent, const float* k_pe, int64_t T,
-                               int64_t pos0, LayerCache& cache) const {
+                               int64_t pos0, LayerCache& cache, const uint8_t* keep) const {
     const int64_t H = m_.H, d_c = m_.d_c, d_n = m_.d_n, d_r = m_.d_r, d_v = m_.d_v, d_k = m_.d_k(), d_kv = d_n + d_v;
     check_cache(cache, pos0, d_c, d_r, "absorb");
     const int64_t S = pos0 + T;
@@ -311,7 +350,7 @@ void MlaLayer::attend_absorbed(float* o, const float* q, const float* latent, co
     std::vector<float> o_lat(T * H * d_c);  // [T, H, d_c]
     attend_shared_kv(1, o_lat.data(), d_c, 0, Rows{q_lat.data(), d_c}, Rows{cache.a.data(), d_c}, d_c,
                      Rows{q + d_n, d_k}, Rows{cache.b.data(), d_r}, d_r, Rows{cache.a.data(), d_c}, d_c, T * H, H, pos0,
-                     (float)scale_);
+                     (float)scale_, keep, S);
 
     // o[t, h] = W_UV[h] õ[t, h]; W_UV[h] = rows [h·d_kv + d_n, (h + 1)·d_kv) of W_kvb, [d_v, d_c]
 #pragma omp parallel for schedule(static) if (T * H * d_v * d_c >= kMinParallelWork)
@@ -356,7 +395,7 @@ MlaWeights load_mla_weights(const ModelConfig& c, const WeightLoader& w, const s
 }
 
 std::unique_ptr<AttentionBlock> make_mla_block(const ModelConfig& c, const WeightLoader& w, const std::string& prefix,
-                                               MlaPath path, const PrecisionPolicy& prec) {
+                                               MlaPath path, const PrecisionPolicy& prec, IndexerMode mode) {
     MlaWeights mw = load_mla_weights(c, w, prefix);
     MlaFp8Weights fp8;
     if (!prec.none()) {  // the weights as the emulated reference holds them (bf16), and official-fp8's codes
@@ -368,7 +407,11 @@ std::unique_ptr<AttentionBlock> make_mla_block(const ModelConfig& c, const Weigh
         fp8.kv_a = prec.load_fp8(w, t.kv_a);
         fp8.o = prec.load_fp8(w, t.o);
     }
-    return std::make_unique<MlaBlock>(MlaLayer(mla_dims(c), std::move(mw), prec, std::move(fp8)), path);
+    std::optional<DsaIndexer> indexer;
+    if (c.has_indexer())
+        indexer.emplace(indexer_dims(c), load_indexer_weights(c, w, prefix), mode);
+    return std::make_unique<MlaBlock>(MlaLayer(mla_dims(c), std::move(mw), prec, std::move(fp8), std::move(indexer)),
+                                      path);
 }
 
 }  // namespace dsref

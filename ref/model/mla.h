@@ -47,10 +47,12 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "model/blocks.h"
+#include "model/dsa_indexer.h"
 #include "io/config.h"
 #include "core/trace.h"
 #include "io/weights.h"
@@ -102,8 +104,11 @@ class MlaLayer {
 public:
     // Checks that every weight has its size. `prec`: the rounding points to reproduce (default float32),
     // with the weights already as that reference holds them (PrecisionPolicy::load).
+    // `indexer` (DeepSeek Sparse Attention, V3.2; model/dsa_indexer.h): each query then attends only to
+    // the positions the indexer selects for it, on both paths (official MLA.forward adds the index mask
+    // to every head's scores); the indexer's keys are cached in LayerCache::index_k.
     MlaLayer(const MlaDims& dims, MlaWeights w, const PrecisionPolicy& prec = PrecisionPolicy(),
-             MlaFp8Weights fp8 = MlaFp8Weights());
+             MlaFp8Weights fp8 = MlaFp8Weights(), std::optional<DsaIndexer> indexer = std::nullopt);
     const MlaDims& dims() const { return m_; }
     double softmax_scale() const { return scale_; }
 
@@ -122,6 +127,7 @@ private:
     double scale_;
     PrecisionPolicy prec_;
     MlaFp8Weights fp8_;
+    std::optional<DsaIndexer> indexer_;
 
     // The emulated references (model/mla_emulated.cpp); same arguments as forward.
     void forward_emulated(float* out, const float* x, int64_t T, int64_t pos0, LayerCache& cache, Trace* trace,
@@ -131,10 +137,11 @@ private:
     void attend_official(float* o, const float* q, const float* latent, const float* k_pe, int64_t T, int64_t pos0,
                          LayerCache& cache) const;
 
+    // keep: null, or the indexer's [T, pos0 + T] selection flags
     void attend_naive(float* o, const float* q, const float* latent, const float* k_pe, int64_t T, int64_t pos0,
-                      LayerCache& cache) const;
+                      LayerCache& cache, const uint8_t* keep) const;
     void attend_absorbed(float* o, const float* q, const float* latent, const float* k_pe, int64_t T, int64_t pos0,
-                         LayerCache& cache) const;
+                         LayerCache& cache, const uint8_t* keep) const;
 };
 
 // One layer's MLA weights under `prefix` (attn_prefix(i), or "" for op inputs), names and shapes from

@@ -11,7 +11,7 @@ namespace dsref {
 
 size_t KVCache::bytes() const {
     size_t n = 0;
-    for (const LayerCache& l : layers) n += (l.a.size() + l.b.size()) * sizeof(float);
+    for (const LayerCache& l : layers) n += (l.a.size() + l.b.size() + l.index_k.size()) * sizeof(float);
     return n;
 }
 

@@ -79,6 +79,10 @@ round-to-nearest-even; products accumulate in float32 and their output is rounde
 void PrecisionPolicy::check_config(const ModelConfig& c) const {
     if (none()) return;
     const std::string why = std::string("--emulate ") + emulation_name(mode) + ": ";
+    if (c.has_indexer())
+        fail(c.source, ": ", why, "deepseek_v32 is not emulated: the rounding points of the DSA indexer and of "
+             "the sparse attention are not modelled (run without --emulate; the indexer's own FP8 path is "
+             "--indexer fp8)");
     if (hf()) {
         if (c.arch == Arch::DeepseekV2)
             fail(c.source, ": ", why, "deepseek_v2 is not emulated (transformers' DeepseekV2 rotates q_pe/k_pe as "

@@ -167,6 +167,21 @@ nlohmann::json model_info(const ModelConfig& c) {
         cfg["num_nextn_predict_layers"] = c.num_nextn_predict_layers;
         cfg["fp8_weights"] = c.fp8_weights;
     }
+    if (c.has_indexer()) {  // DSA (V3.2, model/dsa_indexer.h): the indexer's weights and key cache
+        const int64_t n_I = c.index_n_heads, d_I = c.index_head_dim, L = c.num_hidden_layers;
+        cfg["index_n_heads"] = n_I;
+        cfg["index_head_dim"] = d_I;
+        cfg["index_topk"] = c.index_topk;
+        const int64_t params = n_I * d_I * c.q_lora_rank + d_I * c.hidden_size + 2 * d_I + n_I * c.hidden_size;
+        j["dsa_indexer"] = {
+            {"parameters_per_layer", params},
+            {"parameters_main_model", params * L},
+            {"key_cache_values_per_token_per_layer", d_I},
+            {"key_cache_bytes_per_token_fp32", 4 * d_I * L},
+            // the official FP8 key cache: d_I E4M3 codes + one fp32 scale per 128 (Indexer.k_cache, k_scale_cache)
+            {"key_cache_bytes_per_token_fp8", (d_I + 4 * fp8_num_blocks(d_I)) * L},
+            {"attention_positions_per_query", c.index_topk}};
+    }
     j["config"] = cfg;
     if (c.is_mla()) {
         j["kv_cache_comparison"] = kv_cache_comparison(c);
