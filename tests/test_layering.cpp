@@ -23,8 +23,9 @@ const std::map<std::string, std::set<std::string>> kAllowed = {
     {"model", {"core", "fp8", "moe", "io", "model"}},
     {"ops", {"core", "fp8", "moe", "rl", "io", "model", "ops"}},
     {"tools", {"core", "fp8", "moe", "io", "model", "tools"}},
-    {"cli", {"core", "fp8", "moe", "rl", "io", "model", "ops", "tools", "cli"}},
-    {"bench", {"core", "fp8", "moe", "rl", "io", "model", "ops", "tools", "bench"}},
+    {"cli", {"core", "fp8", "moe", "rl", "io", "model", "ops", "tools", "cli", "text"}},
+    {"bench", {"core", "fp8", "moe", "rl", "io", "model", "ops", "tools", "bench", "text"}},
+    {"text", {"core", "text"}},
 };
 }  // namespace
 
