@@ -1,6 +1,6 @@
 // bench_tokenizer.cpp — `make bench`, tokenizer part: encode MB/s of dsref's byte-level BPE
 // (ref/text/tokenizer.h) on a multilingual corpus of about 4 MB built from data/tokenizer/corpus.json
-// (seeded), with the real DeepSeek-V3 tokenizer when `make real-tokenizers` fetched it, else the small
+// (seeded) as 2 KB documents encoded one by one, with the real DeepSeek-V3 tokenizer when `make real-tokenizers` fetched it, else the small
 // committed one; then, in the same run, HF tokenizers on the same file and tokenizer, single-threaded
 // (data/tokenizer/bench_hf.py), when Python can import it (never needed). Target: dsref >= 1x HF.
 // Single-threaded; best of 3 runs; the ids of both are compared.
@@ -29,11 +29,22 @@ int main() {
     cin_ >> cj;
     std::vector<std::string> cases = cj.at("cases").get<std::vector<std::string>>();
     std::mt19937_64 g(12);
-    std::string text;
-    while (text.size() < (4u << 20)) {
-        text += cases[g() % cases.size()];
-        text += (g() % 4 == 0) ? "\n" : " ";
+    // documents of about 2 KB, one per line of the corpus file (encoded one by one on both sides)
+    std::vector<std::string> docs;
+    size_t total = 0;
+    while (total < (4u << 20)) {
+        std::string d;
+        while (d.size() < 2048) {
+            d += cases[g() % cases.size()];
+            d += (g() % 4 == 0) ? "\r" : " ";  // no '\n': it separates the documents
+        }
+        for (char& c : d)
+            if (c == '\n') c = ' ';
+        total += d.size();
+        docs.push_back(std::move(d));
     }
+    std::string text;
+    for (const std::string& d : docs) text += d + "\n";
     std::filesystem::create_directories("build");
     const std::string corpus_path = "build/bench_tokenizer_corpus.txt";
     std::ofstream(corpus_path, std::ios::binary) << text;
@@ -44,13 +55,18 @@ int main() {
     for (int run = 0; run < 3; run++) {
         auto tok = dsref::text::Tokenizer::load(tok_path);  // a fresh cache each run, as HF's run
         const auto t0 = Clock::now();
-        ids = tok->encode(text);
+        ids.clear();
+        for (const std::string& d : docs) {
+            const std::vector<int32_t> v = tok->encode(d);
+            ids.insert(ids.end(), v.begin(), v.end());
+        }
         best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count());
         n_ids = ids.size();
     }
-    const double mb = text.size() / 1e6;
+    const double mb = total / 1e6;
     std::printf("tokenizer: %s, corpus %.1f MB -> %zu ids\n", tok_path.c_str(), mb, n_ids);
     std::printf("  dsref encode        %8.2f MB/s (1 thread, best of 3)\n", mb / best);
+    std::fflush(stdout);
     std::string ids_line;
     for (size_t i = 0; i < ids.size(); i++) ids_line += (i ? "," : "") + std::to_string(ids[i]);
     std::ofstream("build/bench_tokenizer_ids.txt") << ids_line << "\n";
