@@ -12,5 +12,8 @@ step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
 step "$DSREF" info --model "$MODEL"
 step "$DSREF" forward --model "$MODEL" --tokens "$TOKENS" --out "$OUT/forward.safetensors" --dump
 step "$DSREF" generate --model "$MODEL" --tokens "$TOKENS" --max-new 16
+# a prompt given as text, tokenized with the committed small byte-level BPE (data/tokenizer/small_deepseek.json)
+step "$DSREF" tokenize --tokenizer data/tokenizer/small_deepseek.json --text "The quick brown fox"
+step "$DSREF" generate --model "$MODEL" --tokenizer data/tokenizer/small_deepseek.json --text "The quick brown fox" --max-new 8
 step "$DSREF" diff "$OUT/forward.safetensors" "$MODEL/golden.safetensors" --atol 1e-4
 printf '\ndemo ok: dsref matches the independent float64 reference on every logit and intermediate.\n'

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <sstream>
 
 #include "core/error.h"
@@ -214,4 +215,22 @@ TEST_CASE("dsref tokenize / detokenize: ids on one line, bytes exactly, errors e
     CHECK_THAT(out, Catch::Contains("position 1"));
     CHECK(run_dsref("tokenize --tokenizer " + t.file("missing.json") + " --text hi", &out) == 1);
     CHECK_THAT(out, Catch::Contains("missing.json"));
+}
+
+TEST_CASE("dsref generate --text equals generate --tokens of the same ids", "[text][cli]") {
+    const std::string tj = kDir + "small_deepseek.json";
+    std::string by_text, by_ids, ids;
+    REQUIRE(run_dsref("tokenize --tokenizer " + tj + " --text 'The quick brown fox'", &ids) == 0);
+    ids.pop_back();  // the newline
+    REQUIRE(run_dsref("generate --model data/tiny/llama --tokenizer " + tj + " --text 'The quick brown fox' --max-new 4 --print-text", &by_text) == 0);
+    REQUIRE(run_dsref("generate --model data/tiny/llama --tokens " + ids + " --max-new 4", &by_ids) == 0);
+    const std::string first = by_ids.substr(0, by_ids.find('\n') + 1);  // the ids line
+    REQUIRE(by_text.substr(0, first.size()) == first);
+    // with --print-text the decoded new tokens follow the ids line on stdout
+    std::vector<int32_t> gen;
+    for (const auto& x : nlohmann::json::parse("[" + std::regex_replace(first.substr(0, first.size() - 1), std::regex(" "), ",") + "]")) gen.push_back(x.get<int32_t>());
+    CHECK(by_text.substr(first.size(), Tokenizer::load(tj)->decode(gen).size()) == Tokenizer::load(tj)->decode(gen));
+    std::string out;
+    CHECK(run_dsref("generate --model data/tiny/llama --tokenizer " + tj + " --text '<|endoftext|>' --max-new 1", &out) == 1);
+    CHECK_THAT(out, Catch::Contains("outside the model's vocab_size 512"));
 }
