@@ -234,3 +234,14 @@ TEST_CASE("dsref generate --text equals generate --tokens of the same ids", "[te
     CHECK(run_dsref("generate --model data/tiny/llama --tokenizer " + tj + " --text '<|endoftext|>' --max-new 1", &out) == 1);
     CHECK_THAT(out, Catch::Contains("outside the model's vocab_size 512"));
 }
+
+TEST_CASE("dsref info --tokenizer reports the tokenizer and whether its ids fit vocab_size", "[text][cli]") {
+    std::string out;
+    REQUIRE(run_dsref("info --model data/tiny/llama --tokenizer " + kDir + "small_deepseek.json --json 2>/dev/null", &out) == 0);
+    const nlohmann::json t = nlohmann::json::parse(out).at("tokenizer");
+    auto tok = Tokenizer::load(kDir + "small_deepseek.json");
+    CHECK(t.at("merges") == 300);
+    CHECK(t.at("id_space") == tok->id_space());
+    CHECK(t.at("fits_vocab_size") == (tok->id_space() <= 512));  // data/tiny/llama has vocab_size 512
+    CHECK(t.at("special_tokens") == 5);  // the five special=True tokens of make_tokenizer_golden.py
+}
