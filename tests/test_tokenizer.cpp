@@ -245,3 +245,17 @@ TEST_CASE("dsref info --tokenizer reports the tokenizer and whether its ids fit 
     CHECK(t.at("fits_vocab_size") == (tok->id_space() <= 512));  // data/tiny/llama has vocab_size 512
     CHECK(t.at("special_tokens") == 5);  // the five special=True tokens of make_tokenizer_golden.py
 }
+
+TEST_CASE("dsref forward --text gives the same logits as --tokens of its ids", "[text][cli]") {
+    TempDir t;
+    const std::string tj = kDir + "small_deepseek.json";
+    std::string ids, out;
+    REQUIRE(run_dsref("tokenize --tokenizer " + tj + " --text 'The quick brown fox'", &ids) == 0);
+    ids.pop_back();
+    dsref_test::write_text(t.file("p.txt"), "The quick brown fox");
+    REQUIRE(run_dsref("forward --model data/tiny/llama --tokenizer " + tj + " --prompt-file " + t.file("p.txt") + " --out " + t.file("a.safetensors"), &out) == 0);
+    REQUIRE(run_dsref("forward --model data/tiny/llama --tokens " + ids + " --out " + t.file("b.safetensors"), &out) == 0);
+    CHECK(run_dsref("diff " + t.file("a.safetensors") + " " + t.file("b.safetensors") + " --atol 0", &out) == 0);
+    CHECK(run_dsref("forward --model data/tiny/llama --text hi --out " + t.file("c.safetensors"), &out) == 1);  // no tokenizer.json there
+    CHECK_THAT(out, Catch::Contains("tokenizer.json"));
+}

@@ -1,7 +1,7 @@
 // main.cpp — `dsref`: the DeepSeek reference oracle's command line.
 //
 //   dsref info      --model DIR [--json]
-//   dsref forward   --model DIR --tokens 1,2,3 --out OUT.safetensors [--dump] [--last-only]
+//   dsref forward   --model DIR (--tokens 1,2,3 | --text STR | --prompt-file F) --out OUT.safetensors [--dump] [--last-only]
 //   dsref generate  --model DIR --tokens ... --max-new N [--temperature T] [--top-p P] [--seed S]
 //   dsref init      --config CONFIG.json --seed S --out DIR [--dtype bf16|f32]
 //   dsref diff      A.safetensors B.safetensors [--atol X] [--rtol Y]
