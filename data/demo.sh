@@ -12,6 +12,9 @@ step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
 step "$DSREF" info --model "$MODEL"
 step "$DSREF" forward --model "$MODEL" --tokens "$TOKENS" --out "$OUT/forward.safetensors" --dump
 step "$DSREF" generate --model "$MODEL" --tokens "$TOKENS" --max-new 16
+# a prompt given as text, tokenized with the committed small byte-level BPE (data/tokenizer/small_deepseek.json)
+step "$DSREF" tokenize --tokenizer data/tokenizer/small_deepseek.json --text "The quick brown fox"
+step "$DSREF" generate --model "$MODEL" --tokenizer data/tokenizer/small_deepseek.json --text "The quick brown fox" --max-new 8
 step "$DSREF" diff "$OUT/forward.safetensors" "$MODEL/golden.safetensors" --atol 1e-4
 # DeepSeek-V3.2 (DSA): a random tiny V3.2 model from data/tiny/v32.config.json and its indexer's choices
 step "$DSREF" init --config data/tiny/v32.config.json --seed 32 --out "$OUT/v32"

@@ -15,4 +15,7 @@ python3 data/fp8/make_fp8_golden.py
 ${PYTHON:-python3} data/golden/make_hf_cases.py  # needs transformers 5.24 (see data/golden/README.md)
 ${PYTHON:-python3} data/golden/make_dsa_cases.py  # torch; transformers 5 for the second peer
 data/tiny/make_tiny.sh
+# needs HF tokenizers (PyPI); the real DeepSeek files come from `make real-tokenizers`
+make --no-print-directory real-tokenizers
+${PYTHON:-python3} data/tokenizer/make_tokenizer_golden.py build/tokenizers/deepseek-v3/tokenizer.json build/tokenizers/deepseek-v4/tokenizer.json
 git status --short data/

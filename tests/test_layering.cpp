@@ -23,9 +23,10 @@ const std::map<std::string, std::set<std::string>> kAllowed = {
     {"model", {"core", "fp8", "moe", "io", "model"}},
     {"ops", {"core", "fp8", "moe", "rl", "io", "model", "ops"}},
     {"tools", {"core", "fp8", "moe", "io", "model", "tools"}},
-    {"cli", {"core", "fp8", "moe", "rl", "io", "model", "ops", "tools", "train", "cli"}},
-    {"bench", {"core", "fp8", "moe", "rl", "io", "model", "ops", "tools", "bench"}},
+    {"cli", {"core", "fp8", "moe", "rl", "io", "model", "ops", "tools", "train", "cli", "text"}},
+    {"bench", {"core", "fp8", "moe", "rl", "io", "model", "ops", "tools", "bench", "text"}},
     {"train", {"core", "moe", "train"}},
+    {"text", {"core", "text"}},
 };
 }  // namespace
 

@@ -15,6 +15,10 @@ void add_generate(CLI::App& app);
 void add_init(CLI::App& app);
 void add_diff(CLI::App& app);
 void add_op(CLI::App& app);
+void add_tokenize(CLI::App& app);
+void add_detokenize(CLI::App& app);
+// The bytes of a file (cmd_tokenize.cpp); an error names the file.
+std::string read_text_file(const std::string& path);
 
 // "1,2,3" (spaces allowed) → ids; a usage error names the bad entry.
 std::vector<int32_t> parse_tokens(const std::string& s);

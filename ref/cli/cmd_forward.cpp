@@ -8,6 +8,7 @@
 #include "model/model.h"
 #include "model/mtp.h"
 #include "io/safetensors.h"
+#include "text/tokenizer.h"
 
 namespace dsref::cli {
 
@@ -62,7 +63,8 @@ With --mtp, the MTP layer's intermediates appear under i = L (T-1 rows): attn.{L
 
 void add_forward(CLI::App& app) {
     struct Opts {
-        std::string model, tokens, out, dump_only, attn = "absorb", emulate = "none", indexer = "exact";
+        std::string model, tokens, out, dump_only, attn = "absorb", emulate = "none", indexer = "exact", text, prompt_file,
+            tokenizer;
         bool dump = false, last_only = false, mtp = false;
         int threads = 0;
     };
@@ -70,7 +72,12 @@ void add_forward(CLI::App& app) {
     CLI::App* cmd = app.add_subcommand("forward", "full causal prefill: logits and named intermediates");
     cmd->footer(std::string(kForwardHelp) + emulation_help());
     cmd->add_option("--model", o->model, "model directory: config.json + safetensors")->required();
-    cmd->add_option("--tokens", o->tokens, "token ids, comma-separated (no tokenizer yet)")->required();
+    auto* tk = cmd->add_option("--tokens", o->tokens, "token ids, comma-separated");
+    auto* tx = cmd->add_option("--text", o->text, "the input as text (tokenized with the tokenizer.json)");
+    auto* pf = cmd->add_option("--prompt-file", o->prompt_file, "the input as a UTF-8 text file");
+    tk->excludes(tx)->excludes(pf);
+    tx->excludes(pf);
+    cmd->add_option("--tokenizer", o->tokenizer, "tokenizer.json or a directory holding one (default: the model directory)");
     cmd->add_option("--out", o->out, "output safetensors file")->required();
     cmd->add_flag("--dump", o->dump, "also write the named intermediates");
     cmd->add_option("--dump-only", o->dump_only, "comma-separated names of the intermediates to write");
@@ -86,7 +93,20 @@ void add_forward(CLI::App& app) {
     add_threads_option(cmd, &o->threads);
     cmd->callback([o]() {
         apply_threads(o->threads);
-        const std::vector<int32_t> tokens = parse_tokens(o->tokens);
+        std::vector<int32_t> tokens;
+        if (!o->text.empty() || !o->prompt_file.empty()) {
+            auto tok = text::Tokenizer::load(o->tokenizer.empty() ? o->model : o->tokenizer);
+            const std::string t = o->prompt_file.empty() ? o->text : read_text_file(o->prompt_file);
+            try {
+                tokens = tok->encode(t);
+            } catch (const Error& e) {
+                fail(o->prompt_file.empty() ? std::string("--text") : o->prompt_file, ": ", e.what());
+            }
+            if (tokens.empty()) usage_fail("forward: the text has no tokens");
+        } else {
+            if (o->tokens.empty()) usage_fail("forward: give --tokens, --text or --prompt-file");
+            tokens = parse_tokens(o->tokens);
+        }
         ModelOptions mo;
         mo.fwd.attn = mla_path_from_name(o->attn);
         mo.fwd.indexer = indexer_mode_from_name(o->indexer);

@@ -6,12 +6,14 @@
 #include "io/safetensors.h"
 #include "model/generate.h"
 #include "model/model.h"
+#include "text/tokenizer.h"
 
 namespace dsref::cli {
 
 void add_generate(CLI::App& app) {
     struct Opts {
-        std::string model, tokens, out, attn = "absorb";
+        std::string model, tokens, out, attn = "absorb", text, prompt_file, tokenizer;
+        bool print_text = false;
         int64_t max_new = 0;
         double temperature = 0.0, top_p = 1.0;
         uint64_t seed = 0;
@@ -26,7 +28,13 @@ void add_generate(CLI::App& app) {
         "--out writes `logits` [N, vocab]: the logits that chose each new token; they equal the\n"
         "matching rows of a full prefill over prompt + generated tokens.");
     cmd->add_option("--model", o->model, "model directory")->required();
-    cmd->add_option("--tokens", o->tokens, "prompt token ids, comma-separated")->required();
+    auto* tk = cmd->add_option("--tokens", o->tokens, "prompt token ids, comma-separated");
+    auto* tx = cmd->add_option("--text", o->text, "the prompt as text (tokenized with the tokenizer.json)");
+    auto* pf = cmd->add_option("--prompt-file", o->prompt_file, "the prompt as a UTF-8 text file");
+    tk->excludes(tx)->excludes(pf);
+    tx->excludes(pf);
+    cmd->add_option("--tokenizer", o->tokenizer, "tokenizer.json or a directory holding one (default: the model directory)");
+    cmd->add_flag("--print-text", o->print_text, "print the decoded new text on stdout (after the ids line), not stderr");
     cmd->add_option("--max-new", o->max_new, "number of new tokens N")->required()->check(CLI::NonNegativeNumber);
     cmd->add_option("--temperature", o->temperature, "0 = greedy (default); > 0 samples")->check(CLI::NonNegativeNumber);
     cmd->add_option("--top-p", o->top_p, "nucleus sampling mass in (0, 1] (default 1)");
@@ -37,15 +45,37 @@ void add_generate(CLI::App& app) {
     add_threads_option(cmd, &o->threads);
     cmd->callback([o]() {
         apply_threads(o->threads);
-        const std::vector<int32_t> prompt = parse_tokens(o->tokens);
+        const bool as_text = !o->text.empty() || !o->prompt_file.empty();
+        if (!as_text && o->tokens.empty()) usage_fail("generate: give --tokens, --text or --prompt-file");
+        std::unique_ptr<text::Tokenizer> tok;
+        if (as_text || !o->tokenizer.empty()) tok = text::Tokenizer::load(o->tokenizer.empty() ? o->model : o->tokenizer);
+        std::vector<int32_t> prompt;
+        if (as_text) {
+            const std::string t = o->prompt_file.empty() ? o->text : read_text_file(o->prompt_file);
+            try {
+                prompt = tok->encode(t);
+            } catch (const Error& e) {
+                fail(o->prompt_file.empty() ? std::string("--text") : o->prompt_file, ": ", e.what());
+            }
+        } else {
+            prompt = parse_tokens(o->tokens);
+        }
         ModelOptions mo;
         mo.fwd.attn = mla_path_from_name(o->attn);
         mo.keep_weights = true;
         Model model(o->model, mo);
+        for (size_t i = 0; i < prompt.size(); i++)
+            if (prompt[i] >= model.config().vocab_size)
+                fail("prompt token ", prompt[i], " at position ", i, " is outside the model's vocab_size ", model.config().vocab_size);
         SamplingParams sp{o->temperature, o->top_p, o->seed};
         GenerateResult r = generate(model, prompt, o->max_new, sp, o->stop_at_eos);
         for (size_t i = 0; i < r.tokens.size(); i++) std::cout << (i ? " " : "") << r.tokens[i];
         std::cout << "\n";
+        if (tok) {
+            const std::string txt = tok->decode(r.tokens);
+            (o->print_text ? std::cout : std::cerr) << txt << (o->print_text ? "" : "\n");
+            std::cout.flush();
+        }
         if (!o->out.empty())
             write_safetensors(o->out, {{"logits", Tensor::from_f32({(int64_t)r.tokens.size(), model.config().vocab_size},
                                                                     r.logits)}});

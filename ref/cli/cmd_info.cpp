@@ -3,7 +3,10 @@
 #include <cstdio>
 #include <iostream>
 
+#include <filesystem>
+
 #include "cli.h"
+#include "text/tokenizer.h"
 #include "io/config.h"
 #include "tools/model_info.h"
 
@@ -20,16 +23,32 @@ static std::string human(double n) {
 
 void add_info(CLI::App& app) {
     struct Opts {
-        std::string model;
+        std::string model, tokenizer;
         bool json = false;
     };
     auto o = std::make_shared<Opts>();
     CLI::App* cmd = app.add_subcommand("info", "architecture, parameter counts, KV-cache size and config values");
     cmd->add_option("--model", o->model, "model directory (or config.json); weights are not needed")->required();
     cmd->add_flag("--json", o->json, "print one JSON object instead of text");
+    cmd->add_option("--tokenizer", o->tokenizer, "a tokenizer.json to report (default: the model directory's, if any)");
     cmd->callback([o]() {
         const ModelConfig c = load_config(o->model);
-        const nlohmann::json j = model_info(c);
+        nlohmann::json j = model_info(c);
+        std::string tpath = o->tokenizer;
+        if (tpath.empty() && std::filesystem::is_regular_file(std::filesystem::path(o->model) / "tokenizer.json"))
+            tpath = o->model;
+        if (!tpath.empty()) {
+            auto tok = text::Tokenizer::load(tpath);
+            nlohmann::json specials = nlohmann::json::array();
+            for (const text::AddedToken& a : tok->added_tokens())
+                if (a.special && specials.size() < 8) specials.push_back({{"id", a.id}, {"content", a.content}});
+            size_t n_special = 0;
+            for (const text::AddedToken& a : tok->added_tokens()) n_special += a.special;
+            j["tokenizer"] = {{"file", tok->file()},          {"vocab", tok->vocab_size()},
+                              {"merges", tok->merges_size()},  {"added_tokens", tok->added_tokens().size()},
+                              {"special_tokens", n_special},   {"first_special_tokens", specials},
+                              {"id_space", tok->id_space()},   {"fits_vocab_size", tok->id_space() <= c.vocab_size}};
+        }
         if (o->json) {
             std::cout << j.dump(2) << "\n";
             return;
@@ -75,6 +94,15 @@ void add_info(CLI::App& app) {
         if (j.contains("reference_figures")) {
             std::cout << "reference figures:\n";
             for (const auto& row : j["reference_figures"]) std::cout << "  " << row.get<std::string>() << "\n";
+        }
+        if (j.contains("tokenizer")) {
+            const auto& t = j["tokenizer"];
+            std::cout << "tokenizer              " << t["file"].get<std::string>() << ": " << t["vocab"] << " BPE tokens, "
+                      << t["merges"] << " merges, " << t["added_tokens"] << " added (" << t["special_tokens"]
+                      << " special), ids 0.." << t["id_space"].get<int64_t>() - 1 << " "
+                      << (t["fits_vocab_size"].get<bool>() ? "fit" : "DO NOT fit") << " vocab_size " << c.vocab_size << "\n";
+            for (const auto& sp : t["first_special_tokens"])
+                std::cout << "  special " << sp["id"] << " " << sp["content"].get<std::string>() << "\n";
         }
         std::cout << "config values used:\n";
         for (auto it = j["config"].begin(); it != j["config"].end(); ++it)

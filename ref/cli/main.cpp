@@ -1,11 +1,13 @@
 // main.cpp — `dsref`: the DeepSeek reference oracle's command line.
 //
 //   dsref info      --model DIR [--json]
-//   dsref forward   --model DIR --tokens 1,2,3 --out OUT.safetensors [--dump] [--last-only]
+//   dsref forward   --model DIR (--tokens 1,2,3 | --text STR | --prompt-file F) --out OUT.safetensors [--dump] [--last-only]
 //   dsref generate  --model DIR --tokens ... --max-new N [--temperature T] [--top-p P] [--seed S]
 //   dsref init      --config CONFIG.json --seed S --out DIR [--dtype bf16|f32]
 //   dsref diff      A.safetensors B.safetensors [--atol X] [--rtol Y]
 //   dsref op        --list | NAME --in IN.safetensors --out OUT.safetensors [--set key=value]...
+//   dsref tokenize  --tokenizer PATH (--text STR | --file F) [--add-bos]
+//   dsref detokenize --tokenizer PATH --tokens 1,2,3 [--out F]
 //
 // Exit codes: 0 success, 1 error (bad file, tensor, field), 2 usage error; always within 1..125.
 #include <cstdio>
@@ -24,6 +26,8 @@ int main(int argc, char** argv) {
     dsref::cli::add_init(app);
     dsref::cli::add_diff(app);
     dsref::cli::add_op(app);
+    dsref::cli::add_tokenize(app);
+    dsref::cli::add_detokenize(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
