@@ -15,6 +15,7 @@ void add_generate(CLI::App& app);
 void add_init(CLI::App& app);
 void add_diff(CLI::App& app);
 void add_op(CLI::App& app);
+void add_train(CLI::App& app);
 
 // "1,2,3" (spaces allowed) → ids; a usage error names the bad entry.
 std::vector<int32_t> parse_tokens(const std::string& s);

@@ -6,6 +6,7 @@
 //   dsref init      --config CONFIG.json --seed S --out DIR [--dtype bf16|f32]
 //   dsref diff      A.safetensors B.safetensors [--atol X] [--rtol Y]
 //   dsref op        --list | NAME --in IN.safetensors --out OUT.safetensors [--set key=value]...
+//   dsref train     --model DIR --data IDS.bin --out DIR [--steps N] [--batch B] [--seq-len S] [--lr LR] ...
 //
 // Exit codes: 0 success, 1 error (bad file, tensor, field), 2 usage error; always within 1..125.
 #include <cstdio>
@@ -24,6 +25,7 @@ int main(int argc, char** argv) {
     dsref::cli::add_init(app);
     dsref::cli::add_diff(app);
     dsref::cli::add_op(app);
+    dsref::cli::add_train(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
