@@ -8,6 +8,7 @@
 //   dsref op        --list | NAME --in IN.safetensors --out OUT.safetensors [--set key=value]...
 //   dsref tokenize  --tokenizer PATH (--text STR | --file F) [--add-bos]
 //   dsref detokenize --tokenizer PATH --tokens 1,2,3 [--out F]
+//   dsref train     --model DIR --data IDS.bin --out DIR [--steps N] [--batch B] [--seq-len S] [--lr LR] ...
 //
 // Exit codes: 0 success, 1 error (bad file, tensor, field), 2 usage error; always within 1..125.
 #include <cstdio>
@@ -28,6 +29,7 @@ int main(int argc, char** argv) {
     dsref::cli::add_op(app);
     dsref::cli::add_tokenize(app);
     dsref::cli::add_detokenize(app);
+    dsref::cli::add_train(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
