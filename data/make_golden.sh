@@ -14,4 +14,6 @@ cd "$(dirname "$0")/.."
 python3 data/fp8/make_fp8_golden.py
 ${PYTHON:-python3} data/golden/make_hf_cases.py  # needs transformers 5.24 (see data/golden/README.md)
 data/tiny/make_tiny.sh
+python3 data/fp8/make_fp4_golden.py                  # needs ml_dtypes >= 0.5 (float4_e2m1fn)
+${PYTHON:-python3} data/golden/make_deepseek_v4_cases.py  # needs torch
 git status --short data/
