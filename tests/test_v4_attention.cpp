@@ -69,3 +69,41 @@ TEST_CASE("v4 attention: golden against the float64 implementation of the offici
         if (D.ratio > 0) CHECK(maxd(r.compressed_kv, g.at(p + "compressed_kv").to_f64()) < 1e-5);
     }
 }
+
+TEST_CASE("v4 attention: a window-only layer is shift invariant (relative RoPE, inverse RoPE on the output)",
+          "[v4][attention]") {
+    // With shared K = V, RoPE on the keys rotates the values too; the inverse RoPE at the query's position
+    // turns each value's contribution into a function of the distance t − s alone. So the output of token t
+    // depends only on the window x[t−n_win+1 .. t], not on where that window sits: running the window alone
+    // (positions 0..n_win−1) must give the same last row.
+    const TensorMap g = read_safetensors("data/golden/deepseek_v4/attn.safetensors");
+    const std::string p = "win_t11.";
+    const std::vector<int64_t> dm = g.at(p + "dims").to_i64();
+    const int64_t T = dm[0];
+    V4AttnDims D;
+    D.d = dm[1], D.H = dm[2], D.d_h = dm[3], D.d_r = dm[4], D.q_lora = dm[5], D.G = dm[6], D.R = dm[7];
+    D.window = dm[8], D.ratio = 0;
+    std::map<std::string, std::vector<float>> w;
+    for (const char* k : {"wq_a", "q_norm", "wq_b", "wkv", "kv_norm", "wo_a", "wo_b", "sink"}) w[k] = g.at(p + "w." + k).to_f32();
+    V4AttnWeights W;
+    W.wq_a = w["wq_a"].data(), W.q_norm = w["q_norm"].data(), W.wq_b = w["wq_b"].data(), W.wkv = w["wkv"].data();
+    W.kv_norm = w["kv_norm"].data(), W.wo_a = w["wo_a"].data(), W.wo_b = w["wo_b"].data(), W.sink = w["sink"].data();
+    const std::vector<double> inv = rope_inv_freq(D.d_r, 10000.0, RopeScaling{});
+    const std::vector<float> x = g.at(p + "x").to_f32();
+    const V4AttnOut full = v4_attention_forward(x.data(), T, D, W, inv);
+    const int64_t n = D.window;
+    for (int64_t t = n - 1; t < T; ++t) {
+        const V4AttnOut part = v4_attention_forward(x.data() + (t - n + 1) * D.d, n, D, W, inv);
+        double m = 0;
+        for (int64_t i = 0; i < D.d; ++i) m = std::max(m, (double)std::fabs(part.out[(n - 1) * D.d + i] - full.out[t * D.d + i]));
+        // float32 rotations at angles up to 10 rad: a few ulps of O(1) values.
+        CHECK(m < 1e-5);
+    }
+    // and the window matters: without the inverse RoPE this would fail, and a token outside the window
+    // must not change row t.
+    std::vector<float> x2 = x;
+    for (int64_t i = 0; i < D.d; ++i) x2[i] += 1.0f;  // token 0 is outside the window of t = T − 1
+    const V4AttnOut pert = v4_attention_forward(x2.data(), T, D, W, inv);
+    for (int64_t i = 0; i < D.d; ++i) CHECK(pert.out[(T - 1) * D.d + i] == full.out[(T - 1) * D.d + i]);
+    CHECK(pert.out[0] != full.out[0]);
+}
