@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "io/config.h"
 #include "io/config_v4.h"
 #include "tools/v4_info.h"
 
@@ -99,4 +100,12 @@ TEST_CASE("v4 config: bad input names the field", "[config][v4]") {
     refuses([](json& j) { j.erase("swiglu_limit"); }, "swiglu_limit");
     refuses([](json& j) { j["rope_scaling"]["type"] = "linear"; }, "rope_type");
     refuses([](json& j) { j["o_groups"] = 7; }, "o_groups");
+}
+
+TEST_CASE("v4 config: the V2/V3 reader (forward, generate, init) refuses V4 clearly", "[config][v4]") {
+    const json j = read_json("data/configs/deepseek_v4_pro.json");
+    CHECK_THROWS_WITH(parse_config(j, "pro.json"), Catch::Contains("deepseek_v4") && Catch::Contains("not implemented"));
+    CHECK(path_is_v4_config("data/configs/deepseek_v4_pro.json"));
+    CHECK_FALSE(path_is_v4_config("data/configs/deepseek_v3.json"));
+    CHECK_FALSE(path_is_v4_config("data/configs/no_such_file.json"));
 }
