@@ -18,4 +18,6 @@ data/tiny/make_tiny.sh
 # needs HF tokenizers (PyPI); the real DeepSeek files come from `make real-tokenizers`
 make --no-print-directory real-tokenizers
 ${PYTHON:-python3} data/tokenizer/make_tokenizer_golden.py build/tokenizers/deepseek-v3/tokenizer.json build/tokenizers/deepseek-v4/tokenizer.json
+python3 data/fp8/make_fp4_golden.py                  # needs ml_dtypes >= 0.5 (float4_e2m1fn)
+${PYTHON:-python3} data/golden/make_deepseek_v4_cases.py  # needs torch
 git status --short data/

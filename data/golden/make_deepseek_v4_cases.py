@@ -4,6 +4,9 @@ data/golden/v4_ref.py (written from the official DeepSeek-V4 inference/model.py 
 
   data/golden/deepseek_v4/mhc.safetensors   hc_pre / hc_post / hc_head of random streams (n = 4, and n = 3
                                              with 7 Sinkhorn iterations), inputs and outputs
+  data/golden/deepseek_v4/attn.safetensors  the attention block: window only (T below / above the window),
+                                             window + all complete compressed entries (HCA semantics, m = 3),
+                                             and the overlapping m = 4 compressor's entries
   data/golden/deepseek_v4/gate.safetensors  sqrtsoftplus routing with the selection-only bias, hash routing
                                              through tid2eid, and the clamped SwiGLU expert
 
@@ -76,6 +79,42 @@ def gate_case(tensors, g):
     assert (ex != ex_nolimit).any(), "the clamp must matter in this case"
 
 
+def attn_case(tensors, tag, T, ratio, g):
+    d, H, dh, dr, ql, G, R, win = 16, 4, 16, 8, 12, 2, 6, 5
+    c = 2 if ratio == 4 else 1
+    p = {
+        "wq_a": torch.randn(ql, d, generator=g, dtype=D) * d ** -0.5,
+        "q_norm": 1 + 0.1 * torch.randn(ql, generator=g, dtype=D),
+        "wq_b": torch.randn(H * dh, ql, generator=g, dtype=D) * ql ** -0.5,
+        "wkv": torch.randn(dh, d, generator=g, dtype=D) * d ** -0.5,
+        "kv_norm": 1 + 0.1 * torch.randn(dh, generator=g, dtype=D),
+        "wo_a": torch.randn(G * R, H * dh // G, generator=g, dtype=D) * (H * dh // G) ** -0.5,
+        "wo_b": torch.randn(d, G * R, generator=g, dtype=D) * (G * R) ** -0.5,
+        "sink": torch.randn(H, generator=g, dtype=D),
+    }
+    if ratio:
+        p.update({
+            "c_wkv": torch.randn(c * dh, d, generator=g, dtype=D) * d ** -0.5,
+            "c_wgate": torch.randn(c * dh, d, generator=g, dtype=D) * d ** -0.5,
+            "c_ape": torch.randn(ratio, c * dh, generator=g, dtype=D) * 0.5,
+            "c_norm": 1 + 0.1 * torch.randn(dh, generator=g, dtype=D),
+        })
+    p = {k: f32(v) for k, v in p.items()}
+    x = f32(torch.randn(T, d, generator=g, dtype=D))
+    # window-only layers: rope_theta 10000, no YaRN; compressed layers: compress_rope_theta + YaRN
+    fc = v4_ref.freqs(dr, T, 10000.0) if ratio == 0 else v4_ref.freqs(dr, T, 160000.0, (16.0, 64, 32, 1))
+    dims = dict(H=H, dh=dh, dr=dr, G=G, R=R, window=win, ratio=ratio, eps=1e-6)
+    out, o_pre, ckv = v4_ref.attention(x, p, dims, fc)
+    for k, v in p.items():
+        tensors[f"{tag}.w.{k}"] = ("F32", v.numpy())
+    tensors[f"{tag}.x"] = ("F32", x.numpy())
+    tensors[f"{tag}.out"] = ("F64", out.numpy())
+    tensors[f"{tag}.window_attn"] = ("F64", o_pre.numpy())
+    if ckv is not None:
+        tensors[f"{tag}.compressed_kv"] = ("F64", ckv.numpy())
+    tensors[f"{tag}.dims"] = ("I64", np.array([T, d, H, dh, dr, ql, G, R, win, ratio], np.int64))
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     g = torch.Generator().manual_seed(4)
@@ -86,7 +125,14 @@ def main():
     t = {}
     gate_case(t, g)
     write_safetensors(os.path.join(OUT, "gate.safetensors"), t, {"generator": "data/golden/make_deepseek_v4_cases.py"})
-    print("wrote data/golden/deepseek_v4/{mhc,gate}.safetensors")
+    t = {}
+    attn_case(t, "win_t3", 3, 0, g)        # T below the window (5)
+    attn_case(t, "win_t11", 11, 0, g)      # T above the window, not a multiple of it
+    attn_case(t, "hca_t13", 13, 3, g)      # window + every complete compressed entry (HCA semantics; m = 3
+                                           # keeps T small: 4 entries, T not a multiple of m)
+    attn_case(t, "csa_t13", 13, 4, g)      # the overlapping compressor (m = 4); only compressed_kv is compared
+    write_safetensors(os.path.join(OUT, "attn.safetensors"), t, {"generator": "data/golden/make_deepseek_v4_cases.py"})
+    print("wrote data/golden/deepseek_v4/{mhc,gate,attn}.safetensors")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,19 @@
 
 namespace dsref::cli {
 
+// DeepSeek-V4: where transformers' deepseek_v4 differs from the official inference/model.py (dsref follows
+// the official code; the V4 forward itself is not wired into this command yet).
+static const char* kV4Differences = R"(
+DeepSeek-V4 (deepseek_v4): forward refuses it for now (`dsref info` reads it; the blocks are tested one by one).
+Where transformers' deepseek_v4 differs from the official inference/model.py, dsref follows the official code:
+  - routing weights: transformers divides by (sum + 1e-20), official by the sum;
+  - routed experts: transformers scales the expert output by its weight, official scales the SwiGLU
+    activation before w2 (equal in exact arithmetic);
+  - FP8 / FP4 simulation: official fake-quantizes the window KV's non-rope dims (FP8, 64-wide blocks), the
+    indexer's q and compressed keys (FP4, after a Hadamard rotation); transformers and dsref do not;
+  - indexer: the official Hadamard rotation of q and k cancels in q.k without the FP4 simulation.
+)";
+
 static const char* kForwardHelp = R"(
 Writes to OUT (safetensors, F32 unless marked):
   logits      [T, vocab]   (with --last-only: [1, vocab], the last row)
@@ -70,7 +83,7 @@ void add_forward(CLI::App& app) {
     };
     auto o = std::make_shared<Opts>();
     CLI::App* cmd = app.add_subcommand("forward", "full causal prefill: logits and named intermediates");
-    cmd->footer(std::string(kForwardHelp) + emulation_help());
+    cmd->footer(std::string(kForwardHelp) + emulation_help() + kV4Differences);
     cmd->add_option("--model", o->model, "model directory: config.json + safetensors")->required();
     auto* tk = cmd->add_option("--tokens", o->tokens, "token ids, comma-separated");
     auto* tx = cmd->add_option("--text", o->text, "the input as text (tokenized with the tokenizer.json)");

@@ -8,7 +8,9 @@
 #include "cli.h"
 #include "text/tokenizer.h"
 #include "io/config.h"
+#include "io/config_v4.h"
 #include "tools/model_info.h"
+#include "tools/v4_info.h"
 
 namespace dsref::cli {
 
@@ -32,6 +34,22 @@ void add_info(CLI::App& app) {
     cmd->add_flag("--json", o->json, "print one JSON object instead of text");
     cmd->add_option("--tokenizer", o->tokenizer, "a tokenizer.json to report (default: the model directory's, if any)");
     cmd->callback([o]() {
+        if (path_is_v4_config(o->model)) {  // DeepSeek-V4: its own config reader and counts (tools/v4_info.h)
+            const nlohmann::json j = v4_model_info(load_v4_config(o->model));
+            if (o->json) {
+                std::cout << j.dump(2) << "\n";
+                return;
+            }
+            const auto& p = j["parameters"];
+            std::cout << "architecture           deepseek_v4\n";
+            for (const char* k : {"total", "active_per_token", "active_per_token_without_embeddings", "mtp_total",
+                                  "mtp_active_per_token", "total_with_mtp", "tid2eid_entries"})
+                std::cout << "  " << k << " = " << p[k].get<int64_t>() << " (" << human(p[k].get<double>()) << ")\n";
+            std::cout << "counting convention    " << p["convention"].get<std::string>() << "\n";
+            std::cout << "layers                 " << j["layers"].dump() << "\n";
+            std::cout << "KV cache               " << j["kv_cache"].dump() << "\n";
+            return;
+        }
         const ModelConfig c = load_config(o->model);
         nlohmann::json j = model_info(c);
         std::string tpath = o->tokenizer;
