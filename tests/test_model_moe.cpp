@@ -800,6 +800,7 @@ TEST_CASE("info's forward estimate reads what the checkpoint stores, and the str
     // (what a 24 GB machine shared by several runs leaves to one).
     json v3 = load_config("data/configs/deepseek_v3.json").raw;
     v3["num_hidden_layers"] = 2;
+    v3["first_k_dense_replace"] = 1;
     v3["torch_dtype"] = "bfloat16";
     const ForwardEstimate e3 = estimate_forward(parse_config(v3, "v3 cut"), 4, 2);
     INFO("peak " << e3.peak / 1e9 << " GB, anonymous " << e3.anonymous / 1e9 << " GB, read " << e3.bytes_read / 1e9);

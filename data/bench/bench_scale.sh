@@ -18,6 +18,7 @@ import json, sys
 c = json.load(open("data/configs/deepseek_v3.json"))
 c["num_hidden_layers"] = 2
 c["num_nextn_predict_layers"] = 0
+c["first_k_dense_replace"] = 1  # layer 1 is MoE (the real config has 3 dense layers)
 json.dump(c, open(sys.argv[1], "w"), indent=1)
 PY
 peak() { awk -F: '/Maximum resident set size/ {printf "%.2f GB", $2 / 1e6}' "$1"; }
