@@ -131,6 +131,12 @@ bench: deps
 	@$(MAKE) --no-print-directory -j$(NPROC) $(BENCH_SRCS:ref/bench/%.cpp=$(BUILD)/bench/%) build/dsref
 	@set -e; for b in $(BENCH_SRCS:ref/bench/%.cpp=$(BUILD)/bench/%); do $$b; done
 
+# The real V3 shapes cut to 2 layers: init and forward peak RSS, time, GB/s against dd (writes ~16 GB, deleted after).
+.PHONY: bench-scale
+bench-scale: deps
+	@$(MAKE) --no-print-directory -j$(NPROC) build/dsref
+	@data/bench/bench_scale.sh
+
 # ---- golden data (needs Python + PyTorch; never needed to build or test) -----------------------------
 golden:
 	data/make_golden.sh

@@ -16,11 +16,13 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/linear.h"
 #include "fp8/fp8_quant.h"
 #include "io/checkpoint_layout.h"
 #include "io/safetensors.h"
 #include "model/generate.h"
 #include "model/model.h"
+#include "model/moe_block.h"
 #include "model/mtp.h"
 #include "model_test_util.h"
 #include "test_util.h"
@@ -654,4 +656,154 @@ TEST_CASE("info counts 671B/37B for V3, 236B/21B for V2, 15.7B/2.4B for V2-Lite 
     REQUIRE(run_dsref("info --model " + t.path, &out) == 0);
     CHECK_THAT(out, Catch::Contains("671026419200 (671.03B)") && Catch::Contains("36625618432 (36.63B)") &&
                         Catch::Contains("11610068224 (11.61B)") && Catch::Contains("684531386000"));
+}
+
+// ---- streamed experts and streamed init ------------------------------------------------------------------
+
+namespace {
+std::string file_bytes(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+}
+}  // namespace
+
+TEST_CASE("streamed experts give the held-weights forward bit for bit (FP8 shards, both MLA paths, threads)",
+          "[model][moe][stream]") {
+    // v3_moe: FP8 experts in 3 shards with their scales in other shards, an MTP layer.
+    for (const char* name : {"v3_moe", "v2_moe"}) {
+        const std::string dir = golden_dir(name);
+        const std::vector<int32_t> tokens = golden_tokens(read_safetensors(dir + "/expected.safetensors"));
+        for (const char* path : {"naive", "absorb"}) {
+            INFO(name << " --attn " << path);
+            Opts held = opts(path), kept = opts(path, false, true);
+            held.model.fwd.stream_experts = false;
+            Model mh(dir, held.model), mk(dir, kept.model);
+            const std::vector<float> want = mh.prefill(tokens);
+            CHECK(mk.prefill(tokens) == want);
+            for (int threads : {1, 2}) {
+                dsref_test::ThreadScope s(threads);
+                Model ms(dir, opts(path).model);  // streaming is the default
+                const int64_t before = moe_stream_stats().experts;
+                Trace ts, th;
+                CHECK(ms.prefill(tokens, &ts) == want);
+                mh.prefill(tokens, &th);
+                CHECK(moe_stream_stats().experts > before);  // the experts were indeed streamed
+                CHECK(ts.tensors().size() == th.tensors().size());
+                for (const auto& kv : th.tensors()) {
+                    INFO(kv.first);
+                    CHECK(ts.tensors().at(kv.first).bytes == kv.second.bytes);
+                }
+            }
+        }
+    }
+    // The head in slices is the one product over the whole head, bit for bit (a vocabulary of several
+    // slices: 20000 rows > 8192 per slice, with a partial last tile).
+    {
+        dsref_test::TempDir t;
+        json j = small_moe_v3(false);
+        j["vocab_size"] = 20000;
+        j["tie_word_embeddings"] = false;
+        InitOptions o;
+        o.seed = 2;
+        init_checkpoint(parse_config(j, "config"), o, t.path);
+        Model m(t.path, opts("absorb").model);
+        const int64_t d = m.config().hidden_size, V = 20000;
+        const std::vector<float> x = dsref_test::randn(3 * d, 5);
+        const std::vector<float> w = m.checkpoint().get("lm_head.weight").to_f32();
+        std::vector<float> want(3 * V);
+        linear_forward(want.data(), x.data(), w.data(), 3, d, V);
+        CHECK(m.lm_head(x.data(), 3) == want);
+    }
+    // A token routed to few experts: only those are read (2 tokens, top-K each, per MoE layer).
+    const std::string dir = golden_dir("v3_moe");
+    Model ms(dir, opts("absorb").model);
+    const ModelConfig& c = ms.config();
+    int64_t moe_layers = 0;
+    for (int64_t i = 0; i < c.num_hidden_layers; i++) moe_layers += c.is_moe_layer(i);
+    const int64_t before = moe_stream_stats().experts;
+    ms.prefill({1, 2});
+    CHECK(moe_stream_stats().experts - before <= moe_layers * 2 * c.num_experts_per_tok);
+    CHECK(moe_stream_stats().experts - before < moe_layers * c.n_routed_experts);
+}
+
+TEST_CASE("init writes tensor by tensor the bytes of write_checkpoint(init_weights)", "[init][stream]") {
+    // The streamed writer against the in-memory one: FP8 with edge blocks and 3 shards, bf16, f32.
+    // Small slices, so that every tensor of the golden v3_moe layout (FP8 weights of more than 128 rows,
+    // edge blocks) is written in several slices.
+    struct Case {
+        bool fp8;
+        DType dt;
+        int shards;
+        int64_t slice;
+    };
+    for (const Case& k : {Case{true, DType::BF16, 3, 1000}, Case{true, DType::BF16, 1, 16 << 20},
+                          Case{false, DType::F32, 1, 37}, Case{false, DType::BF16, 2, 1000}}) {
+        INFO("fp8 " << k.fp8 << " shards " << k.shards << " slice " << k.slice);
+        const ModelConfig c = k.fp8 ? load_config(golden_dir("v3_moe")) : parse_config(small_moe_v3(false), "config");
+        InitOptions o;
+        o.seed = 11;
+        o.dtype = k.dt;
+        o.shards = k.shards;
+        o.slice_elems = k.slice;
+        dsref_test::TempDir a, b;
+        init_checkpoint(c, o, a.path);
+        write_checkpoint(b.path, init_weights(c, o), k.shards);
+        std::vector<std::string> files = {"model.safetensors"};
+        if (k.shards > 1) {
+            files = {"model.safetensors.index.json"};
+            for (int s = 1; s <= k.shards; s++) {
+                char n[64];
+                std::snprintf(n, sizeof n, "model-%05d-of-%05d.safetensors", s, k.shards);
+                files.push_back(n);
+            }
+        }
+        for (const std::string& f : files) {
+            INFO(f);
+            const std::string x = file_bytes(a.file(f));
+            CHECK(!x.empty());
+            CHECK(x == file_bytes(b.file(f)));
+        }
+    }
+}
+
+TEST_CASE("info's forward estimate reads what the checkpoint stores, and the streamed forward reads that",
+          "[info][stream]") {
+    // With T·K >= E every expert may be read: the estimate is then the stored bytes of layers 0..L-1,
+    // model.norm, the head and T embedding rows, summed here from a written FP8 checkpoint's tensors.
+    const ModelConfig c = load_config(golden_dir("v3_moe"));
+    dsref_test::TempDir t;
+    InitOptions o;
+    o.seed = 3;
+    o.dtype = DType::BF16;
+    init_checkpoint(c, o, t.path);
+    const ModelConfig cw = load_config(t.path);  // torch_dtype bfloat16
+    Checkpoint ck(t.path);
+    const int64_t T = c.n_routed_experts, L = c.num_hidden_layers;
+    double want = 0;
+    for (const std::string& n : ck.names()) {
+        const TensorRef& r = ck.get(n);
+        if (n.rfind("model.layers.", 0) == 0 && std::stoll(n.substr(13)) >= L) continue;  // MTP
+        if (n == "model.embed_tokens.weight" && !c.tie_word_embeddings)
+            want += (double)r.nbytes * (double)T / (double)c.vocab_size;
+        else
+            want += (double)r.nbytes;
+    }
+    const ForwardEstimate e = estimate_forward(cw, T, 2);
+    CHECK(std::fabs(e.bytes_read - want) <= 1e-9 * want);
+    CHECK(e.peak > e.anonymous);
+    CHECK(e.anonymous > 0);
+    // T = 1: K experts per MoE layer at most, so fewer bytes.
+    CHECK(estimate_forward(cw, 1, 2).bytes_read < e.bytes_read);
+    // The real V3 cut to 2 layers (layer 1 MoE, FP8): T = 4 stays within 6 GB resident, 3 GB anonymous
+    // (what a 24 GB machine shared by several runs leaves to one).
+    json v3 = load_config("data/configs/deepseek_v3.json").raw;
+    v3["num_hidden_layers"] = 2;
+    v3["first_k_dense_replace"] = 1;
+    v3["torch_dtype"] = "bfloat16";
+    const ForwardEstimate e3 = estimate_forward(parse_config(v3, "v3 cut"), 4, 2);
+    INFO("peak " << e3.peak / 1e9 << " GB, anonymous " << e3.anonymous / 1e9 << " GB, read " << e3.bytes_read / 1e9);
+    CHECK(e3.peak < 6e9);
+    CHECK(e3.anonymous < 3e9);
 }

@@ -1,5 +1,7 @@
 // cmd_forward.cpp — `dsref forward`: a full causal prefill at positions 0..T-1, writing logits and,
 // with --dump, the named intermediates; with --mtp also the V3 multi-token-prediction logits.
+#include <unistd.h>
+
 #include <iostream>
 #include <sstream>
 
@@ -78,7 +80,7 @@ void add_forward(CLI::App& app) {
     struct Opts {
         std::string model, tokens, out, dump_only, attn = "absorb", emulate = "none", indexer = "exact", text, prompt_file,
             tokenizer;
-        bool dump = false, last_only = false, mtp = false;
+        bool dump = false, last_only = false, mtp = false, progress = false;
         int threads = 0;
     };
     auto o = std::make_shared<Opts>();
@@ -103,6 +105,9 @@ void add_forward(CLI::App& app) {
     cmd->add_option("--emulate", o->emulate,
                     "reproduce a reference's rounding: none (default, float32) | hf-bf16 | official-bf16 | "
                     "official-fp8 (see below)");
+    cmd->add_flag("--progress", o->progress,
+                  "a progress line on stderr (layer i/L, experts loaded, GB read, elapsed, ETA); on by default "
+                  "when stderr is a terminal");
     add_threads_option(cmd, &o->threads);
     cmd->callback([o]() {
         apply_threads(o->threads);
@@ -123,6 +128,7 @@ void add_forward(CLI::App& app) {
         ModelOptions mo;
         mo.fwd.attn = mla_path_from_name(o->attn);
         mo.fwd.indexer = indexer_mode_from_name(o->indexer);
+        mo.progress = o->progress || ::isatty(2);
         mo.fwd.precision.mode = emulation_from_name(o->emulate);
         if (o->mtp && !mo.fwd.precision.none())
             usage_fail("--mtp with --emulate: neither emulated reference runs the MTP module");

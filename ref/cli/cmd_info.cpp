@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include <filesystem>
+#include <omp.h>
 
 #include "cli.h"
 #include "text/tokenizer.h"
@@ -27,6 +28,8 @@ void add_info(CLI::App& app) {
     struct Opts {
         std::string model, tokenizer;
         bool json = false;
+        int64_t T = 1;
+        int threads = 0;
     };
     auto o = std::make_shared<Opts>();
     CLI::App* cmd = app.add_subcommand("info", "architecture, parameter counts, KV-cache size and config values");
@@ -67,6 +70,17 @@ void add_info(CLI::App& app) {
                               {"special_tokens", n_special},   {"first_special_tokens", specials},
                               {"id_space", tok->id_space()},   {"fits_vocab_size", tok->id_space() <= c.vocab_size}};
         }
+    cmd->add_option("--T", o->T, "tokens of the prefill whose memory and reads are estimated (default 1)")
+        ->check(CLI::PositiveNumber);
+    add_threads_option(cmd, &o->threads);
+    cmd->callback([o]() {
+        apply_threads(o->threads);
+        const ModelConfig c = load_config(o->model);
+        nlohmann::json j = model_info(c);
+        const int threads = omp_get_max_threads();
+        const ForwardEstimate fe = estimate_forward(c, o->T, threads);
+        j["forward_estimate"] = {{"T", o->T}, {"threads", threads}, {"bytes_read", fe.bytes_read},
+                                 {"peak_bytes", fe.peak}, {"anonymous_bytes", fe.anonymous}};
         if (o->json) {
             std::cout << j.dump(2) << "\n";
             return;
@@ -122,6 +136,10 @@ void add_info(CLI::App& app) {
             for (const auto& sp : t["first_special_tokens"])
                 std::cout << "  special " << sp["id"] << " " << sp["content"].get<std::string>() << "\n";
         }
+        std::printf("forward of T = %lld     reads %.2f GB, peak memory about %.2f GB (%.2f GB anonymous) on %d "
+                    "threads (streamed experts, one layer at a time)\n",
+                    (long long)o->T, fe.bytes_read / 1e9, fe.peak / 1e9, fe.anonymous / 1e9, threads);
+        std::fflush(stdout);
         std::cout << "config values used:\n";
         for (auto it = j["config"].begin(); it != j["config"].end(); ++it)
             std::cout << "  " << it.key() << " = " << it.value().dump() << "\n";

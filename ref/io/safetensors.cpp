@@ -294,6 +294,15 @@ std::vector<float> Checkpoint::load_f32(const std::string& name, const Shape& ex
     return r.to_f32();
 }
 
+void Checkpoint::release(const std::string& name) const {
+    const TensorRef& r = get(name);
+    if (r.nbytes == 0) return;
+    static const uintptr_t page = (uintptr_t)::sysconf(_SC_PAGESIZE);
+    const uintptr_t b = (uintptr_t)r.data & ~(page - 1), e = ((uintptr_t)r.data + r.nbytes + page - 1) & ~(page - 1);
+    // Pages shared with a neighbouring tensor are dropped too; they are re-read if that one is used.
+    ::madvise((void*)b, e - b, MADV_DONTNEED);
+}
+
 std::vector<std::string> Checkpoint::names() const {
     std::vector<std::string> n;
     for (const auto& e : index_) n.push_back(e.first);

@@ -61,6 +61,9 @@ public:
     const std::string& dir() const { return dir_; }
     bool has(const std::string& name) const override;
     const TensorRef& get(const std::string& name) const override;  // throws "checkpoint DIR has no tensor NAME"
+    // madvise(MADV_DONTNEED) on the pages the tensor spans: the mapping is read-only, so they are
+    // simply read from the file (or the page cache) again if the tensor is used again.
+    void release(const std::string& name) const override;
     std::string where() const override { return "checkpoint " + dir_; }
     const char* noun() const override { return "tensor"; }
     // The tensor as float32, after checking its shape; the message names the tensor and both shapes.

@@ -1,6 +1,7 @@
 // tensor_source.cpp — tensor references, the shared shape check, and op inputs as a tensor source.
 #include "io/tensor_source.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/error.h"
@@ -16,12 +17,27 @@ Tensor TensorRef::copy() const {
 }
 
 std::vector<float> TensorRef::to_f32() const {
-    if (dtype == DType::F32) {  // fast path: copy straight out of the mapping
-        std::vector<float> out(nbytes / 4);
-        if (nbytes) std::memcpy(out.data(), data, nbytes);
-        return out;
+    std::vector<float> out(shape_numel(shape));
+    to_f32_into(out.data());
+    return out;
+}
+
+// Straight out of the mapping for the float storages (no owned copy of the bytes); the values are
+// Tensor::to_f32's.
+void TensorRef::to_f32_into(float* out) const {
+    const int64_t n = shape_numel(shape);
+    if (dtype == DType::F32) {
+        if (nbytes) std::memcpy(out, data, nbytes);
+    } else if (dtype == DType::BF16 || dtype == DType::F16) {
+        for (int64_t i = 0; i < n; i++) {
+            uint16_t h;
+            std::memcpy(&h, data + 2 * i, 2);
+            out[i] = dtype == DType::BF16 ? bf16_to_f32(h) : f16_to_f32(h);
+        }
+    } else {
+        const std::vector<float> v = copy().to_f32();
+        std::copy(v.begin(), v.end(), out);
     }
-    return copy().to_f32();
 }
 
 void check_tensor_shape(const TensorSource& src, const TensorRef& r, const Shape& expected, const std::string& doc) {

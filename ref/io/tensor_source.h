@@ -24,6 +24,7 @@ struct TensorRef {
 
     Tensor copy() const;  // owned copy, same dtype
     std::vector<float> to_f32() const;
+    void to_f32_into(float* out) const;  // out: [numel], the same values as to_f32
 };
 
 class TensorSource {
@@ -36,6 +37,9 @@ public:
     // "tensor" or "input"; describe(name) = "checkpoint DIR: tensor 'X'", "op mla: input 'X'".
     virtual std::string where() const = 0;
     virtual const char* noun() const = 0;
+    // Drops the tensor's pages from this process's resident memory (a mapped checkpoint's madvise);
+    // its bytes stay readable and are read again from the file when next used. In-memory sources: no-op.
+    virtual void release(const std::string& /*name*/) const {}
     std::string describe(const std::string& name) const { return where() + ": " + noun() + " '" + name + "'"; }
 };
 

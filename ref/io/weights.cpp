@@ -1,6 +1,8 @@
 // weights.cpp — float32 weights from any tensor source and storage, FP8 blocks included.
 #include "io/weights.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "fp8/fp8_quant.h"
 
@@ -12,6 +14,14 @@ void WeightLoader::check(const WeightSpec& s, const char* what) const {
 }
 
 std::vector<float> WeightLoader::load(const std::string& name, const Shape& shape, const std::string& doc) const {
+    std::vector<float> w(shape_numel(shape));
+    load_into_impl(w.data(), name, shape, doc);
+    return w;
+}
+
+void WeightLoader::load_into(float* out, const WeightSpec& s) const { load_into_impl(out, s.name, s.shape, s.shape_doc); }
+
+void WeightLoader::load_into_impl(float* out, const std::string& name, const Shape& shape, const std::string& doc) const {
     const TensorRef& r = src_.get(name);
     check_tensor_shape(src_, r, shape, doc);
     if (r.dtype == DType::F8_E4M3 || r.dtype == DType::F8_E5M2) {
@@ -26,16 +36,34 @@ std::vector<float> WeightLoader::load(const std::string& name, const Shape& shap
                  shape_str(shape), " weight in ", br_, "x", bc_, " blocks");
         if (!dtype_is_float(s.dtype)) fail(src_.describe(sname), " has non-float dtype ", dtype_name(s.dtype));
         const std::vector<float> scale = s.to_f32();
-        std::vector<float> w(shape[0] * shape[1]);
         try {
-            fp8_dequant_weight(w.data(), r.data, scale.data(), shape[0], shape[1], br_, bc_);
+            fp8_dequant_weight(out, r.data, scale.data(), shape[0], shape[1], br_, bc_);
         } catch (const Error& e) {
             fail(src_.describe(name), ": ", e.what());
         }
-        return w;
+        return;
     }
     if (!dtype_is_float(r.dtype)) fail(src_.describe(name), " has non-float dtype ", dtype_name(r.dtype));
-    return r.to_f32();
+    r.to_f32_into(out);
+}
+
+void WeightLoader::load_row_range(float* out, const WeightSpec& s, int64_t r0, int64_t r1) const {
+    const TensorRef& r = src_.get(s.name);
+    check_tensor_shape(src_, r, s.shape, s.shape_doc);
+    if (s.shape.size() != 2 || r0 < 0 || r1 < r0 || r1 > s.shape[0])
+        fail("load_row_range: rows [", r0, ", ", r1, ") of ", src_.describe(s.name), " ", shape_str(s.shape));
+    const int64_t C = s.shape[1];
+    if (!dtype_is_float(r.dtype) || r.dtype == DType::F8_E4M3 || r.dtype == DType::F8_E5M2) {
+        const std::vector<float> all = load(s);  // FP8 blocks span rows: dequantize the whole weight
+        std::copy(all.begin() + r0 * C, all.begin() + r1 * C, out);
+        return;
+    }
+    TensorRef part = r;
+    const size_t es = dtype_size(r.dtype);
+    part.shape = {r1 - r0, C};
+    part.data = r.data + r0 * C * es;
+    part.nbytes = (size_t)((r1 - r0) * C) * es;
+    part.to_f32_into(out);
 }
 
 std::vector<float> WeightLoader::load_rows(const std::string& name, const Shape& shape,

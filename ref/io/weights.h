@@ -29,13 +29,25 @@ public:
     // The weight as float32 [shape], checking its shape and dequantizing FP8 blocks.
     std::vector<float> load(const std::string& name, const Shape& shape, const std::string& doc = "") const;
     std::vector<float> load(const WeightSpec& s) const { return load(s.name, s.shape, s.shape_doc); }
+    // The same values written into `out` [shape] (a buffer the caller reuses: streamed experts).
+    void load_into(float* out, const WeightSpec& s) const;
+    // Hands the tensor's mapped pages (and its `_scale_inv`'s) back to the kernel once it has been
+    // converted (TensorSource::release), so resident memory does not grow to the checkpoint's size.
+    void release(const std::string& name) const {
+        src_.release(name);
+        if (src_.has(name + "_scale_inv")) src_.release(name + "_scale_inv");
+    }
     // Rows of a 2-D weight (embedding lookups without converting the whole table).
     std::vector<float> load_rows(const std::string& name, const Shape& shape, const std::vector<int32_t>& rows) const;
+    // Rows [r0, r1) of a 2-D float weight [shape] into out [r1 - r0, shape[1]], converted straight out of
+    // the source (the head in slices, without a float32 copy of the whole table).
+    void load_row_range(float* out, const WeightSpec& s, int64_t r0, int64_t r1) const;
     // Checks that the tensor exists (else "<source>: missing tensor 'NAME' (shape [..])") and has its shape.
     void check(const WeightSpec& s, const char* what = "tensor") const;
     const TensorSource& source() const { return src_; }
 
 private:
+    void load_into_impl(float* out, const std::string& name, const Shape& shape, const std::string& doc) const;
     const TensorSource& src_;
     int64_t br_, bc_;
 };

@@ -50,6 +50,11 @@ struct ForwardOptions {
     // Whose rounding points to reproduce (model/precision.h); the default is dsref's float32. An
     // emulation mode fixes the MLA path to the reference's own (hf-bf16 naive, official absorbed).
     PrecisionPolicy precision;
+    // Stream the routed experts (model/moe_block.h): each is dequantized only when a token is routed
+    // to it, into a reused buffer, and its mapped pages are released after use. Same bits as holding
+    // them; the model turns it off when it keeps every layer (generation). Float32 path only: an
+    // emulation mode holds its experts.
+    bool stream_experts = true;
 };
 
 class AttentionBlock {

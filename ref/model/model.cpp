@@ -1,6 +1,10 @@
 // model.cpp — embedding → decoder layers (MLA/GQA + dense MLP or DeepSeekMoE) → final norm → lm_head.
 #include "model/model.h"
 
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
 #include "core/error.h"
 #include "core/linear.h"
 #include "core/rmsnorm.h"
@@ -17,6 +21,7 @@ size_t KVCache::bytes() const {
 
 Model::Model(const std::string& dir, ModelOptions opt)
     : cfg_(load_config(dir)), opt_(std::move(opt)), ckpt_(dir), loader_(ckpt_, cfg_) {
+    if (opt_.keep_weights) opt_.fwd.stream_experts = false;  // kept layers hold their experts
     PrecisionPolicy& prec = opt_.fwd.precision;
     prec.check_config(cfg_);
     prec.scale_fmt = cfg_.fp8_scale_fmt;  // official-fp8's act_quant uses the checkpoint's scale_fmt
@@ -53,14 +58,41 @@ std::vector<float> Model::forward_hidden(const std::vector<int32_t>& tokens, KVC
     const PrecisionPolicy& prec = opt_.fwd.precision;
     std::vector<float> h = loader_.load_rows(g.embed.name, g.embed.shape, tokens);  // [T, d]
     prec.round(h.data(), T * d);  // the embedding as the emulated reference holds it (bf16)
+    const auto t0 = std::chrono::steady_clock::now();
+    const MoeStreamStats s0 = moe_stream_stats();
+    double dense_bytes = 0;  // checkpoint bytes of the layers' held (non-expert) tensors read so far
+    const std::vector<WeightSpec> layout = checkpoint_layout(cfg_);
     for (int64_t i = 0; i < L; i++) {
         if (opt_.keep_weights) {
             kept_[i].forward(h.data(), T, pos0, cache.layers[i], trace);
         } else {
-            const DecoderLayer layer(cfg_, loader_, i, cfg_.is_moe_layer(i), opt_.fwd);
-            layer.forward(h.data(), T, pos0, cache.layers[i], trace);
+            {
+                const DecoderLayer layer(cfg_, loader_, i, cfg_.is_moe_layer(i), opt_.fwd);
+                layer.forward(h.data(), T, pos0, cache.layers[i], trace);
+            }
+            // The layer's float32 weights are gone; its mapped pages go too (Checkpoint::release).
+            for (const WeightSpec& s : layout)
+                if (s.layer == i) loader_.release(s.name);
+        }
+        if (opt_.progress) {
+            for (const WeightSpec& s : layout) {
+                if (s.layer != i || (opt_.fwd.stream_experts && prec.none() && s.expert >= 0) || kept_.size()) continue;
+                dense_bytes += (double)ckpt_.get(s.name).nbytes;
+                if (ckpt_.has(s.name + "_scale_inv")) dense_bytes += (double)ckpt_.get(s.name + "_scale_inv").nbytes;
+            }
+            const MoeStreamStats st = moe_stream_stats();
+            const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            const double eta = el / (double)(i + 1) * (double)(L - i - 1);
+            char line[200];
+            std::snprintf(line, sizeof line, "\rdsref: layer %lld/%lld, experts loaded %lld, %.2f GB read, %.1f s, ETA %.1f s ",
+                          (long long)(i + 1), (long long)L, (long long)(st.experts - s0.experts),
+                          (dense_bytes + (double)(st.bytes - s0.bytes)) / 1e9, el, eta);
+            std::fputs(line, stderr);
+            if (i + 1 == L) std::fputs("\n", stderr);
+            std::fflush(stderr);
         }
     }
+    loader_.release(g.embed.name);
     cache.len += T;
     std::vector<float> x(T * d);  // [T, d]
     prec.rmsnorm(x.data(), h.data(), prec.load(loader_, g.norm).data(), T, d, (float)cfg_.rms_norm_eps);
@@ -71,7 +103,24 @@ std::vector<float> Model::lm_head(const float* x, int64_t rows) const {
     const int64_t d = cfg_.hidden_size, V = cfg_.vocab_size;
     std::vector<float> logits(rows * V);  // [rows, V]
     const PrecisionPolicy& prec = opt_.fwd.precision;
-    prec.linear(logits.data(), x, prec.load(loader_, model_tensors(cfg_).lm_head), rows, d, V);
+    const WeightSpec head = model_tensors(cfg_).lm_head;
+    if (!prec.none()) {
+        prec.linear(logits.data(), x, prec.load(loader_, head), rows, d, V);
+        return logits;
+    }
+    // Float32: the head in slices of kHeadSlice rows (V3: 129280 × 7168 would be 3.7 GB as float32).
+    // A slice starts on a kTileN boundary, so every output tile is the same Eigen product as in one
+    // linear_forward over all V rows: the logits are bit-identical.
+    constexpr int64_t kHeadSlice = 64 * kTileN;
+    const int64_t n_slice = std::min(V, kHeadSlice);
+    std::vector<float> w(n_slice * d), part(rows * n_slice);  // [slice, d], [rows, slice]
+    for (int64_t v0 = 0; v0 < V; v0 += kHeadSlice) {
+        const int64_t n = std::min(kHeadSlice, V - v0);
+        loader_.load_row_range(w.data(), head, v0, v0 + n);
+        linear_forward(part.data(), x, w.data(), rows, d, n);
+        for (int64_t r = 0; r < rows; r++) std::copy(part.begin() + r * n, part.begin() + (r + 1) * n, logits.begin() + r * V + v0);
+        if (!opt_.keep_weights) loader_.release(head.name);  // the slice's mapped pages
+    }
     return logits;
 }
 

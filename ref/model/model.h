@@ -11,8 +11,11 @@
 // Multi-token prediction (V3) is a separate module (model/mtp.h) that reads the main model's final
 // hidden state; `forward` never reads the MTP layer.
 //
-// Weights stay in the mapped checkpoint and become float32 one layer at a time (peak memory ≈ one
-// layer), unless `keep_weights` holds them all, which generation wants.
+// Weights stay in the mapped checkpoint and become float32 one layer at a time, unless `keep_weights`
+// holds them all, which generation wants. Without it the routed experts are streamed (only those some
+// token uses, one per thread, model/moe_block.h), each layer's mapped pages are released after it and
+// the head is read in slices: peak memory ≈ one layer's attention and shared parts + one expert per
+// thread, not the checkpoint (V3's real shapes: one MoE layer holds 45 GB of float32 experts).
 #pragma once
 #include <memory>
 #include <string>
@@ -30,6 +33,8 @@ namespace dsref {
 struct ModelOptions {
     ForwardOptions fwd;
     bool keep_weights = false;  // load every layer once and keep it (generation)
+    // A progress line on stderr after each layer: layer i/L, experts streamed, GB read, elapsed, ETA.
+    bool progress = false;
 };
 
 class Model {

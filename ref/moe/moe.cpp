@@ -3,6 +3,7 @@
 #include "moe/moe.h"
 
 #include <algorithm>
+#include <exception>
 
 #include "core/error.h"
 #include "core/swiglu.h"
@@ -13,14 +14,17 @@ static void check_size(const std::vector<float>& v, int64_t n, const std::string
     if ((int64_t)v.size() != n) fail("moe: weight '", name, "' has ", v.size(), " elements, expected ", n);
 }
 
-void moe_weights_check(const MoeWeights& w, const MoeGateConfig& g) {
+void moe_weights_check(const MoeWeights& w, const MoeGateConfig& g, bool experts) {
     const int64_t E = g.E, d = w.d, I = w.I;
     if (d < 1 || I < 1) fail("moe: hidden_size and moe_intermediate_size must be >= 1, got ", d, " and ", I);
     if (w.I_shared < 0) fail("moe: the shared expert width must be >= 0, got ", w.I_shared);
     check_size(w.gate, E * d, "gate.weight");
-    if ((int64_t)w.w_gate.size() != E || (int64_t)w.w_up.size() != E || (int64_t)w.w_down.size() != E)
+    if (!experts) {
+        if (!w.w_gate.empty() || !w.w_up.empty() || !w.w_down.empty())
+            fail("moe: streamed experts, but the weights hold ", w.w_gate.size(), " routed experts");
+    } else if ((int64_t)w.w_gate.size() != E || (int64_t)w.w_up.size() != E || (int64_t)w.w_down.size() != E)
         fail("moe: expected ", E, " routed experts, got ", w.w_gate.size());
-    for (int64_t e = 0; e < E; e++) {
+    for (int64_t e = 0; experts && e < E; e++) {
         const std::string p = "experts." + std::to_string(e) + ".";
         check_size(w.w_gate[e], I * d, p + "gate_proj.weight");
         check_size(w.w_up[e], I * d, p + "up_proj.weight");
@@ -92,16 +96,44 @@ void moe_combine(float* y, const float* ys, const float* topk_weight, const MoeD
     }
 }
 
-MoeRouting moe_forward(float* y, const float* x, int64_t T, const MoeGateConfig& g, const MoeWeights& w,
-                       std::vector<int64_t>* expert_load) {
-    moe_weights_check(w, g);
+void moe_experts_forward_streamed(float* ys, const float* xs, const MoeDispatch& p, int64_t d, int64_t I,
+                                  const MoeExpertFetch& fetch) {
+    std::vector<int64_t> used;  // the experts some token is routed to, in id order
+    for (int64_t e = 0; e < p.E; e++)
+        if (p.counts[e] > 0) used.push_back(e);
+    std::exception_ptr err;  // an exception may not leave a parallel region: the first one is rethrown
+#pragma omp parallel if (used.size() > 1)
+    {
+        std::vector<float> buf(3 * I * d);  // this thread's w_gate, w_up [I, d] and w_down [d, I], reused
+#pragma omp for schedule(dynamic, 1)
+        for (size_t u = 0; u < used.size(); u++) {
+            const int64_t e = used[u], n = p.counts[e], o = p.offsets[e];
+            try {
+                fetch(e, buf.data(), buf.data() + I * d, buf.data() + 2 * I * d);
+                swiglu_forward(ys + o * d, xs + o * d, buf.data(), buf.data() + I * d, buf.data() + 2 * I * d, n, d, I);
+            } catch (...) {
+#pragma omp critical(dsref_moe_stream_err)
+                if (!err) err = std::current_exception();
+            }
+        }
+    }
+    if (err) std::rethrow_exception(err);
+}
+
+// The layer around the routed experts: gate, dispatch, `experts` (held or streamed), shared, combine.
+static MoeRouting moe_forward_impl(float* y, const float* x, int64_t T, const MoeGateConfig& g, const MoeWeights& w,
+                                   const MoeExpertFetch* fetch, std::vector<int64_t>* expert_load) {
+    moe_weights_check(w, g, fetch == nullptr);
     const int64_t d = w.d, K = g.K;
     MoeRouting r = moe_gate_forward(x, w.gate.data(), w.bias.empty() ? nullptr : w.bias.data(), T, d, g);
 
     const MoeDispatch p = moe_dispatch_plan(r.topk_idx.data(), T, K, g.E);
     std::vector<float> xs(T * K * d), ys(T * K * d);  // [T·K, d] rows in expert order, and the experts' outputs
     moe_permute(xs.data(), x, p, d);
-    moe_experts_forward(ys.data(), xs.data(), p, w);
+    if (fetch)
+        moe_experts_forward_streamed(ys.data(), xs.data(), p, d, w.I, *fetch);
+    else
+        moe_experts_forward(ys.data(), xs.data(), p, w);
 
     std::vector<float> shared;  // [T, d] the shared expert's output, added with weight 1
     if (w.I_shared > 0) {
@@ -112,6 +144,16 @@ MoeRouting moe_forward(float* y, const float* x, int64_t T, const MoeGateConfig&
     moe_combine(y, ys.data(), r.topk_weight.data(), p, d, shared.empty() ? nullptr : shared.data());
     if (expert_load) *expert_load = p.counts;
     return r;
+}
+
+MoeRouting moe_forward(float* y, const float* x, int64_t T, const MoeGateConfig& g, const MoeWeights& w,
+                       std::vector<int64_t>* expert_load) {
+    return moe_forward_impl(y, x, T, g, w, nullptr, expert_load);
+}
+
+MoeRouting moe_forward_streamed(float* y, const float* x, int64_t T, const MoeGateConfig& g, const MoeWeights& w,
+                                const MoeExpertFetch& fetch, std::vector<int64_t>* expert_load) {
+    return moe_forward_impl(y, x, T, g, w, &fetch, expert_load);
 }
 
 }  // namespace dsref

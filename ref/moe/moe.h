@@ -23,6 +23,7 @@
 // any thread count.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -44,8 +45,9 @@ struct MoeWeights {
     std::vector<float> shared_down;                    // shared_experts.down_proj.weight [d, I_shared]
 };
 
-// Throws Error naming the tensor when a weight has the wrong number of elements.
-void moe_weights_check(const MoeWeights& w, const MoeGateConfig& g);
+// Throws Error naming the tensor when a weight has the wrong number of elements. experts = false:
+// the routed experts are streamed (moe_forward_streamed) and w_gate/w_up/w_down must be empty.
+void moe_weights_check(const MoeWeights& w, const MoeGateConfig& g, bool experts = true);
 
 // The dispatch plan of steps 1–3, from the gate's topk_idx.
 struct MoeDispatch {
@@ -71,5 +73,19 @@ void moe_combine(float* y, const float* ys, const float* topk_weight, const MoeD
 // receives the tokens per expert [E].
 MoeRouting moe_forward(float* y, const float* x, int64_t T, const MoeGateConfig& g, const MoeWeights& w,
                        std::vector<int64_t>* expert_load = nullptr);
+
+// Streamed experts (a checkpoint too large to hold, V3's 256 experts of 2048 × 7168): the routed
+// experts' weights are not held. fetch(e, w_gate, w_up, w_down) writes expert e's three weights
+// (w_gate, w_up: [I, d], w_down: [d, I]) into buffers the layer reuses, and is called only for the
+// experts some token is routed to, once per forward. It may run on several threads at once (one
+// expert per thread, each with its own buffers). Each expert's block is computed by the same calls
+// as moe_experts_forward, so ys — and y — are bit-identical to the held-weights path.
+using MoeExpertFetch = std::function<void(int64_t e, float* w_gate, float* w_up, float* w_down)>;
+// ys: [T·K, d] out · xs: [T·K, d]
+void moe_experts_forward_streamed(float* ys, const float* xs, const MoeDispatch& p, int64_t d, int64_t I,
+                                  const MoeExpertFetch& fetch);
+// moe_forward with the routed experts fetched (w's expert vectors empty; gate, bias and shared held).
+MoeRouting moe_forward_streamed(float* y, const float* x, int64_t T, const MoeGateConfig& g, const MoeWeights& w,
+                                const MoeExpertFetch& fetch, std::vector<int64_t>* expert_load = nullptr);
 
 }  // namespace dsref

@@ -1,11 +1,16 @@
 // init.cpp — random HF checkpoints for every supported architecture.
 #include "tools/init.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <fstream>
+#include <map>
 
 #include "core/error.h"
 #include "core/fp8_format.h"
@@ -41,21 +46,34 @@ double NormalRng::next() {
     return r * std::cos(a);
 }
 
-static std::vector<float> random_values(const WeightSpec& s, uint64_t seed, double bias_offset) {
-    NormalRng rng(seed, s.name);
-    const int64_t n = shape_numel(s.shape);
-    std::vector<float> v(n);
-    const double in = s.shape.size() == 2 ? (double)s.shape[1] : 1.0;
-    for (int64_t i = 0; i < n; i++) {
-        const double z = rng.next();
-        switch (s.kind) {
-            case InitKind::Embedding: v[i] = (float)z; break;
-            case InitKind::Linear: v[i] = (float)(z / std::sqrt(in)); break;
-            case InitKind::Norm: v[i] = (float)(1.0 + 0.1 * z); break;
-            case InitKind::Bias: v[i] = (float)(0.1 * z + bias_offset); break;
-            case InitKind::ProjBias: v[i] = (float)(0.2 * z); break;
+// The values of one tensor, drawn in order from its own stream, `n` at a time (a tensor is written in
+// slices, so `init` holds one slice, never a whole 3.7 GB embedding).
+class ValueStream {
+public:
+    ValueStream(const WeightSpec& s, uint64_t seed, double bias_offset)
+        : s_(s), rng_(seed, s.name), in_(s.shape.size() == 2 ? (double)s.shape[1] : 1.0), bias_offset_(bias_offset) {}
+    void next(float* v, int64_t n) {
+        for (int64_t i = 0; i < n; i++) {
+            const double z = rng_.next();
+            switch (s_.kind) {
+                case InitKind::Embedding: v[i] = (float)z; break;
+                case InitKind::Linear: v[i] = (float)(z / std::sqrt(in_)); break;
+                case InitKind::Norm: v[i] = (float)(1.0 + 0.1 * z); break;
+                case InitKind::Bias: v[i] = (float)(0.1 * z + bias_offset_); break;
+                case InitKind::ProjBias: v[i] = (float)(0.2 * z); break;
+            }
         }
     }
+
+private:
+    const WeightSpec& s_;
+    NormalRng rng_;
+    double in_, bias_offset_;
+};
+
+static std::vector<float> random_values(const WeightSpec& s, uint64_t seed, double bias_offset) {
+    std::vector<float> v(shape_numel(s.shape));
+    ValueStream(s, seed, bias_offset).next(v.data(), (int64_t)v.size());
     return v;
 }
 
@@ -106,18 +124,149 @@ TensorMap init_weights(const ModelConfig& c, const InitOptions& o) {
     return m;
 }
 
+// ---- streamed writing --------------------------------------------------------------------------------
+// init_checkpoint writes the files write_checkpoint would write for init_weights, byte for byte, but
+// tensor by tensor: every header is computed from the layout first, then each tensor is drawn in
+// slices and written at its offset (pwrite), so the memory held is one slice (≈ 64 MB), whatever the
+// checkpoint's size.
+namespace {
+struct OutTensor {
+    std::string name;
+    DType dtype;
+    Shape shape;
+    int shard = 0;
+    uint64_t off = 0;  // offset in its shard's data buffer
+    uint64_t nbytes() const { return (uint64_t)shape_numel(shape) * dtype_size(dtype); }
+};
+
+struct ShardFile {
+    std::string name, path, tmp;
+    int fd = -1;
+    uint64_t data_start = 0;  // 8 + header length
+};
+
+void pwrite_all(const ShardFile& f, const void* p, uint64_t n, uint64_t off) {
+    const char* b = static_cast<const char*>(p);
+    while (n > 0) {
+        const ssize_t w = ::pwrite(f.fd, b, n, (off_t)(f.data_start + off));
+        if (w <= 0) fail(f.path, ": write failed: ", std::strerror(errno));
+        b += w;
+        n -= (uint64_t)w;
+        off += (uint64_t)w;
+    }
+}
+}  // namespace
+
 void init_checkpoint(const ModelConfig& c, const InitOptions& o, const std::string& dir) {
-    TensorMap weights = init_weights(c, o);
+    if (o.dtype != DType::F32 && o.dtype != DType::BF16) usage_fail("init: --dtype must be f32 or bf16");
+    if (!std::isfinite(o.bias_offset)) usage_fail("init: --bias-offset must be a finite number");
+    if (o.shards < 1) fail("write_checkpoint: n_shards must be >= 1");
     ::mkdir(dir.c_str(), 0755);
     struct stat st;
     if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) fail(dir, ": cannot create the output directory");
     nlohmann::json cfg = c.raw;
     cfg["torch_dtype"] = (o.dtype == DType::BF16) ? "bfloat16" : "float32";
-    std::ofstream f(dir + "/config.json");
-    f << cfg.dump(2) << "\n";
-    if (!f) fail(dir, "/config.json: write failed");
-    f.close();
-    write_checkpoint(dir, weights, o.shards);
+    {
+        std::ofstream f(dir + "/config.json");
+        f << cfg.dump(2) << "\n";
+        if (!f) fail(dir, "/config.json: write failed");
+    }
+
+    // 1. Every output tensor, in name order (as a TensorMap holds them), dealt round-robin to shards.
+    const std::vector<WeightSpec> layout = checkpoint_layout(c);
+    const int64_t br = c.fp8_block_rows, bc = c.fp8_block_cols;
+    std::map<std::string, OutTensor> out;
+    for (const WeightSpec& s : layout) {
+        if (c.fp8_weights && s.fp8) {
+            out[s.name] = {s.name, DType::F8_E4M3, s.shape};
+            const Shape grid = {(s.shape[0] + br - 1) / br, (s.shape[1] + bc - 1) / bc};
+            out[s.name + "_scale_inv"] = {s.name + "_scale_inv", DType::F32, grid};
+        } else {
+            out[s.name] = {s.name, (s.kind == InitKind::Bias) ? DType::F32 : o.dtype, s.shape};
+        }
+    }
+    const int n = o.shards;
+    std::vector<ShardFile> files(n);
+    for (int i = 0; i < n; i++) {
+        char name[64];
+        std::snprintf(name, sizeof name, "model-%05d-of-%05d.safetensors", i + 1, n);
+        files[i].name = n == 1 ? "model.safetensors" : name;
+        files[i].path = dir + "/" + files[i].name;
+        files[i].tmp = files[i].path + ".tmp";
+    }
+    // 2. The headers (write_safetensors' JSON: metadata, then every tensor; padded to 8 bytes).
+    std::vector<nlohmann::json> headers(n, nlohmann::json::object());
+    std::vector<uint64_t> sizes(n, 0);
+    {
+        int i = 0;
+        for (auto& kv : out) {
+            OutTensor& t = kv.second;
+            t.shard = i++ % n;
+            t.off = sizes[t.shard];
+            sizes[t.shard] += t.nbytes();
+            headers[t.shard][t.name] = {
+                {"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {t.off, t.off + t.nbytes()}}};
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        headers[i]["__metadata__"] = {{"format", "pt"}};
+        std::string hs = headers[i].dump();
+        while (hs.size() % 8) hs.push_back(' ');
+        ShardFile& f = files[i];
+        f.fd = ::open(f.tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (f.fd < 0) fail(f.path, ": cannot open for writing: ", std::strerror(errno));
+        const uint64_t hn = hs.size();
+        f.data_start = 0;
+        pwrite_all(f, &hn, 8, 0);
+        pwrite_all(f, hs.data(), hn, 8);
+        f.data_start = 8 + hn;
+    }
+    // 3. Each tensor in slices of whole rows (whole 128-row FP8 block rows), drawn and written in order.
+    if (o.slice_elems < 1) fail("init: slice_elems must be >= 1");
+    for (const WeightSpec& s : layout) {
+        ValueStream vs(s, o.seed, o.bias_offset);
+        const OutTensor& t = out.at(s.name);
+        const int64_t R = s.shape.empty() ? 1 : s.shape[0], C = shape_numel(s.shape) / std::max<int64_t>(R, 1);
+        const bool fp8 = c.fp8_weights && s.fp8;
+        int64_t rows = std::max<int64_t>(1, o.slice_elems / std::max<int64_t>(C, 1));
+        if (fp8) rows = std::max<int64_t>(1, rows / br) * br;
+        std::vector<float> v;
+        std::vector<uint8_t> q;
+        std::vector<float> scale;
+        for (int64_t r0 = 0; r0 < R; r0 += rows) {
+            const int64_t nr = std::min(rows, R - r0);
+            v.resize(nr * C);
+            vs.next(v.data(), nr * C);
+            if (fp8) {
+                const OutTensor& ts = out.at(s.name + "_scale_inv");
+                const int64_t CB = (C + bc - 1) / bc, RB = (nr + br - 1) / br;
+                q.resize(nr * C);
+                scale.resize(RB * CB);
+                fp8_quant_weight_blocks(q.data(), scale.data(), v.data(), nr, C, br, bc);
+                pwrite_all(files[t.shard], q.data(), q.size(), t.off + r0 * C);
+                pwrite_all(files[ts.shard], scale.data(), scale.size() * 4, ts.off + (r0 / br) * CB * 4);
+            } else {
+                const Tensor e = Tensor::encode_f32({nr * C}, v, t.dtype);
+                pwrite_all(files[t.shard], e.bytes.data(), e.bytes.size(), t.off + r0 * C * dtype_size(t.dtype));
+            }
+        }
+    }
+    for (ShardFile& f : files) {
+        if (::close(f.fd) != 0) fail(f.path, ": write failed: ", std::strerror(errno));
+        if (std::rename(f.tmp.c_str(), f.path.c_str()) != 0) fail(f.path, ": cannot rename ", f.tmp, " into place");
+    }
+    if (n == 1) return;
+    // 4. The index (write_checkpoint's).
+    nlohmann::json index = {{"metadata", {{"total_size", 0}}}, {"weight_map", nlohmann::json::object()}};
+    uint64_t total = 0;
+    for (const auto& kv : out) {
+        index["weight_map"][kv.first] = files[kv.second.shard].name;
+        total += kv.second.nbytes();
+    }
+    index["metadata"]["total_size"] = total;
+    std::ofstream f(dir + "/model.safetensors.index.json");
+    f << index.dump(2) << "\n";
+    if (!f) fail(dir, "/model.safetensors.index.json: write failed");
 }
 
 }  // namespace dsref

@@ -27,6 +27,9 @@ struct InitOptions {
     DType dtype = DType::F32;  // storage of float weights: F32 or BF16 (e_score_correction_bias stays F32)
     int shards = 1;            // >1 writes model.safetensors.index.json and that many shards
     double bias_offset = 0.0;  // added to every e_score_correction_bias value (negative-bias test models)
+    // init_checkpoint draws and writes at most about this many values at a time (whole rows; whole
+    // 128-row blocks for FP8), which bounds its memory whatever the checkpoint's size.
+    int64_t slice_elems = 16 << 20;
 };
 
 // Block FP8 quantization of one weight with a br × bc grid (the checkpoint's weight_block_size).
@@ -37,7 +40,9 @@ void fp8_quant_weight_blocks(uint8_t* q, float* scale_inv, const float* w, int64
 // The tensors of a random checkpoint for `c` (FP8 configs get F8_E4M3 weights + weight_scale_inv).
 TensorMap init_weights(const ModelConfig& c, const InitOptions& o);
 
-// Writes config.json (the given config, with torch_dtype set) and the weights into `dir` (created).
+// Writes config.json (the given config, with torch_dtype set) and the weights into `dir` (created):
+// the bytes write_checkpoint(dir, init_weights(c, o), o.shards) writes, but streamed tensor by tensor
+// in slices of o.slice_elems values, so the 671B layout can be written with bounded memory.
 void init_checkpoint(const ModelConfig& c, const InitOptions& o, const std::string& dir);
 
 // Deterministic N(0,1) stream (splitmix64 + Box–Muller), seeded by (seed, name).

@@ -30,6 +30,57 @@ ParamCounts count_params(const ModelConfig& c) {
     return p;
 }
 
+ForwardEstimate estimate_forward(const ModelConfig& c, int64_t T, int threads) {
+    const int64_t L = c.num_hidden_layers, d = c.hidden_size, V = c.vocab_size;
+    const double es = (c.torch_dtype == "bfloat16" || c.torch_dtype == "float16") ? 2.0 : 4.0;
+    auto stored = [&](const WeightSpec& s) {
+        const double n = (double)shape_numel(s.shape);
+        if (c.fp8_weights && s.fp8)
+            return n + 4.0 * (double)(((s.shape[0] + c.fp8_block_rows - 1) / c.fp8_block_rows) *
+                                      ((s.shape[1] + c.fp8_block_cols - 1) / c.fp8_block_cols));
+        return n * (s.kind == InitKind::Bias ? 4.0 : es);
+    };
+    std::vector<double> held_f32(L, 0), held_stored(L, 0);
+    double expert_f32 = 0, expert_stored = 0, read = 0;
+    const ModelTensors g = model_tensors(c);
+    int64_t first_moe = -1;
+    for (int64_t i = L - 1; i >= 0; i--)
+        if (c.is_moe_layer(i)) first_moe = i;
+    for (const WeightSpec& s : checkpoint_layout(c)) {
+        if (s.layer >= L) continue;  // MTP layers: not read by a forward
+        if (s.layer < 0) {
+            if (s.name == g.embed.name && !c.tie_word_embeddings) read += stored(s) * (double)T / (double)V;
+            else read += stored(s);
+            continue;
+        }
+        if (s.expert >= 0) {
+            // one routed expert's three weights (every expert of every MoE layer has the same shapes)
+            if (s.expert == 0 && s.layer == first_moe) expert_f32 += 4.0 * (double)shape_numel(s.shape), expert_stored += stored(s);
+            continue;
+        }
+        held_f32[s.layer] += 4.0 * (double)shape_numel(s.shape);
+        held_stored[s.layer] += stored(s);
+        read += stored(s);
+    }
+    for (int64_t i = 0; i < L; i++)
+        if (c.is_moe_layer(i)) read += (double)std::min<int64_t>(c.n_routed_experts, T * c.num_experts_per_tok) * expert_stored;
+    ForwardEstimate e;
+    e.bytes_read = read;
+    const double head_slice = 4.0 * (double)std::min<int64_t>(V, 8192) * (double)d;
+    const double act = 4.0 * (double)T * (double)d * (8.0 + 2.0 * (double)c.num_experts_per_tok) + 8.0 * (double)T * V;
+    const double kv = 4.0 * (double)L * (double)T * (double)kv_values_per_token_layer(c);
+    double anon_layer = 0, peak_layer = 0;
+    for (int64_t i = 0; i < L; i++) {
+        const bool moe = c.is_moe_layer(i);
+        const int64_t nt = moe ? std::min<int64_t>(threads, std::min<int64_t>(c.n_routed_experts, T * c.num_experts_per_tok)) : 0;
+        anon_layer = std::max(anon_layer, held_f32[i] + (double)nt * expert_f32);
+        peak_layer = std::max(peak_layer, held_f32[i] + held_stored[i] + (double)nt * (expert_f32 + expert_stored));
+    }
+    e.anonymous = std::max(anon_layer, head_slice) + act + kv;
+    e.peak = std::max(peak_layer, head_slice * (1.0 + es / 4.0)) + act + kv;
+    return e;
+}
+
 int64_t kv_values_per_token_layer(const ModelConfig& c) {
     if (c.is_mla()) return c.kv_lora_rank + c.qk_rope_head_dim;
     return 2 * c.num_key_value_heads * c.head_dim;

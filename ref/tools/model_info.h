@@ -42,6 +42,20 @@ ParamCounts count_params(const ModelConfig& c);
 // d_c + d_r).
 int64_t kv_values_per_token_layer(const ModelConfig& c);
 
+// What a float32 prefill of T tokens reads and holds on the default path of model/model.h (one layer
+// at a time, streamed experts on `threads` threads, the head in slices), from the config alone.
+// Stored bytes follow the config: FP8 weights 1 byte + their F32 scales, the router bias F32, every
+// other tensor torch_dtype (bf16/f16: 2, else 4). Upper bounds: each MoE layer reads min(E, T·K)
+// experts (fewer when tokens share experts).
+//   bytes_read   the layers' held tensors + those experts + T embedding rows + model.norm + the head
+//   anonymous    float32 copies of the largest layer's held tensors + one expert per thread + one head
+//                slice + the activations, the logits [T, V] and the KV cache
+//   peak         anonymous + the mapped pages of that layer and its experts (released after each layer)
+struct ForwardEstimate {
+    double bytes_read = 0, anonymous = 0, peak = 0;
+};
+ForwardEstimate estimate_forward(const ModelConfig& c, int64_t T, int threads);
+
 // Everything `dsref info` prints: architecture, parameters, KV-cache bytes, the config values used.
 nlohmann::json model_info(const ModelConfig& c);
 
