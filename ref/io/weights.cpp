@@ -1,10 +1,21 @@
 // weights.cpp — float32 weights from any tensor source and storage, FP8 blocks included.
 #include "io/weights.h"
 
+#include <cmath>
+
 #include "core/error.h"
 #include "fp8/fp8_quant.h"
 
 namespace dsref {
+
+// The NaN policy for checkpoint weights (ref/README.md "Reliability"): a NaN or Inf in a float weight is
+// an error naming the tensor and its first bad element, found in the conversion pass loading makes anyway.
+// (FP8 codes and scales are checked by fp8_dequant_weight, fp8/fp8_quant.h.)
+static std::vector<float> finite_or_fail(const TensorSource& src, const std::string& name, std::vector<float> v) {
+    for (size_t i = 0; i < v.size(); i++)
+        if (!std::isfinite(v[i])) fail(src.describe(name), ": element ", i, " is ", v[i], "; weights must be finite");
+    return v;
+}
 
 void WeightLoader::check(const WeightSpec& s, const char* what) const {
     if (!src_.has(s.name)) fail(src_.where(), ": missing ", what, " '", s.name, "' (shape ", shape_str(s.shape), ")");
@@ -26,6 +37,10 @@ std::vector<float> WeightLoader::load(const std::string& name, const Shape& shap
                  shape_str(shape), " weight in ", br_, "x", bc_, " blocks");
         if (!dtype_is_float(s.dtype)) fail(src_.describe(sname), " has non-float dtype ", dtype_name(s.dtype));
         const std::vector<float> scale = s.to_f32();
+        // A negative scale flips the sign of a whole block; no quantizer writes one (fp8_dequant_weight
+        // refuses the non-finite ones). Zero stays allowed: an all-zero block has amax = 0.
+        for (size_t i = 0; i < scale.size(); i++)
+            if (scale[i] < 0) fail(src_.describe(sname), ": element ", i, " is ", scale[i], "; scales must not be negative");
         std::vector<float> w(shape[0] * shape[1]);
         try {
             fp8_dequant_weight(w.data(), r.data, scale.data(), shape[0], shape[1], br_, bc_);
@@ -35,7 +50,7 @@ std::vector<float> WeightLoader::load(const std::string& name, const Shape& shap
         return w;
     }
     if (!dtype_is_float(r.dtype)) fail(src_.describe(name), " has non-float dtype ", dtype_name(r.dtype));
-    return r.to_f32();
+    return finite_or_fail(src_, name, r.to_f32());
 }
 
 std::vector<float> WeightLoader::load_rows(const std::string& name, const Shape& shape,
@@ -60,6 +75,10 @@ std::vector<float> WeightLoader::load_rows(const std::string& name, const Shape&
         one.shape = {C};
         one.bytes.assign(r.data + rows[i] * C * es, r.data + (rows[i] + 1) * C * es);
         std::vector<float> v = one.to_f32();
+        for (size_t j = 0; j < v.size(); j++)
+            if (!std::isfinite(v[j]))
+                fail(src_.describe(name), ": element ", (size_t)rows[i] * C + j, " (row ", rows[i], ") is ", v[j],
+                     "; weights must be finite");
         std::copy(v.begin(), v.end(), out.begin() + i * C);
     }
     return out;
