@@ -193,3 +193,12 @@ TEST_CASE("an FP8 weight with a NaN code, or a negative or non-finite scale, is 
     CHECK_THAT(try_load(0x38, NAN), Catch::Contains("'w'") && Catch::Contains("not finite"));
     CHECK_THAT(try_load(0x38, INFINITY), Catch::Contains("'w'") && Catch::Contains("not finite"));
 }
+
+TEST_CASE("an integer config field beyond int64 is refused naming the field (fuzz finding)", "[reliability]") {
+    std::ifstream f("data/golden/llama/gqa2/config.json");
+    nlohmann::json c = nlohmann::json::parse(f);
+    for (const nlohmann::json& bad : {nlohmann::json(4.44444e59), nlohmann::json(18446744073709551615ull)}) {
+        c["hidden_size"] = bad;
+        CHECK_THROWS_WITH(parse_config(c, "cfg.json"), Catch::Contains("hidden_size") && Catch::Contains("must be an integer"));
+    }
+}

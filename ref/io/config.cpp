@@ -250,7 +250,10 @@ void parse_moe_section(FieldReader& r, ModelConfig& c) {
     if (c.num_nextn_predict_layers < 0) r.fail_field("num_nextn_predict_layers", "must be non-negative");
     // The gate's own checks (moe/moe_gate.h), here once, so that `info` and `init` refuse a MoE config
     // that `forward` would refuse (groups not dividing the experts, topk_group > n_group, k > experts).
-    if (c.n_routed_experts > 0) {
+    // Only when some layer is MoE (the first multiple of moe_layer_freq at or after first_k_dense_replace),
+    // as the model checks it: a config whose layers are all dense may leave the gate fields unset.
+    const int64_t first_moe = (c.first_k_dense_replace + c.moe_layer_freq - 1) / c.moe_layer_freq * c.moe_layer_freq;
+    if (c.n_routed_experts > 0 && first_moe < c.num_hidden_layers) {
         MoeGateConfig g;
         g.E = c.n_routed_experts;
         g.K = c.num_experts_per_tok;
