@@ -158,7 +158,7 @@ real-tokenizers:
 	@data/tokenizer/fetch_real_tokenizers.sh
 
 clean:
-	rm -rf build build-debug build-san
+	rm -rf build build-debug build-san build-fuzz
 
 -include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(TEST_BINS:=.d) $(WALK_BINS:=.d)
 
@@ -265,3 +265,57 @@ lab-test: deps
 lab-check: deps
 	@$(MAKE) --no-print-directory -j$(NPROC) $(LIB_OBJS)
 	@labs/check_kit.sh full $(BUILD)
+
+# =====================================================================================================
+# Fuzzing — libFuzzer harnesses in tests/fuzz/fuzz_<target>.cpp, seed corpora in data/fuzz/<target>/.
+#   make fuzz-deps             installs clang, its runtime libraries (libFuzzer, ASan, UBSan) and libomp
+#   make fuzz FUZZ_SECONDS=N   builds with clang -fsanitize=fuzzer,address,undefined into build-fuzz/ and
+#                              runs each harness N seconds (default 60) from its seeds; fails on any finding
+#                              (crash, sanitizer report, leak, > FUZZ_RSS_MB resident, one input > 10 s).
+#                              Findings are left in build-fuzz/findings/<target>/; new coverage inputs in
+#                              build-fuzz/corpus/<target>/ (the committed seeds are never modified).
+# =====================================================================================================
+FUZZ_PKGS    := clang libclang-rt-dev libomp-dev
+FUZZ_CXX     ?= clang++
+FUZZ_BUILD   := build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_RSS_MB  ?= 2048
+FUZZ_TARGETS := safetensors index config op tokens
+FUZZ_CXXFLAGS := -std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+                 -fopenmp -DEIGEN_DONT_PARALLELIZE -isystem /usr/include/eigen3 -Iref
+FUZZ_OBJS    := $(LIB_SRCS:%.cpp=$(FUZZ_BUILD)/%.o) $(FUZZ_BUILD)/ref/cli/common.o
+.PHONY: fuzz fuzz-deps fuzz-build
+
+$(FUZZ_BUILD)/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) $(FUZZ_CXXFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/libdsref_fuzz.a: $(FUZZ_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.cpp $(FUZZ_BUILD)/libdsref_fuzz.a
+	$(FUZZ_CXX) $(FUZZ_CXXFLAGS) -fsanitize=fuzzer $< -Wl,--whole-archive $(FUZZ_BUILD)/libdsref_fuzz.a \
+	  -Wl,--no-whole-archive -lm -o $@
+
+fuzz-deps:
+	@$(MAKE) --no-print-directory deps DEPS_PKGS="$(DEPS_PKGS) $(FUZZ_PKGS)"
+
+fuzz-build: fuzz-deps
+	@$(MAKE) --no-print-directory -j$(NPROC) $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+
+fuzz: fuzz-build
+	@set -u; fails=""; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_BUILD)/corpus/$$t $(FUZZ_BUILD)/findings/$$t; \
+	  log=$(FUZZ_BUILD)/fuzz_$$t.log; \
+	  ASAN_OPTIONS=detect_leaks=1 OMP_NUM_THREADS=1 $(FUZZ_BUILD)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
+	    -rss_limit_mb=$(FUZZ_RSS_MB) -malloc_limit_mb=$(FUZZ_RSS_MB) -timeout=10 -max_len=65536 -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_BUILD)/findings/$$t/ $(FUZZ_BUILD)/corpus/$$t data/fuzz/$$t >$$log 2>&1; rc=$$?; \
+	  execs=$$(grep -E '^stat::number_of_executed_units' $$log | awk '{print $$2}'); \
+	  printf 'fuzz %-12s %8s executions in %s s, exit %d\n' $$t "$${execs:-?}" $(FUZZ_SECONDS) $$rc; \
+	  if [ $$rc -ne 0 ]; then fails="$$fails $$t"; grep -E 'ERROR|SUMMARY|==[0-9]+==|Test unit written' $$log | head -n 20; fi; \
+	done; \
+	if [ -n "$$fails" ]; then echo "fuzz: findings in$$fails (inputs in $(FUZZ_BUILD)/findings/)"; exit 1; fi; echo "fuzz: no findings"
+
+-include $(FUZZ_OBJS:.o=.d)
+# ==== end of the fuzzing section =========================================================================

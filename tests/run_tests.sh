@@ -10,7 +10,10 @@ cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 passed=0; failed=0; bad_bins=()
 for bin in "$@"; do
-  out=$("$bin" --use-colour no 2>&1); rc=$?
+  # A hanging test must not stall the run: each binary gets $DSREF_TEST_TIMEOUT seconds (default 600).
+  out=$(timeout -k 10 "${DSREF_TEST_TIMEOUT:-600}" "$bin" --use-colour no 2>&1); rc=$?
+  if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then out="$out
+TIMEOUT: $bin ran longer than ${DSREF_TEST_TIMEOUT:-600} s"; fi
   summary=$(printf '%s\n' "$out" | grep -E '^(All tests passed|test cases:)' | tail -n 1)
   if [[ $summary =~ All\ tests\ passed.*\ ([0-9]+)\ test\ case ]]; then
     p=${BASH_REMATCH[1]}; f=0

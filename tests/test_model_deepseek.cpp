@@ -238,7 +238,8 @@ TEST_CASE("info compares the MLA cache with MHA, GQA and MQA and prints the real
                {"num_hidden_layers", 61}, {"num_attention_heads", 128}, {"vocab_size", 129280},
                {"q_lora_rank", 1536}, {"kv_lora_rank", 512}, {"qk_nope_head_dim", 128}, {"qk_rope_head_dim", 64},
                {"v_head_dim", 128}, {"first_k_dense_replace", 3}, {"n_routed_experts", 256},
-               {"n_group", 8}, {"topk_group", 4}, {"routed_scaling_factor", 2.5}};
+               {"n_group", 8}, {"topk_group", 4}, {"routed_scaling_factor", 2.5},
+               {"num_experts_per_tok", 8}, {"moe_intermediate_size", 2048}};  // a MoE config must name k (parse_config checks the gate)
     const json info = model_info(parse_config(v3, "v3"));
     CHECK(info["kv_cache"]["values_per_token_per_layer"] == 576);
     CHECK(info["kv_cache"]["bytes_per_token_bf16"] == 70272);  // 576 values · 2 B · 61 layers

@@ -35,6 +35,9 @@ void add_threads_option(CLI::App* cmd, int* threads) {
 }
 
 void apply_threads(int threads) {
+    // libgomp cannot start 100000 threads (it crashed); more than 4x the cores never helps.
+    const int cap = 4 * omp_get_num_procs();
+    if (threads > cap) usage_fail("--threads: ", threads, " is more than 4x the ", omp_get_num_procs(), " cores (at most ", cap, ")");
     if (threads > 0) omp_set_num_threads(threads);
 }
 

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "io/regular_file.h"
 
 namespace dsref {
 
@@ -248,6 +249,27 @@ void parse_moe_section(FieldReader& r, ModelConfig& c) {
     if (c.moe_layer_freq <= 0) r.fail_field("moe_layer_freq", "must be positive");
     if (c.first_k_dense_replace < 0) r.fail_field("first_k_dense_replace", "must be non-negative");
     if (c.num_nextn_predict_layers < 0) r.fail_field("num_nextn_predict_layers", "must be non-negative");
+    // The gate's own checks (moe/moe_gate.h), here once, so that `info` and `init` refuse a MoE config
+    // that `forward` would refuse (groups not dividing the experts, topk_group > n_group, k > experts).
+    // Only when some layer is MoE (the first multiple of moe_layer_freq at or after first_k_dense_replace),
+    // as the model checks it: a config whose layers are all dense may leave the gate fields unset.
+    const int64_t first_moe = (c.first_k_dense_replace + c.moe_layer_freq - 1) / c.moe_layer_freq * c.moe_layer_freq;
+    if (c.n_routed_experts > 0 && first_moe < c.num_hidden_layers) {
+        MoeGateConfig g;
+        g.E = c.n_routed_experts;
+        g.K = c.num_experts_per_tok;
+        g.n_group = c.n_group;
+        g.topk_group = c.topk_group;
+        g.scoring = c.scoring_func;
+        g.topk_method = c.topk_method;
+        g.norm_topk_prob = c.norm_topk_prob;
+        g.routed_scaling_factor = c.routed_scaling_factor;
+        try {
+            moe_gate_check(g, -1);
+        } catch (const Error& e) {
+            fail(r.source(), ": ", e.what());
+        }
+    }
 }
 
 // DeepSeek Sparse Attention (V3.2; DeepSeek-V3.2-Exp inference/model.py Indexer). The indexer's query
@@ -485,11 +507,11 @@ ModelConfig load_config(const std::string& path) {
     struct stat st;
     std::string file = path;
     if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) file = path + "/config.json";
-    std::ifstream f(file);
-    if (!f) fail(file, ": cannot open");
+    // A real config.json is a few kB; 16 MB leaves room for any annotated one and bounds the parse.
+    const std::string text = read_regular_file(file, "config", 16u << 20);
     json j;
     try {
-        j = json::parse(f);
+        j = json::parse(text);
     } catch (const json::exception& e) {
         fail(file, ": not valid JSON: ", e.what());
     }

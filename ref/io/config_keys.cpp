@@ -59,9 +59,13 @@ static std::string short_dump(const json& v) {
     return s.size() <= 60 ? s : s.substr(0, 57) + "...";
 }
 
+// An integer that fits int64 (a float beyond ±2^63 would make the cast undefined; found by fuzzing).
 static bool integral(const json& v) {
-    return v.is_number_integer() ||
-           (v.is_number_float() && v.get<double>() == (double)(int64_t)v.get<double>());
+    if (v.is_number_unsigned()) return v.get<uint64_t>() <= (uint64_t)INT64_MAX;
+    if (v.is_number_integer()) return true;
+    if (!v.is_number_float()) return false;
+    const double d = v.get<double>();
+    return d >= -9.2233720368547758e18 && d < 9.2233720368547758e18 && d == (double)(int64_t)d;
 }
 
 int64_t FieldReader::int_req(const std::string& k) {

@@ -41,6 +41,12 @@ private:
     std::vector<std::pair<std::string, std::string>> metadata_;
 };
 
+// Validates a safetensors image of `size` bytes at `base` (what SafetensorsFile maps; the fuzz harness
+// passes its input). `path` names it in messages; the refs point into `base`. Nothing is allocated in
+// proportion to a size the header claims: every claim is checked against `size` first.
+void parse_safetensors(const std::string& path, const uint8_t* base, size_t size, std::vector<TensorRef>* tensors,
+                       std::vector<std::pair<std::string, std::string>>* metadata);
+
 // Reads a whole file into memory (op inputs, diff).
 TensorMap read_safetensors(const std::string& path);
 

@@ -2,11 +2,25 @@
 #include "io/weights.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/error.h"
 #include "fp8/fp8_quant.h"
 
 namespace dsref {
+
+// The NaN policy for checkpoint weights (ref/README.md "Reliability"): a NaN or Inf in a float weight is
+// an error naming the tensor and its first bad element, found in the conversion pass loading makes anyway.
+// (FP8 codes and scales are checked by fp8_dequant_weight, fp8/fp8_quant.h.)
+static void finite_or_fail(const TensorSource& src, const std::string& name, const float* v, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!std::isfinite(v[i])) fail(src.describe(name), ": element ", i, " is ", v[i], "; weights must be finite");
+}
+
+static std::vector<float> finite_or_fail(const TensorSource& src, const std::string& name, std::vector<float> v) {
+    finite_or_fail(src, name, v.data(), v.size());
+    return v;
+}
 
 void WeightLoader::check(const WeightSpec& s, const char* what) const {
     if (!src_.has(s.name)) fail(src_.where(), ": missing ", what, " '", s.name, "' (shape ", shape_str(s.shape), ")");
@@ -36,6 +50,10 @@ void WeightLoader::load_into_impl(float* out, const std::string& name, const Sha
                  shape_str(shape), " weight in ", br_, "x", bc_, " blocks");
         if (!dtype_is_float(s.dtype)) fail(src_.describe(sname), " has non-float dtype ", dtype_name(s.dtype));
         const std::vector<float> scale = s.to_f32();
+        // A negative scale flips the sign of a whole block; no quantizer writes one (fp8_dequant_weight
+        // refuses the non-finite ones). Zero stays allowed: an all-zero block has amax = 0.
+        for (size_t i = 0; i < scale.size(); i++)
+            if (scale[i] < 0) fail(src_.describe(sname), ": element ", i, " is ", scale[i], "; scales must not be negative");
         try {
             fp8_dequant_weight(out, r.data, scale.data(), shape[0], shape[1], br_, bc_);
         } catch (const Error& e) {
@@ -45,6 +63,7 @@ void WeightLoader::load_into_impl(float* out, const std::string& name, const Sha
     }
     if (!dtype_is_float(r.dtype)) fail(src_.describe(name), " has non-float dtype ", dtype_name(r.dtype));
     r.to_f32_into(out);
+    finite_or_fail(src_, name, out, (size_t)shape_numel(shape));
 }
 
 void WeightLoader::load_row_range(float* out, const WeightSpec& s, int64_t r0, int64_t r1) const {
@@ -64,6 +83,7 @@ void WeightLoader::load_row_range(float* out, const WeightSpec& s, int64_t r0, i
     part.data = r.data + r0 * C * es;
     part.nbytes = (size_t)((r1 - r0) * C) * es;
     part.to_f32_into(out);
+    finite_or_fail(src_, s.name, out, (size_t)((r1 - r0) * C));
 }
 
 std::vector<float> WeightLoader::load_rows(const std::string& name, const Shape& shape,
@@ -88,6 +108,10 @@ std::vector<float> WeightLoader::load_rows(const std::string& name, const Shape&
         one.shape = {C};
         one.bytes.assign(r.data + rows[i] * C * es, r.data + (rows[i] + 1) * C * es);
         std::vector<float> v = one.to_f32();
+        for (size_t j = 0; j < v.size(); j++)
+            if (!std::isfinite(v[j]))
+                fail(src_.describe(name), ": element ", (size_t)rows[i] * C + j, " (row ", rows[i], ") is ", v[j],
+                     "; weights must be finite");
         std::copy(v.begin(), v.end(), out.begin() + i * C);
     }
     return out;
