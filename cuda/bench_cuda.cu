@@ -32,6 +32,12 @@ namespace gpu = dsref::gpu;
 
 namespace {
 
+bool env_on(const char* name) {
+    const char* v = std::getenv(name);
+    return v && *v && std::strcmp(v, "0") != 0;
+}
+
+
 struct Options {
     bool quick = false;
     std::string op, commit = "unknown", table;
@@ -315,6 +321,10 @@ void bench_fp8_gemm() {
             if (M == 64 && ((N == 7168 && K == 16384) || (N == 24576 && K == 1536))) target = ">= 2.9 TB/s";
             for (int v = 1; v <= gpu::kFp8GemmVersions; v++) {
                 if (v == 1 && M > 128) continue;  // naive: seconds per run at M = 4096
+                if (v == 3 && env_on("DSREF_SKIP_V3")) {  // cuda/gpu_validate.sh after a v3 hang or fault
+                    std::printf("fp8_gemm v3 %s: left out (DSREF_SKIP_V3)\n", shape.c_str());
+                    continue;
+                }
                 const std::string refused = gpu::fp8_gemm(v, c.p, ElemType::BF16, a.as<uint8_t>(), a_scale.as<float>(),
                                                           b.as<uint8_t>(), b_scale.as<float>(), M, N, K, 0);
                 if (!refused.empty()) {
@@ -354,26 +364,84 @@ void write_table() {
     std::printf("bench_cuda: table written to %s\n", g_opt.table.c_str());
 }
 
+// =================================================================================================
+// MLA decode: B = 64 sequences of 4096 keys, H = 128 heads (V3), d_c = 512, d_r = 64, bf16 paged cache.
+// Floor: the cache bytes once (B·S·576·2 = 302 MB) at HBM bandwidth; target >= 60 % of HBM; the anchor is
+// FlashMLA's published 3000 GB/s on H800 (a tuned tensor-core kernel: v1/v2 here are not).
+// =================================================================================================
+void bench_mla_decode() {
+    if (!want("mla_decode")) return;
+    const int64_t B = 64, S = g_opt.quick ? 1024 : 4096, H = 128, d_c = 512, d_r = 64, page = 64,
+                  max_pages = S / page, dk = d_c + d_r;
+    DevBuf cache = randn_device(B * S * dk, ElemType::BF16, 91), q = randn_device(B * H * d_c, ElemType::F32, 92),
+           qp = randn_device(B * H * d_r, ElemType::F32, 93), o(B * H * d_c * 4);
+    std::vector<int32_t> table(B * max_pages), lens(B, (int32_t)S);
+    for (int64_t i = 0; i < B * max_pages; i++) table[i] = (int32_t)i;
+    DevBuf dt(table.size() * 4), dl(lens.size() * 4);
+    gpu::upload(dt, table.data(), table.size() * 4);
+    gpu::upload(dl, lens.data(), lens.size() * 4);
+    const double bytes = (double)B * S * dk * 2, copy = copy_us(2 * bytes);
+    const std::string shape = fmt("B=%lld S=%lld H=%lld", (long long)B, (long long)S, (long long)H);
+    for (int v = 1; v <= gpu::kMlaDecodeVersions; v++) {
+        auto run = [&] {
+            return gpu::mla_decode(v, o.as<float>(), q.as<float>(), qp.as<float>(), cache.as<const __nv_bfloat16>(),
+                                   dt.as<int32_t>(), dl.as<int32_t>(), B, H, d_c, d_r, page, max_pages, (int)S,
+                                   0.1352338f, 0);
+        };
+        const std::string refused = run();
+        if (!refused.empty()) {
+            std::printf("mla_decode v%d %s: refused: %s\n", v, shape.c_str(), refused.c_str());
+            continue;
+        }
+        const Timing t = time_us([&] { run(); });
+        const double floor_us = g_dev.hbm_gbs > 0 ? bytes / (g_dev.hbm_gbs * 1e3) : 0, gbs = bytes / (t.us * 1e3);
+        emit(fmt("mla_decode v%d", v), shape, t, fmt("%.0f GB/s of cache", gbs), floor_us, "(bytes)", "copy", copy,
+             ">= 60% of HBM (FlashMLA: 3000 GB/s on H800)");
+    }
+}
+
+// MoE combine: T = 4096 tokens, top-8, d = 7168 (float32 rows): bytes = ys read + y written + shared read.
+void bench_moe() {
+    if (!want("moe")) return;
+    const int64_t T = g_opt.quick ? 512 : 4096, K = 8, d = 7168;
+    DevBuf ys = randn_device(T * K * d, ElemType::F32, 94), tw = randn_device(T * K, ElemType::F32, 95),
+           sh = randn_device(T * d, ElemType::F32, 96), y(T * d * 4);
+    std::vector<int32_t> ts(T * K);
+    for (int64_t i = 0; i < T * K; i++) ts[i] = (int32_t)((i * 7919) % (T * K));  // a permutation (7919 prime)
+    DevBuf dts(ts.size() * 4);
+    gpu::upload(dts, ts.data(), ts.size() * 4);
+    const double bytes = (double)(T * K * d + 2 * T * d) * 4, copy = copy_us(bytes);
+    const Timing t = time_us([&] {
+        gpu::moe_combine(1, y.as<float>(), ys.as<float>(), tw.as<float>(), dts.as<int32_t>(), sh.as<float>(), T, K, d,
+                         0);
+    });
+    emit_memory("moe_combine v1", fmt("T=%lld K=%lld d=%lld", (long long)T, (long long)K, (long long)d), t, bytes, copy);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+    const bool require_gpu = env_on("DSREF_REQUIRE_GPU");  // cuda/gpu_validate.sh: a skip there is a failure
     for (int i = 1; i < argc; i++) {
         const std::string a = argv[i];
         if (a == "--quick") g_opt.quick = true;
         else if (a == "--commit" && i + 1 < argc) g_opt.commit = argv[++i];
         else if (a == "--table" && i + 1 < argc) g_opt.table = argv[++i];
-        else if (a == "rmsnorm" || a == "rope" || a == "swiglu" || a == "fp8_quant" || a == "fp8_gemm") g_opt.op = a;
+        else if (a == "rmsnorm" || a == "rope" || a == "swiglu" || a == "fp8_quant" || a == "fp8_gemm" ||
+                 a == "mla_decode" || a == "moe")
+            g_opt.op = a;
         else {
             std::fprintf(stderr,
-                         "usage: %s [--quick] [--commit HASH] [--table FILE.md] [rmsnorm|rope|swiglu|fp8_quant|fp8_gemm]\n",
+                         "usage: %s [--quick] [--commit HASH] [--table FILE.md] [rmsnorm|rope|swiglu|fp8_quant|mla_decode|moe|fp8_gemm]\n",
                          argv[0]);
             return 2;
         }
     }
     g_dev = gpu::detect_device();
     if (!g_dev.ok) {
-        std::printf("bench-cuda: SKIP — no CUDA device (%s); nothing timed\n", g_dev.why.c_str());
-        return 0;
+        std::printf("bench-cuda: %s — no CUDA device (%s); nothing timed\n",
+                    require_gpu ? "FAIL (DSREF_REQUIRE_GPU)" : "SKIP", g_dev.why.c_str());
+        return require_gpu ? 1 : 0;
     }
     gpu::L2Flusher flusher(g_dev);
     g_flush = &flusher;
@@ -391,7 +459,9 @@ int main(int argc, char** argv) {
     bench_rope();
     bench_swiglu();
     bench_fp8_quant();
-    bench_fp8_gemm();
+    bench_mla_decode();
+    bench_moe();
+    bench_fp8_gemm();  // last: a v3 hang costs nothing else
     write_table();
     return 0;
 }

@@ -8,6 +8,8 @@
 #   fp8_quant.cu (compute_90): the E4M3 conversion is cvt.rn.satfinite.e4m3x2.f32, every float division is
 #     div.rn.f32 (IEEE), and there is no approximate division (div.approx / div.full): the quantizers must be
 #     bit-exact with their CPU twins.
+#   moe.cu (compute_90): the combine accumulates in double (add.rn.f64 / mul.rn.f64, as its twin moe_combine).
+#   mla_decode.cu (compute_90): the block reductions use warp shuffles (shfl.sync.bfly).
 # With cuobjdump on the PATH (the GPU machine's image has it; this toolkit may not), it also checks the SASS
 # of the compiled object for QGMMA (Hopper FP8 wgmma) and UTMALDG (TMA load).
 set -euo pipefail
@@ -18,6 +20,8 @@ dir=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$out"
 "$nvcc" "$@" -ptx -arch=compute_90a "$dir/fp8_gemm.cu" -o "$out/fp8_gemm.ptx"
 "$nvcc" "$@" -ptx -arch=compute_90 "$dir/fp8_quant.cu" -o "$out/fp8_quant.ptx"
+"$nvcc" "$@" -ptx -arch=compute_90 "$dir/moe.cu" -o "$out/moe.ptx"
+"$nvcc" "$@" -ptx -arch=compute_90 "$dir/mla_decode.cu" -o "$out/mla_decode.ptx"
 
 fail=0
 need() {  # need FILE REGEX WHAT
@@ -56,12 +60,17 @@ need "$g" 'cp\.async\.cg\.shared\.global' "v2 cp.async 16-byte"
 need "$q" 'cvt\.rn\.satfinite\.e4m3x2\.f32' "quantizers cvt.rn.satfinite.e4m3x2.f32"
 need "$q" 'div\.rn\.f32' "quantizers IEEE division div.rn.f32"
 absent "$q" 'div\.(approx|full)\.f32' "quantizers approximate float division"
+need "$out/moe.ptx" 'add\.rn\.f64' "moe combine double add.rn.f64"
+need "$out/moe.ptx" 'mul\.rn\.f64' "moe combine double mul.rn.f64"
+need "$out/mla_decode.ptx" 'shfl\.sync\.bfly' "mla_decode warp-shuffle reductions"
 
 if command -v cuobjdump >/dev/null 2>&1 && [ -f "$out/fp8_gemm.o" ]; then
     echo "check_ptx: SASS of $out/fp8_gemm.o (cuobjdump)"
     cuobjdump --dump-sass "$out/fp8_gemm.o" > "$out/fp8_gemm.sass"
     need "$out/fp8_gemm.sass" 'QGMMA' "v3 QGMMA (FP8 wgmma) in SASS"
     need "$out/fp8_gemm.sass" 'UTMALDG' "v3 UTMALDG (TMA load) in SASS"
+    # v2's mma.sync e4m3 is lowered on sm_90 to an fp16 conversion + HMMA (cuda/README.md): informational
+    echo "  info  v2 lowering: $(grep -c 'F2FP.F16.E4M3' "$out/fp8_gemm.sass" || true) F2FP.F16.E4M3, $(grep -c 'HMMA' "$out/fp8_gemm.sass" || true) HMMA in SASS"
 else
     echo "check_ptx: no cuobjdump here, SASS not checked"
 fi

@@ -163,15 +163,19 @@ inline int device_cc() {  // 10·major + minor
 }
 
 // ---- buffers ------------------------------------------------------------------------------------------------
-// A device buffer that frees itself. Bytes are rounded up to 256 (cudaMalloc alignment holds for every view).
+// A device buffer that frees itself. Every allocation carries kGuardBytes more after its `bytes`: poison()
+// fills them with 0xFF too, and guard_intact() checks that no kernel wrote past the end of its output
+// (cudaMalloc rounds allocations up, so such a write would otherwise land silently in padding).
+constexpr size_t kGuardBytes = 256;
 struct DevBuf {
     void* p = nullptr;
     size_t bytes = 0;
+    bool guarded = false;  // the guard was poisoned (by poison) and can be checked
     DevBuf() = default;
-    explicit DevBuf(size_t n) : bytes(n) { CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(n, 1))); }
+    explicit DevBuf(size_t n) : bytes(n) { CUDA_CHECK(cudaMalloc(&p, n + kGuardBytes)); }
     DevBuf(const DevBuf&) = delete;
     DevBuf& operator=(const DevBuf&) = delete;
-    DevBuf(DevBuf&& o) noexcept : p(o.p), bytes(o.bytes) {
+    DevBuf(DevBuf&& o) noexcept : p(o.p), bytes(o.bytes), guarded(o.guarded) {
         o.p = nullptr;
         o.bytes = 0;
     }
@@ -191,9 +195,19 @@ inline void download(void* host, const DevBuf& d, size_t bytes) {
     CUDA_CHECK(cudaMemcpy(host, d.p, bytes, cudaMemcpyDeviceToHost));
 }
 // 0xFF bytes: NaN as float32 and as bf16, the NaN code 0xFF as E4M3. An element a kernel forgets to write
-// stays NaN and fails every check.
+// stays NaN and fails every check. The guard after the buffer is poisoned as well.
 inline void poison(DevBuf& d) {
-    CUDA_CHECK(cudaMemset(d.p, 0xFF, d.bytes));
+    CUDA_CHECK(cudaMemset(d.p, 0xFF, d.bytes + kGuardBytes));
+    d.guarded = true;
+}
+// True when the kGuardBytes after the buffer still hold 0xFF (or the guard was never poisoned).
+inline bool guard_intact(const DevBuf& d) {
+    if (!d.guarded) return true;
+    std::vector<uint8_t> g(kGuardBytes);
+    CUDA_CHECK(cudaMemcpy(g.data(), static_cast<const uint8_t*>(d.p) + d.bytes, kGuardBytes, cudaMemcpyDeviceToHost));
+    for (uint8_t b : g)
+        if (b != 0xFF) return false;
+    return true;
 }
 
 // ---- N(0,1) on the device ----------------------------------------------------------------------------------
@@ -209,11 +223,31 @@ inline void fill_randn(float* x, int64_t n, uint64_t seed, float scale = 1.0f, c
 }
 
 // ---- timing -----------------------------------------------------------------------------------------------------
-// Flushes L2 by writing a buffer twice its size (a memset is a write-allocate stream through L2).
+// Flushes L2 by READING a clean buffer twice its size. A write flush (cudaMemsetAsync) would go through the
+// write-back L2 and leave it full of dirty lines, which the timed kernel then pays to write back as it
+// evicts them (biasing TB/s low, by up to ~2x for a 15 MB kernel). The buffer is written once, at
+// construction, and synchronized, so its lines are clean when each flush reads them; the reads are summed
+// into one word so that the compiler cannot drop them.
+template <int kUnused = 0>
+__global__ void l2_flush_read_kernel(const uint4* __restrict__ buf, size_t n, unsigned* sink) {
+    unsigned acc = 0;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        const uint4 v = __ldcg(buf + i);  // cache in L2 only (the point is to evict L2's contents)
+        acc ^= v.x ^ v.y ^ v.z ^ v.w;
+    }
+    if (acc == 0x9e3779b9u) *sink = acc;  // practically never true; keeps the loads alive
+}
 struct L2Flusher {
-    DevBuf buf;
-    explicit L2Flusher(const DeviceInfo& d) : buf((size_t)std::max(2 * d.l2_bytes, 64 << 20)) {}
-    void flush(cudaStream_t st = 0) { CUDA_CHECK(cudaMemsetAsync(buf.p, 0, buf.bytes, st)); }
+    DevBuf buf, sink;
+    explicit L2Flusher(const DeviceInfo& d) : buf((size_t)std::max(2 * d.l2_bytes, 64 << 20)), sink(16) {
+        CUDA_CHECK(cudaMemset(buf.p, 1, buf.bytes));
+        CUDA_CHECK(cudaDeviceSynchronize());
+    }
+    void flush(cudaStream_t st = 0) {
+        l2_flush_read_kernel<0><<<1024, 256, 0, st>>>(buf.as<const uint4>(), buf.bytes / sizeof(uint4),
+                                                      sink.as<unsigned>());
+        CUDA_CHECK_LAUNCH();
+    }
 };
 
 // Median time in ms of `reps` runs of launch(), each after an L2 flush, with `warmup` untimed runs

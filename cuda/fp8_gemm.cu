@@ -17,9 +17,15 @@
 //       128-block, promotion by fmaf. Teaches the math and the scale indexing; reads B once per output
 //       row from L2, no data reuse in registers or shared memory, CUDA cores only. Any K.
 //   v2  128×128×128 CTA tiles in shared memory, filled by cp.async (16-byte, zero-filled at the edges) in a
-//       3-stage ring; 8 warps × (64×32) warp tiles on mma.sync.m16n8k32 E4M3 (sm_89+ tensor cores),
-//       fragments loaded with ldmatrix from a 128-byte-swizzled layout (conflict-free). Promotion after
-//       each 128-deep tile. Teaches tiling, the async copy pipeline and warp-level MMA. Needs K % 16 == 0.
+//       3-stage ring; 8 warps × (64×32) warp tiles on mma.sync.m16n8k32 E4M3, fragments loaded with
+//       ldmatrix from a 128-byte-swizzled layout (conflict-free). Promotion after each 128-deep tile.
+//       Teaches tiling, the async copy pipeline and warp-level MMA. Needs K % 16 == 0.
+//       NOT FP8 tensor-core code on Hopper: FP8 tensor cores on Hopper are reached only through wgmma.
+//       On sm_90 ptxas lowers mma.sync…e4m3 to an exact E4M3 → fp16 conversion (F2FP.F16.E4M3.UNPACK_B)
+//       followed by fp16 HMMA.16816.F32 (read in the SASS: 48 conversions and 32 HMMA per k32 step, no
+//       QMMA). So v2 is correct (the conversion is exact, fp32 accumulation is more accurate than the
+//       Hopper FP8 accumulator) but runs at fp16 tensor-core rate at best; it stays as the teaching step
+//       between v1 and v3. Native mma.sync E4M3 exists on sm_89 (Ada) and on sm_120.
 //   v3  Hopper: a persistent, warp-specialized kernel. One producer warpgroup (one elected thread) streams
 //       A and B tiles with TMA (cp.async.bulk.tensor, 128B swizzle, hardware zero-fill at the edges) into
 //       a ring of up to 8 shared-memory stages guarded by mbarriers (full: TMA bytes landed; empty: all
@@ -538,6 +544,12 @@ const CUtensorMap* tensor_map(const uint8_t* ptr, int64_t rows, int64_t K, int b
     return &cache.emplace(key, m).first->second;
 }
 
+// The test-only grid cap (0 = none): DSREF_V3_MAX_CTAS at start-up, or fp8_gemm_v3_set_max_ctas.
+int g_v3_max_ctas = [] {
+    const char* v = std::getenv("DSREF_V3_MAX_CTAS");
+    return v && *v ? std::max(1, std::atoi(v)) : 0;
+}();
+
 template <int BM, int BN>
 void launch_v3(void* c, bool c_bf16, const uint8_t* a, const float* a_scale, const uint8_t* b, const float* b_scale,
                int M, int N, int K, cudaStream_t st) {
@@ -551,7 +563,12 @@ void launch_v3(void* c, bool c_bf16, const uint8_t* a, const float* a_scale, con
     const CUtensorMap* ma = tensor_map(a, M, K, BM);
     const CUtensorMap* mb = tensor_map(b, N, K, BN);
     const int64_t tiles = ceil_div(M, BM) * ceil_div(N, BN);
-    const int grid = (int)std::min<int64_t>(tiles, device_sms());  // persistent: at most one CTA per SM
+    // persistent: at most one CTA per SM. DSREF_V3_MAX_CTAS=n (tests only) caps the grid further so that
+    // every CTA runs several tiles even on small shapes: the ring phase carried across tiles and the
+    // producer running ahead during the epilogue are then exercised by the quick tests.
+    int64_t ctas = std::min<int64_t>(tiles, device_sms());
+    if (g_v3_max_ctas > 0) ctas = std::min<int64_t>(ctas, g_v3_max_ctas);
+    const int grid = (int)ctas;
     gemm_v3_kernel<BM, BN><<<grid, Cfg::kThreads, Cfg::kSmemBytes, st>>>(*ma, *mb, c, c_bf16, a_scale, b_scale, M,
                                                                          N, K);
     CUDA_CHECK_LAUNCH();
@@ -573,6 +590,10 @@ static std::string check_gemm_args(int version, const uint8_t* a, const uint8_t*
                std::to_string(K);
     if (((uintptr_t)a | (uintptr_t)b) % 16 != 0) return "fp8_gemm: a and b must be 16-byte aligned";
     return "";
+}
+
+void fp8_gemm_v3_set_max_ctas(int n) {
+    g_v3_max_ctas = std::max(0, n);
 }
 
 std::string fp8_gemm_v3_tile(int bm, int bn, void* c, ElemType c_dt, const uint8_t* a, const float* a_scale,

@@ -56,8 +56,43 @@ std::string fp8_gemm(int version, void* c, ElemType c_dt, const uint8_t* a, cons
                      const float* b_scale, int64_t M, int64_t N, int64_t K, cudaStream_t st);
 // v3 with a given tile (bm, bn in {64, 128}) instead of choose_gemm_tile's: the tests run every
 // instantiation on the small shapes, which the automatic choice would not all reach.
+// Test-only: cap v3's persistent grid at n CTAs (0 = one per SM, the default; the environment variable
+// DSREF_V3_MAX_CTAS sets it at start-up), so that each CTA runs several tiles on small shapes.
+void fp8_gemm_v3_set_max_ctas(int n);
 std::string fp8_gemm_v3_tile(int bm, int bn, void* c, ElemType c_dt, const uint8_t* a, const float* a_scale,
                              const uint8_t* b, const float* b_scale, int64_t M, int64_t N, int64_t K, cudaStream_t st);
+
+// moe.cu — twins ref/moe/moe.h (moe_dispatch_plan, moe_permute, linear_forward per expert, moe_combine).
+//   align:    counts [E] out, offsets [E + 1] out (blocks padded to block_m rows), slot_token [slots] out
+//             (−1 on padding), token_slot [T·K] out; topk_idx [T, K] int32. slots = offsets[E] ≤
+//             T·K + E·(block_m − 1).
+//   permute:  xs [slots, d] out, x [T, d] of dtype dt (padding rows zeroed).
+//   grouped:  ys [slots, N] out = xs [slots, Kd] · W_eᵀ; w_dev: device array of E device pointers to
+//             W_e [N, Kd], all of dtype dt; offsets from align.
+//   combine:  y [T, d] out (float32); ys [slots, d] float32, topk_weight [T, K], token_slot [T·K], shared
+//             [T, d] or nullptr. Bit-identical to moe_combine.
+constexpr int kMoeVersions = 1;
+std::string moe_align(int version, int32_t* counts, int32_t* offsets, int32_t* slot_token, int32_t* token_slot,
+                      const int32_t* topk_idx, int64_t T, int64_t K, int64_t E, int block_m, cudaStream_t st);
+std::string moe_permute(int version, void* xs, const void* x, const int32_t* slot_token, int64_t slots, int64_t d,
+                        ElemType dt, cudaStream_t st);
+std::string moe_grouped_gemm(int version, void* ys, const void* xs, const void* const* w_dev, const int32_t* offsets,
+                             int64_t E, int64_t slots, int64_t N, int64_t Kd, ElemType dt, cudaStream_t st);
+std::string moe_combine(int version, float* y, const float* ys, const float* topk_weight, const int32_t* token_slot,
+                        const float* shared, int64_t T, int64_t K, int64_t d, cudaStream_t st);
+
+// mla_decode.cu — twin ref/model/mla_decode.h (mla_decode_latent), absorbed MLA decode over a paged
+// latent cache.
+//   o_lat [B, H, d_c] out float32; q_lat [B, H, d_c] and q_pe [B, H, d_r] float32 (the absorbed queries);
+//   cache [pages, page_size, d_c + d_r] bf16 (per token: latent c, then k_pe after RoPE);
+//   block_table [B, max_pages] int32 page ids; seq_len [B] int32 (keys 0..seq_len−1 visible).
+//   v1: one CTA per (b, h), float32 online softmax. v2: split-KV (num_splits chunks per (b, h)), then a
+//   combine kernel merging the partial (m, l, o) in split order.
+constexpr int kMlaDecodeVersions = 2;
+std::string mla_decode(int version, float* o_lat, const float* q_lat, const float* q_pe, const __nv_bfloat16* cache,
+                       const int32_t* block_table, const int32_t* seq_len, int64_t B, int64_t H, int64_t d_c,
+                       int64_t d_r, int64_t page_size, int64_t max_pages, int max_seq_len, float scale,
+                       cudaStream_t st);
 
 }  // namespace gpu
 }  // namespace dsref

@@ -18,9 +18,11 @@ namespace tol {
 
 constexpr double kU = 1.0 / 16777216.0;  // 2^-24, float32 unit roundoff
 
-// A bf16 output is the round-to-nearest-even of a float32 result: relative error ≤ 2^-9. Twice that
-// leaves room for the float32 error underneath.
-constexpr double kBf16OutRtol = 1.0 / 256.0;
+// A bf16 output is the round-to-nearest-even of a float32 result. bf16 has 8 significant bits, so the
+// relative rounding error is ≤ 2^-8 (half an ulp of 2^-7 relative spacing at the bottom of a binade).
+// 2^-8·(1 + 2^-7) leaves a margin of 2^-7 of the bound for the float32 error underneath (the per-kernel
+// float32 rtol is added separately and absorbs the cross term).
+constexpr double kBf16OutRtol = (1.0 / 256.0) * (1.0 + 1.0 / 128.0);
 
 // Smallest positive normal float32: used as atol where no cancellation can occur, so that an exact zero
 // (x = 0 or w = 0) passes and nothing else is excused.
@@ -70,11 +72,24 @@ inline double gemm_promotion_slack(int64_t KB, double absdot) {
     return (double)(KB + 2) * kU * absdot;
 }
 
-// Envelope: the GPU may not be less accurate than the Hopper accumulator model. Over the checked elements,
-//   max (|gpu − exact| − out_round) ≤ max |tensorcore − exact| + max slack,
+// Envelope: the GPU may not be much less accurate than the Hopper accumulator model. Over the checked
+// elements,
+//   max (|gpu − exact| − out_round) ≤ kGemmEnvelopeFactor · max |tensorcore − exact| + max slack,
 // out_round = kBf16OutRtol·|exact| for a bf16 C, 0 for float32. The comparison is of the maxima, not element
 // by element: the hardware and the model round different sums (the tensor core adds its products in
 // groups, the model one by one), so their errors at one element are independent draws of the same size.
+
+//
+// Why a factor 2 and not 1: the model truncates toward zero after every add. The hardware's alignment and
+// rounding of the accumulator are not published; a CPU simulation at K = 7168 with 14-bit accumulation
+// gives 0.25–0.32 × the model's error for group adders that truncate toward zero, but 1.55–1.74 × for
+// two's-complement (floor) alignment, which is as plausible. A correct kernel must not fail because the
+// silicon rounds the other way, so the gate is 2× until one GPU run calibrates it; the test prints the
+// ratio err/env per case and the signed mean of (gpu − exact)/absdot (≈ 0 for truncation toward zero or
+// round-to-nearest, clearly negative for floor) so that the run says which model holds. A wrong scale
+// index is still caught: the test data multiply A's groups and B's blocks by random 2^[−4, 4] factors, so
+// such a bug gives an O(1) relative error, far above 2× the envelope, and calc_diff < 1e-3 guards too.
+constexpr double kGemmEnvelopeFactor = 2.0;
 
 // The envelope is a statistic: with fewer than kGemmEnvelopeMinElems checked elements (the 1×1 and 1×128
 // outputs of the smallest cases) a maximum of a handful of draws says little, and the test uses the
