@@ -25,8 +25,8 @@ marked=$(grep -rhoE '^ *// LAB\([a-z0-9_]+\): begin$' ref | sed -E 's/^ *\/\/ LA
 [ "$rows" = "$marked" ] || { echo "check_kit: labs/labs.tsv rows and LAB markers differ:"; diff <(echo "$rows") <(echo "$marked"); exit 1; }
 
 labs/kit.sh leaks "$kit"
-# and the same check finds the bodies in the reference itself (it can fail)
-if labs/kit.sh leaks ref >/dev/null; then echo "check_kit: the leak check finds nothing even in ref/"; exit 1; fi
+# and the same check finds the bodies in the reference itself, ref/core (it can fail)
+if labs/kit.sh leaks ref/core >/dev/null; then echo "check_kit: the leak check finds nothing even in ref/core"; exit 1; fi
 
 # the kit = the repository, except the stubbed files and labs/KIT
 changed=$(diff -rq --exclude=.git --exclude='build*' --exclude=KIT . "$kit" 2>&1 | sed -E 's/^Files \.\/([^ ]+) and .*/\1/' | sort || true)
