@@ -287,7 +287,7 @@ lab-test: deps
 # The whole kit check (CI): make a kit, build it, every lab fails cleanly, and putting one lab's reference
 # body back (with the labs it needs) makes exactly those labs pass. Reuses this tree's objects.
 lab-check: deps
-	@$(MAKE) --no-print-directory -j$(NPROC) $(LIB_OBJS)
+	@$(MAKE) --no-print-directory -j$(NPROC) $(LIB)
 	@labs/check_kit.sh full $(BUILD)
 
 # =====================================================================================================

@@ -25,8 +25,8 @@ marked=$(grep -rhoE '^ *// LAB\([a-z0-9_]+\): begin$' ref | sed -E 's/^ *\/\/ LA
 [ "$rows" = "$marked" ] || { echo "check_kit: labs/labs.tsv rows and LAB markers differ:"; diff <(echo "$rows") <(echo "$marked"); exit 1; }
 
 labs/kit.sh leaks "$kit"
-# and the same check finds the bodies in the reference itself (it can fail)
-if labs/kit.sh leaks ref >/dev/null; then echo "check_kit: the leak check finds nothing even in ref/"; exit 1; fi
+# and the same check finds the bodies in the reference itself, ref/core (it can fail)
+if labs/kit.sh leaks ref/core >/dev/null; then echo "check_kit: the leak check finds nothing even in ref/core"; exit 1; fi
 
 # the kit = the repository, except the stubbed files and labs/KIT
 changed=$(diff -rq --exclude=.git --exclude='build*' --exclude=KIT . "$kit" 2>&1 | sed -E 's/^Files \.\/([^ ]+) and .*/\1/' | sort || true)
@@ -48,8 +48,10 @@ if [ -d "$build" ]; then  # seed: objects of unchanged sources are what the kit 
     for f in $(labs/kit.sh files); do rm -f "$kit/$build/${f%.cpp}.o"; done
     rm -f "$kit/$build/libdsref.a" "$kit/$build"/tests/test_*[!o] 2>/dev/null || true
 fi
+# put FILE KEEP: FILE with the labs in KEEP restored; rewritten only when it changes (make rebuilds less)
+put() { labs/kit.sh stub "$1" "$2" > "$tmp/put"; cmp -s "$tmp/put" "$kit/$1" || cp "$tmp/put" "$kit/$1"; }
 grade() { make --no-print-directory -C "$kit" lab-test BUILD="$build" 2>&1 | grep -E '^lab [a-z0-9_]+: ' || true; }
-passing() { grep -E ': [0-9]+ passed, 0 failed$' <<<"$1" | sed -E 's/^lab ([a-z0-9_]+):.*/\1/' | sort | tr '\n' ' '; }
+passing() { { grep -E ': [0-9]+ passed, 0 failed$' <<<"$1" || true; } | sed -E 's/^lab ([a-z0-9_]+):.*/\1/' | sort | tr '\n' ' '; }
 
 out=$(grade)
 echo "$out"
@@ -63,10 +65,10 @@ bad=0
 for lab in $rows; do
     needs=$(awk -F'\t' -v l="$lab" '$1 == l { print $5 }' labs/labs.tsv); [ "$needs" = - ] && needs=""
     keep=$(echo "$lab,$needs" | tr ',' '\n' | grep . | sort -u | tr '\n' ',')
-    for f in $(labs/kit.sh files); do labs/kit.sh stub "$f" "$keep" > "$kit/$f"; done
+    for f in $(labs/kit.sh files); do put "$f" "$keep"; done
     got=$(passing "$(grade)"); want=$(echo "$keep" | tr ',' '\n' | grep . | sort | tr '\n' ' ')
     if [ "$got" = "$want" ]; then echo "lab $lab restored: passing = $got"; else echo "check_kit: lab $lab restored: passing = '$got', expected '$want'"; bad=1; fi
 done
-for f in $(labs/kit.sh files); do labs/kit.sh stub "$f" "" > "$kit/$f"; done
+for f in $(labs/kit.sh files); do put "$f" ""; done
 [ $bad = 0 ] && echo "check_kit full: OK"
 exit $bad

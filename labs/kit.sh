@@ -94,7 +94,7 @@ case "${1:-}" in
         dir=${2:?usage: labs/kit.sh leaks DIR}
         lines=$(for lab in $(labs); do distinctive "$lab"; done | sort -u)
         # one pass over DIR for all the lines; then name the lab of each line found
-        if found=$(grep -rhoF --exclude-dir=.git -f <(printf '%s\n' "$lines") "$dir" | sort -u) && [ -n "$found" ]; then
+        if found=$(grep -rhoIF --exclude-dir=.git -f <(printf '%s\n' "$lines") "$dir" | sort -u) && [ -n "$found" ]; then
             while IFS= read -r line; do
                 echo "leak: \"$line\" in: $(grep -rlF --exclude-dir=.git -e "$line" "$dir" | tr '\n' ' ')"
             done <<<"$found"
