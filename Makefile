@@ -320,7 +320,7 @@ $(FUZZ_BUILD)/libdsref_fuzz.a: $(FUZZ_OBJS)
 
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.cpp $(FUZZ_BUILD)/libdsref_fuzz.a
 	$(FUZZ_CXX) $(FUZZ_CXXFLAGS) -fsanitize=fuzzer $< -Wl,--whole-archive $(FUZZ_BUILD)/libdsref_fuzz.a \
-	  -Wl,--no-whole-archive -lm -o $@
+	  -Wl,--no-whole-archive $(LIBS) -o $@
 
 fuzz-deps:
 	@$(MAKE) --no-print-directory deps DEPS_PKGS="$(DEPS_PKGS) $(FUZZ_PKGS)"

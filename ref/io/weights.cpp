@@ -17,10 +17,6 @@ static void finite_or_fail(const TensorSource& src, const std::string& name, con
         if (!std::isfinite(v[i])) fail(src.describe(name), ": element ", i, " is ", v[i], "; weights must be finite");
 }
 
-static std::vector<float> finite_or_fail(const TensorSource& src, const std::string& name, std::vector<float> v) {
-    finite_or_fail(src, name, v.data(), v.size());
-    return v;
-}
 
 void WeightLoader::check(const WeightSpec& s, const char* what) const {
     if (!src_.has(s.name)) fail(src_.where(), ": missing ", what, " '", s.name, "' (shape ", shape_str(s.shape), ")");
