@@ -36,7 +36,11 @@ void add_info(CLI::App& app) {
     cmd->add_option("--model", o->model, "model directory (or config.json); weights are not needed")->required();
     cmd->add_flag("--json", o->json, "print one JSON object instead of text");
     cmd->add_option("--tokenizer", o->tokenizer, "a tokenizer.json to report (default: the model directory's, if any)");
+    cmd->add_option("--T", o->T, "tokens of the prefill whose memory and reads are estimated (default 1)")
+        ->check(CLI::PositiveNumber);
+    add_threads_option(cmd, &o->threads);
     cmd->callback([o]() {
+        apply_threads(o->threads);
         if (path_is_v4_config(o->model)) {  // DeepSeek-V4: its own config reader and counts (tools/v4_info.h)
             const nlohmann::json j = v4_model_info(load_v4_config(o->model));
             if (o->json) {
@@ -70,13 +74,6 @@ void add_info(CLI::App& app) {
                               {"special_tokens", n_special},   {"first_special_tokens", specials},
                               {"id_space", tok->id_space()},   {"fits_vocab_size", tok->id_space() <= c.vocab_size}};
         }
-    cmd->add_option("--T", o->T, "tokens of the prefill whose memory and reads are estimated (default 1)")
-        ->check(CLI::PositiveNumber);
-    add_threads_option(cmd, &o->threads);
-    cmd->callback([o]() {
-        apply_threads(o->threads);
-        const ModelConfig c = load_config(o->model);
-        nlohmann::json j = model_info(c);
         const int threads = omp_get_max_threads();
         const ForwardEstimate fe = estimate_forward(c, o->T, threads);
         j["forward_estimate"] = {{"T", o->T}, {"threads", threads}, {"bytes_read", fe.bytes_read},
