@@ -1,10 +1,11 @@
 // config_v4.cpp — reads and validates a DeepSeek-V4 config.json (rules in config_v4.h).
 #include "io/config_v4.h"
 
-#include <fstream>
+#include <sys/stat.h>
 
 #include "core/error.h"
 #include "io/config_keys.h"
+#include "io/regular_file.h"
 
 namespace dsref {
 
@@ -278,26 +279,27 @@ V4Config parse_v4_config(const json& j, const std::string& src) {
     return c;
 }
 
+// A directory means its config.json; the file is read as load_config reads it (io/regular_file.h: a FIFO,
+// directory or device is refused naming the path, and the size is bounded).
 static std::string config_file(const std::string& path) {
-    std::ifstream probe(path + "/config.json");
-    return probe ? path + "/config.json" : path;
+    struct stat st;
+    if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return path + "/config.json";
+    return path;
 }
 
+static std::string config_text(const std::string& file) { return read_regular_file(file, "config", 16u << 20); }
+
 bool path_is_v4_config(const std::string& path) {
-    std::ifstream in(config_file(path));
-    if (!in) return false;
-    const json j = json::parse(in, nullptr, false);
+    const json j = json::parse(config_text(config_file(path)), nullptr, false);
     return !j.is_discarded() && is_v4_config(j);
 }
 
 V4Config load_v4_config(const std::string& path) {
     const std::string file = config_file(path);
-    std::ifstream in(file);
-    if (!in) fail("cannot open ", file);
     json j;
     try {
-        in >> j;
-    } catch (const std::exception& e) {
+        j = json::parse(config_text(file));
+    } catch (const json::exception& e) {
         fail(file, ": not valid JSON (", e.what(), ")");
     }
     return parse_v4_config(j, file);
