@@ -290,6 +290,8 @@ static std::string config_file(const std::string& path) {
 static std::string config_text(const std::string& file) { return read_regular_file(file, "config", 16u << 20); }
 
 bool path_is_v4_config(const std::string& path) {
+    struct stat st;
+    if (::stat(config_file(path).c_str(), &st) != 0) return false;  // load_config reports the missing file
     const json j = json::parse(config_text(config_file(path)), nullptr, false);
     return !j.is_discarded() && is_v4_config(j);
 }
