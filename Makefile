@@ -225,7 +225,7 @@ NVCCFLAGS  := -std=c++17 -O3 -lineinfo -Werror all-warnings -Xcompiler $(CUDA_HO
               $(if $(GPU_DEPS),-isystem $(GPU_DEPS))
 CUDA_KERNEL_OBJS := $(patsubst %,$(CUDA_BUILD)/%.o,rmsnorm rope swiglu fp8_quant fp8_gemm moe mla_decode)
 CUDA_BINS  := $(CUDA_BUILD)/test_cuda $(CUDA_BUILD)/bench_cuda $(CUDA_BUILD)/test_ep_nccl
-CUDA_LINK  := -Xlinker --whole-archive,$(LIB),--no-whole-archive -Xcompiler -fopenmp \
+CUDA_LINK  := -Xlinker --whole-archive,$(LIB),--no-whole-archive -Xcompiler -fopenmp $(LIBS) \
               -Xlinker -rpath -Xlinker $(CUDA_LIBDIR)
 GPU_COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
