@@ -8,6 +8,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <csignal>
 #include <cmath>
 
 #include "core/error.h"
@@ -194,4 +196,111 @@ TEST_CASE("an integer config field beyond int64 is refused naming the field (fuz
         c["hidden_size"] = bad;
         CHECK_THROWS_WITH(parse_config(c, "cfg.json"), Catch::Contains("hidden_size") && Catch::Contains("must be an integer"));
     }
+}
+
+namespace {
+// A copy of the llama model in `dir` with every element of tensor `name` set to `v`.
+void poisoned_model(const std::string& dir, const std::string& name, float v) {
+    const std::string model = "data/golden/llama/gqa2";
+    std::system(("cp " + model + "/config.json " + dir + "/").c_str());
+    TensorMap m = read_safetensors(model + "/model.safetensors");
+    Tensor& t = m.at(name);
+    t = Tensor::encode_f32(t.shape, std::vector<float>((size_t)t.numel(), v), t.dtype);
+    write_safetensors(dir + "/model.safetensors", m);
+}
+}  // namespace
+
+TEST_CASE("a NaN/Inf activation from finite weights is an error naming the first trace point", "[reliability]") {
+    // 3e38 is finite (below FLT_MAX, representable in bf16), so the weight check passes it; the
+    // normalized activations times 3e38 overflow in the next products.
+    struct Row {
+        const char* tensor;
+        const char* point;  // where the first non-finite value must be reported
+    };
+    for (const Row& r : {Row{"model.layers.1.post_attention_layernorm.weight", "hidden.1"},
+                         Row{"model.layers.0.input_layernorm.weight", "attn.0"}}) {
+        TempDir d;
+        poisoned_model(d.path, r.tensor, 3e38f);
+        std::string out;
+        INFO(r.tensor);
+        const std::string o = d.file("o.safetensors");
+        CHECK(run_dsref("forward --model " + d.path + " --tokens 1,2,3 --out " + o, &out) == 1);
+        CHECK_THAT(out, Catch::Contains(std::string("forward: ") + r.point + " is the first trace point") &&
+                            Catch::Contains("--allow-nonfinite"));
+        CHECK(::access(o.c_str(), F_OK) != 0);  // nothing written
+        CHECK(run_dsref("generate --model " + d.path + " --tokens 1,2,3 --max-new 2", &out) == 1);
+        CHECK_THAT(out, Catch::Contains(r.point));
+        // --allow-nonfinite: one warning naming the same point, and the outputs are written.
+        CHECK(run_dsref("forward --model " + d.path + " --tokens 1,2,3 --dump --allow-nonfinite --out " + o, &out) == 0);
+        CHECK_THAT(out, Catch::Contains(std::string("warning: forward: ") + r.point + " is the first trace point"));
+        CHECK(out.find("warning") == out.rfind("warning"));  // reported once
+        const TensorMap res = read_safetensors(o);
+        const std::vector<float> v = res.at(r.point).to_f32();
+        CHECK(std::any_of(v.begin(), v.end(), [](float x) { return !std::isfinite(x); }));
+    }
+    // The unpoisoned model runs without a warning.
+    std::string out;
+    TempDir d;
+    CHECK(run_dsref("forward --model data/golden/llama/gqa2 --tokens 1,2,3 --out " + d.file("o.safetensors"), &out) == 0);
+    CHECK(out.find("warning") == std::string::npos);
+}
+
+TEST_CASE("--out is atomic: a run killed mid-write or a failed run leaves the old file whole", "[reliability]") {
+    TempDir d;
+    const std::string o = d.file("o.safetensors");
+    dsref_test::write_text(o, "old contents");
+    const std::string args = "forward --model data/golden/llama/gqa2 --tokens 1,2,3,4,5,6,7,8 --dump --out " + o;
+    // RLIMIT_FSIZE kills the process (SIGXFSZ) when a write passes 1000 bytes: a kill in mid-write.
+    // The dump is far larger (8 rows of logits alone are 2560 bytes).
+    std::string out;
+    const int rc = dsref_test::run_cmd("prlimit --fsize=1000 --core=0 " + dsref_test::dsref_bin() + " " + args, &out);
+    INFO(out);
+    CHECK(rc == 128 + SIGXFSZ);
+    std::ifstream f(o);
+    std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    CHECK(s == "old contents");  // the old file is untouched, not truncated
+    // What the killed run left is only its hidden temporary file; a complete run replaces the old file.
+    CHECK(dsref_test::run_cmd("ls -A " + d.path + " | grep -c '^\\.o\\.safetensors\\..*\\.tmp$'", &out) == 0);
+    CHECK(out == "1\n");
+    CHECK(run_dsref(args) == 0);
+    CHECK(read_safetensors(o).count("logits") == 1);
+    // Failed runs leave no temporary file: a missing folder, a directory, an empty path.
+    for (const std::string& bad : {d.file("no/such/dir/o.safetensors"), d.path, std::string("''")}) {
+        INFO(bad);
+        CHECK(run_dsref("forward --model data/golden/llama/gqa2 --tokens 1 --out " + bad, &out) == 2);
+        CHECK_THAT(out, Catch::Contains("--out"));
+    }
+    CHECK(dsref_test::run_cmd("ls -A " + d.path + " | wc -l", &out) == 0);
+    CHECK(out == "2\n");  // o.safetensors and the killed run's temporary file
+}
+
+TEST_CASE("init refuses a folder that already holds a checkpoint (a stale index would win)", "[reliability]") {
+    TempDir d;
+    const std::string ck = d.file("ck");
+    std::string out;
+    CHECK(run_dsref("init --config data/golden/llama/gqa2/config.json --seed 1 --shards 2 --out " + ck) == 0);
+    CHECK(run_dsref("init --config data/golden/llama/gqa2/config.json --seed 2 --out " + ck, &out) == 1);
+    CHECK_THAT(out, Catch::Contains(ck) && Catch::Contains("already holds a checkpoint"));
+    CHECK(::access((ck + "/model.safetensors").c_str(), F_OK) != 0);  // nothing written beside the old shards
+    // An empty existing folder is fine.
+    REQUIRE(::mkdir(d.file("empty").c_str(), 0700) == 0);
+    CHECK(run_dsref("init --config data/golden/llama/gqa2/config.json --seed 1 --out " + d.file("empty")) == 0);
+}
+
+TEST_CASE("options that do not apply, and seeds that would wrap, are usage errors", "[reliability]") {
+    const std::string llama = "data/golden/llama/gqa2";
+    std::string out;
+    TempDir d;
+    CHECK(run_dsref("forward --model " + llama + " --tokens 1,2 --attn naive --out " + d.file("o.safetensors"), &out) == 2);
+    CHECK_THAT(out, Catch::Contains("--attn") && Catch::Contains("llama"));
+    CHECK(run_dsref("forward --model " + llama + " --tokens 1,2 --indexer fp8 --out " + d.file("o.safetensors"), &out) == 2);
+    CHECK_THAT(out, Catch::Contains("--indexer"));
+    CHECK(run_dsref("generate --model " + llama + " --tokens 1,2 --max-new 1 --attn absorb", &out) == 2);
+    CHECK_THAT(out, Catch::Contains("--attn"));
+    for (const char* seed : {"-1", "18446744073709551616", "99999999999999999999999", "1e3", "0x10"}) {
+        INFO(seed);
+        CHECK(run_dsref(std::string("generate --model ") + llama + " --tokens 1,2 --max-new 1 --seed " + seed, &out) == 2);
+        CHECK_THAT(out, Catch::Contains("--seed"));
+    }
+    CHECK(run_dsref("generate --model " + llama + " --tokens 1,2 --max-new 1 --seed 18446744073709551615") == 0);
 }
