@@ -304,3 +304,85 @@ TEST_CASE("options that do not apply, and seeds that would wrap, are usage error
     }
     CHECK(run_dsref("generate --model " + llama + " --tokens 1,2 --max-new 1 --seed 18446744073709551615") == 0);
 }
+
+TEST_CASE("diff fails beyond atol and rtol, on NaN, Inf and shape mismatch, and on argmax with --require-argmax", "[reliability]") {
+    TempDir d;
+    auto file = [&](const std::string& name, const Shape& s, const std::vector<float>& v) {
+        write_safetensors(d.file(name), {{"logits", Tensor::from_f32(s, v)}});
+        return d.file(name);
+    };
+    const std::string a = file("a", {2, 3}, {1, 2, 3, 3, 2, 1});
+    std::string out;
+    // |Δ| = 0.01 on one element: fails at atol 1e-3, passes at atol 0.02, passes at rtol 0.01 (|b| = 1).
+    const std::string b = file("b", {2, 3}, {1.01f, 2, 3, 3, 2, 1});
+    CHECK(run_dsref("diff " + b + " " + a + " --atol 1e-3", &out) == 1);
+    CHECK_THAT(out, Catch::Contains("FAIL"));
+    CHECK(run_dsref("diff " + b + " " + a + " --atol 0.02") == 0);
+    CHECK(run_dsref("diff " + b + " " + a + " --atol 0 --rtol 0.011") == 0);
+    CHECK(run_dsref("diff " + b + " " + a + " --atol 0 --rtol 0.009") == 1);
+    // NaN and Inf fail against finite values at any tolerance; NaN matches only NaN.
+    const std::string n = file("n", {2, 3}, {NAN, 2, 3, 3, 2, 1}), inf = file("i", {2, 3}, {INFINITY, 2, 3, 3, 2, 1});
+    CHECK(run_dsref("diff " + n + " " + a + " --atol 1e30") == 1);
+    CHECK(run_dsref("diff " + inf + " " + a + " --atol 1e30") == 1);
+    CHECK(run_dsref("diff " + n + " " + n) == 0);
+    // Shape mismatch with the same element count.
+    CHECK(run_dsref("diff " + file("s", {3, 2}, {1, 2, 3, 3, 2, 1}) + " " + a, &out) == 1);
+    // Row 0's argmax moves (3 at column 2 -> column 1) within atol: passes unless --require-argmax.
+    const std::string m = file("m", {2, 3}, {1, 3.05f, 3, 3, 2, 1});
+    CHECK(run_dsref("diff " + m + " " + a + " --atol 2") == 0);
+    CHECK(run_dsref("diff " + m + " " + a + " --atol 2 --require-argmax", &out) == 1);
+    CHECK_THAT(out, Catch::Contains("1/2"));
+    // Tolerances must be finite numbers; the message is short (no 309-digit DBL_MAX).
+    for (const char* tol : {"nan", "inf", "-1", "1e999"}) {
+        INFO(tol);
+        CHECK(run_dsref("diff " + a + " " + a + " --atol " + tol, &out) == 2);
+        CHECK_THAT(out, Catch::Contains("--atol"));
+        CHECK(out.size() < 200);
+    }
+}
+
+TEST_CASE("op attributes and inputs are validated as config.json is", "[reliability]") {
+    TempDir d;
+    const std::string x = d.file("x.safetensors");
+    write_safetensors(x, {{"x", Tensor::from_f32({2, 4}, {1, 2, 3, 4, 5, 6, 7, 8})},
+                          {"weight", Tensor::from_f32({4}, {1, 1, 1, 1})}});
+    const std::string o = " --out " + d.file("o.safetensors");
+    std::string out;
+    for (const char* eps : {"0", "-1e-6", "nan", "inf"}) {
+        INFO(eps);
+        CHECK(run_dsref("op rmsnorm --in " + x + " --set eps=" + eps + o, &out) == 2);
+        CHECK_THAT(out, Catch::Contains("eps"));
+    }
+    CHECK(run_dsref("op rope --in " + x + " --set theta=0" + o, &out) == 2);
+    CHECK_THAT(out, Catch::Contains("theta"));
+    write_safetensors(d.file("pos.safetensors"), {{"x", Tensor::from_f32({2, 4}, {1, 2, 3, 4, 5, 6, 7, 8})},
+                                                  {"positions", Tensor::from_f32({2}, {0, 1})}});
+    CHECK(run_dsref("op rope --in " + d.file("pos.safetensors") + o, &out) == 1);
+    CHECK_THAT(out, Catch::Contains("'positions' must be an integer tensor"));
+    std::vector<float> q = dsref_test::randn(2 * 2 * 4, 1);
+    q[5] = NAN;
+    write_safetensors(d.file("att.safetensors"), {{"q", Tensor::from_f32({2, 2, 4}, q)},
+                                                  {"k", Tensor::from_f32({2, 2, 4}, dsref_test::randn(16, 2))},
+                                                  {"v", Tensor::from_f32({2, 2, 4}, dsref_test::randn(16, 3))}});
+    CHECK(run_dsref("op attention --in " + d.file("att.safetensors") + o, &out) == 1);
+    CHECK_THAT(out, Catch::Contains("'q' element 5"));
+    CHECK(::access(d.file("o.safetensors").c_str(), F_OK) != 0);
+}
+
+TEST_CASE("tensors the config does not use are named in a warning", "[reliability]") {
+    TempDir d;
+    std::system(("cp data/golden/llama/gqa2/config.json " + d.path + "/").c_str());
+    TensorMap m = read_safetensors("data/golden/llama/gqa2/model.safetensors");
+    m["model.layers.1.bogus.weight"] = Tensor::from_f32({2}, {1, 2});
+    write_safetensors(d.file("model.safetensors"), m);
+    std::string out;
+    CHECK(run_dsref("forward --model " + d.path + " --tokens 1,2 --out " + d.file("o.safetensors"), &out) == 0);
+    CHECK_THAT(out, Catch::Contains("warning") && Catch::Contains("1 tensor(s) not used") &&
+                        Catch::Contains("model.layers.1.bogus.weight"));
+    // A layer beyond num_hidden_layers is an error (tested in the battery); so is one far beyond it.
+    m.erase("model.layers.1.bogus.weight");
+    m["model.layers.99.bogus.weight"] = Tensor::from_f32({2}, {1, 2});
+    write_safetensors(d.file("model.safetensors"), m);
+    CHECK(run_dsref("forward --model " + d.path + " --tokens 1,2 --out " + d.file("o.safetensors"), &out) == 1);
+    CHECK_THAT(out, Catch::Contains("model.layers.99.bogus.weight") && Catch::Contains("layer count"));
+}
