@@ -1,8 +1,9 @@
 // test_determinism.cpp — outputs are bit-identical at any thread count (ref/README.md: OpenMP only on
 // outer loops, products through core/linear.h's fixed tiles, no thread-count-dependent reductions).
-// `forward --dump`, `generate --out` and `op` run on a tiny model of every architecture at --threads 1,
-// 2 and 3 and with OMP_NUM_THREADS unset (all cores); the output files must be equal byte for byte.
-// Three threads split the tiles unevenly, which is where a thread-dependent reduction would show.
+// `forward --dump`, `generate --out` and `op` run on a tiny model of every architecture at --threads 1
+// and 3 and with OMP_NUM_THREADS unset (all cores: 2 on the CI machine); the output files must be equal
+// byte for byte. Three threads split the tiles unevenly, which is where a thread-dependent reduction
+// would show. (Each setting is a process start; four settings doubled the test's time for little.)
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
@@ -28,7 +29,7 @@ std::string file_bytes(const std::string& p) {
 // setting 0 = no --threads and OMP_NUM_THREADS unset.
 std::vector<std::string> outputs_at_threads(const std::string& args, const TempDir& d, const std::string& tag) {
     std::vector<std::string> bytes;
-    for (int th : {1, 2, 3, 0}) {
+    for (int th : {1, 3, 0}) {
         const std::string out = d.file(tag + "_" + std::to_string(th) + ".safetensors");
         const std::string cmd = std::string(th == 0 ? "env -u OMP_NUM_THREADS " : "") + dsref_test::dsref_bin() + " " +
                                 args + (th ? " --threads " + std::to_string(th) : "") + " --out " + out;
@@ -63,7 +64,7 @@ void op_inputs_from_checkpoint(const std::string& model, const std::string& pref
 
 }  // namespace
 
-TEST_CASE("forward --dump and generate --out are bit-identical at 1, 2, 3 threads and all cores", "[threads]") {
+TEST_CASE("forward --dump and generate --out are bit-identical at 1 and 3 threads and all cores", "[threads]") {
     const char* models[] = {"data/golden/llama/gqa2",         "data/golden/hf/qwen2_tied", "data/golden/deepseek/v2",
                             "data/golden/deepseek_moe/v3_moe", "data/golden/dsa/model"};
     TempDir d;
@@ -82,7 +83,7 @@ TEST_CASE("forward --dump and generate --out are bit-identical at 1, 2, 3 thread
                     "sampled generate");
 }
 
-TEST_CASE("op outputs are bit-identical at 1, 2, 3 threads and all cores", "[threads]") {
+TEST_CASE("op outputs are bit-identical at 1 and 3 threads and all cores", "[threads]") {
     TempDir d;
     // op moe on the MoE layer of the tiny V3 (d = 64, 16 experts, groups, noaux_tc), op mla on a V3 layer.
     op_inputs_from_checkpoint("data/golden/deepseek_moe/v3_moe", "model.layers.1.mlp.", 9, 64, d.file("moe_in.safetensors"));
