@@ -304,7 +304,7 @@ FUZZ_CXX     ?= clang++
 FUZZ_BUILD   := build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_RSS_MB  ?= 2048
-FUZZ_TARGETS := safetensors index config op tokens
+FUZZ_TARGETS := safetensors index config op tokens tokenizer
 FUZZ_CXXFLAGS := -std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
                  -fopenmp -DEIGEN_DONT_PARALLELIZE -isystem /usr/include/eigen3 -Iref
 FUZZ_OBJS    := $(LIB_SRCS:%.cpp=$(FUZZ_BUILD)/%.o) $(FUZZ_BUILD)/ref/cli/common.o

@@ -141,6 +141,7 @@ TEST_CASE("the bad-input battery: every malformed input exits 1 or 2 with a mess
     dsref_test::write_text(T + "m_badindex/model.safetensors.index.json", "{oops");
     ::mkdir((T + "m_noweights").c_str(), 0700);
     std::system(("cp " + kModel + "/config.json " + T + "m_noweights/").c_str());
+    model_with(T + "m_fewer", [](json& c) { c["num_hidden_layers"] = 1; });
     ::mkdir((T + "m_dirconfig").c_str(), 0700);
     ::mkdir((T + "m_dirconfig/config.json").c_str(), 0700);
 
@@ -239,6 +240,21 @@ TEST_CASE("the bad-input battery: every malformed input exits 1 or 2 with a mess
         {"kv_lora_rank zero", "info --model " + v3_with(t.path, "v3_kv", [](json& c) { c["kv_lora_rank"] = 0; }), "kv_lora_rank"},
         {"unknown scoring_func", "info --model " + v3_with(t.path, "v3_score", [](json& c) { c["scoring_func"] = "relu"; }), "scoring_func"},
         {"unknown topk_method", "info --model " + v3_with(t.path, "v3_topk", [](json& c) { c["topk_method"] = "magic"; }), "topk_method"},
+        // config fields validated once, at parse time (info and init used to accept them)
+        {"num_key_value_heads not dividing heads", "info --model " + cfg("kvh", [](json& c) { c["num_key_value_heads"] = 3; }), "num_key_value_heads"},
+        {"max_position_embeddings negative", "info --model " + cfg("maxpos", [](json& c) { c["max_position_embeddings"] = -5; }), "max_position_embeddings"},
+        {"eos_token_id a string", "info --model " + cfg("eos", [](json& c) { c["eos_token_id"] = "</s>"; }), "eos_token_id"},
+        {"model_type contradicting architectures", "info --model " + cfg("mt", [](json& c) { c["model_type"] = "qwen2"; }), "architectures"},
+        {"num_hidden_layers 1e9", "info --model " + cfg("deep", [](json& c) { c["num_hidden_layers"] = 1000000000; }), "num_hidden_layers"},
+        {"intermediate_size 2^62 (count wraps)", "info --model " + cfg("wide", [](json& c) { c["intermediate_size"] = (int64_t)1 << 62; }), "intermediate_size"},
+        {"2^53 parameters from in-range widths", "info --model " + cfg("params", [](json& c) { c["hidden_size"] = 1 << 24; c["intermediate_size"] = 1 << 24; c["num_hidden_layers"] = 65536; }), "parameters"},
+        {"config with fewer layers than the checkpoint", "forward --model " + T + "m_fewer --tokens 1,2" + st, "disagree on the layer count"},
+        // options that do not apply, values that would wrap, outputs
+        {"--attn on a llama model", "forward --model " + kModel + " --tokens 1 --attn naive" + st, "--attn"},
+        {"--seed negative", "generate --model " + kModel + " --tokens 1 --max-new 1 --seed -1", "--seed"},
+        {"--seed beyond 2^64", "generate --model " + kModel + " --tokens 1 --max-new 1 --seed 18446744073709551616", "--seed"},
+        {"--out empty", "forward --model " + kModel + " --tokens 1 --out ''", "--out"},
+        {"init into an existing checkpoint", "init --config " + kModel + "/config.json --seed 1 --out " + kModel, "already holds a checkpoint"},
     };
 
     // Whether the address-space limit can be used with this binary (a sanitizer build reserves terabytes).

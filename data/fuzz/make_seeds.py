@@ -54,3 +54,14 @@ for i in range(32):
 # tokens
 for i, s in enumerate(["1,2,3", " 4 , 5 ", "0", "2147483647", "1,,2", "-1", "x"]):
     put("tokens", "t%d" % i, s.encode())
+# tokenizer: byte 0 even = a tokenizer.json (the committed small ones, and a minimal one), odd = a text
+for p in sorted(glob.glob("data/tokenizer/small_*.json")):
+    put("tokenizer", "json_" + os.path.basename(p), b"\0" + open(p, "rb").read())
+mini = {"version": "1.0", "added_tokens": [{"id": 4, "content": "<s>", "single_word": False, "lstrip": False,
+        "rstrip": False, "normalized": False, "special": True}], "normalizer": None,
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
+        "post_processor": None, "decoder": {"type": "ByteLevel"},
+        "model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2, "\u0120": 3}, "merges": ["a b"]}}
+put("tokenizer", "json_mini", b"\0" + json.dumps(mini).encode())
+for i, s in enumerate(["Hello, world! 12345", "深度求索 cat 42", "<｜begin▁of▁sentence｜>hi", "\xff\xfe bad utf8", ""]):
+    put("tokenizer", "text%d" % i, b"\x01" + (s.encode("latin-1") if i == 3 else s.encode()))

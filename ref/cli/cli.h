@@ -23,6 +23,14 @@ void add_train(CLI::App& app);
 
 // "1,2,3" (spaces allowed) → ids; a usage error names the bad entry.
 std::vector<int32_t> parse_tokens(const std::string& s);
+// --seed's value: digits only, at most 2^64 - 1 (no wrap, no sign); else a usage error.
+uint64_t parse_seed(const std::string& s);
+// An output path is checked before any work: non-empty, not a directory, in an existing writable
+// folder (the file itself is written atomically, io/atomic_file.h). A usage error names `option`.
+void check_output_path(const std::string& path, const char* option);
+// Option checks: a finite number >= 0 / > 0 (NaN, Inf and out-of-range text refused, briefly).
+CLI::Validator non_negative();
+CLI::Validator positive();
 // --threads N on a command; 0 (the default) means all cores.
 void add_threads_option(CLI::App* cmd, int* threads);
 void apply_threads(int threads);

@@ -1,5 +1,6 @@
 // cmd_diff.cpp — `dsref diff A B`: per-tensor max abs / rel difference and logits argmax agreement.
 // Exit 0 when every tensor is within tolerance, 1 otherwise.
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 
@@ -14,13 +15,14 @@ void add_diff(CLI::App& app) {
     struct Opts {
         std::string a, b;
         double atol = 1e-4, rtol = 0.0;
-        bool explain = false;
+        bool explain = false, require_argmax = false;
     };
     auto o = std::make_shared<Opts>();
     CLI::App* cmd = app.add_subcommand("diff", "compare two safetensors files tensor by tensor");
     cmd->footer(
         "\nA tensor passes when every element has |a - b| <= atol + rtol*|b| (NaN matches only NaN).\n"
-        "rel = max|a - b| / max|b|. For tensors named logits* the argmax of each row is compared.\n"
+        "rel = max|a - b| / max|b|. For tensors named logits* the argmax of each row is compared and\n"
+        "reported; with --require-argmax a logits tensor whose rows do not all agree fails too.\n"
         "Exit 0 when all tensors pass, 1 otherwise.\n"
         "\n"
         "--explain walks the --dump names in forward order (per layer i: q_nope.i, q_pe.i, kv_latent.i,\n"
@@ -34,8 +36,9 @@ void add_diff(CLI::App& app) {
         "model.layers.{i}.self_attn.kv_a_layernorm output -> kv_latent.{i}, lm_head output -> logits.");
     cmd->add_option("A", o->a, "first file")->required();
     cmd->add_option("B", o->b, "second file (the reference for rtol)")->required();
-    cmd->add_option("--atol", o->atol, "absolute tolerance (default 1e-4)")->check(CLI::NonNegativeNumber);
-    cmd->add_option("--rtol", o->rtol, "relative tolerance (default 0)")->check(CLI::NonNegativeNumber);
+    cmd->add_option("--atol", o->atol, "absolute tolerance (default 1e-4)")->check(non_negative());
+    cmd->add_option("--rtol", o->rtol, "relative tolerance (default 0)")->check(non_negative());
+    cmd->add_flag("--require-argmax", o->require_argmax, "logits tensors also fail when any row's argmax differs");
     cmd->add_flag("--explain", o->explain, "name the first tensor, in forward order, where A and B part");
     cmd->callback([o]() {
         if (o->explain) {
@@ -51,7 +54,8 @@ void add_diff(CLI::App& app) {
         const std::vector<TensorDiff> diffs = diff_tensors(read_safetensors(o->a), read_safetensors(o->b), o->atol, o->rtol);
         bool all_ok = true;
         std::printf("%-24s %-16s %12s %12s %10s  %s\n", "tensor", "shape", "max_abs", "max_rel", "argmax", "status");
-        for (const TensorDiff& d : diffs) {
+        for (TensorDiff d : diffs) {
+            if (o->require_argmax && d.argmax_agree >= 0 && d.argmax_agree != d.rows) d.ok = false;
             all_ok = all_ok && d.ok;
             if (!d.problem.empty()) {
                 std::printf("%-24s %-16s %12s %12s %10s  FAIL (%s)\n", d.name.c_str(), "", "", "", "", d.problem.c_str());

@@ -78,9 +78,9 @@ With --mtp, the MTP layer's intermediates appear under i = L (T-1 rows): attn.{L
 
 void add_forward(CLI::App& app) {
     struct Opts {
-        std::string model, tokens, out, dump_only, attn = "absorb", emulate = "none", indexer = "exact", text, prompt_file,
+        std::string model, tokens, out, dump_only, attn, emulate = "none", indexer, text, prompt_file,
             tokenizer;
-        bool dump = false, last_only = false, mtp = false, progress = false;
+        bool dump = false, last_only = false, mtp = false, progress = false, allow_nonfinite = false;
         int threads = 0;
     };
     auto o = std::make_shared<Opts>();
@@ -108,9 +108,12 @@ void add_forward(CLI::App& app) {
     cmd->add_flag("--progress", o->progress,
                   "a progress line on stderr (layer i/L, experts loaded, GB read, elapsed, ETA); on by default "
                   "when stderr is a terminal");
+    cmd->add_flag("--allow-nonfinite", o->allow_nonfinite,
+                  "a NaN/Inf activation is a warning, not an error (the first trace point holding one is named)");
     add_threads_option(cmd, &o->threads);
     cmd->callback([o]() {
         apply_threads(o->threads);
+        check_output_path(o->out, "--out");
         std::vector<int32_t> tokens;
         if (!o->text.empty() || !o->prompt_file.empty()) {
             auto tok = text::Tokenizer::load(o->tokenizer.empty() ? o->model : o->tokenizer);
@@ -126,8 +129,9 @@ void add_forward(CLI::App& app) {
             tokens = parse_tokens(o->tokens);
         }
         ModelOptions mo;
-        mo.fwd.attn = mla_path_from_name(o->attn);
-        mo.fwd.indexer = indexer_mode_from_name(o->indexer);
+        mo.fwd.attn = mla_path_from_name(o->attn.empty() ? "absorb" : o->attn);
+        mo.fwd.finite = std::make_shared<FiniteGuard>(o->allow_nonfinite);
+        mo.fwd.indexer = indexer_mode_from_name(o->indexer.empty() ? "exact" : o->indexer);
         mo.progress = o->progress || ::isatty(2);
         mo.fwd.precision.mode = emulation_from_name(o->emulate);
         if (o->mtp && !mo.fwd.precision.none())
@@ -136,6 +140,11 @@ void add_forward(CLI::App& app) {
             usage_fail("--mtp: multi-token prediction needs at least 2 tokens (row i predicts t_{i+2}), got ",
                        tokens.size());
         Model model(o->model, mo);
+        // An option that does not apply to this architecture is refused, not ignored.
+        if (!o->attn.empty() && !model.config().is_mla())
+            usage_fail("--attn: ", arch_name(model.config().arch), " has no MLA (only DeepSeek-V2/V3 have the naive/absorb paths)");
+        if (!o->indexer.empty() && !model.config().has_indexer())
+            usage_fail("--indexer: ", arch_name(model.config().arch), " has no DSA indexer (DeepSeek-V3.2 only)");
         std::unique_ptr<Mtp> mtp;  // checks the MTP module's tensors before any compute
         if (o->mtp) mtp = std::make_unique<Mtp>(model);
         std::set<std::string> only;

@@ -12,11 +12,10 @@ namespace dsref::cli {
 
 void add_generate(CLI::App& app) {
     struct Opts {
-        std::string model, tokens, out, attn = "absorb", text, prompt_file, tokenizer;
-        bool print_text = false;
+        std::string model, tokens, out, attn, text, prompt_file, tokenizer, seed = "0";
+        bool print_text = false, allow_nonfinite = false;
         int64_t max_new = 0;
         double temperature = 0.0, top_p = 1.0;
-        uint64_t seed = 0;
         bool stop_at_eos = false;
         int threads = 0;
     };
@@ -35,16 +34,20 @@ void add_generate(CLI::App& app) {
     tx->excludes(pf);
     cmd->add_option("--tokenizer", o->tokenizer, "tokenizer.json or a directory holding one (default: the model directory)");
     cmd->add_flag("--print-text", o->print_text, "print the decoded new text on stdout (after the ids line), not stderr");
-    cmd->add_option("--max-new", o->max_new, "number of new tokens N")->required()->check(CLI::NonNegativeNumber);
-    cmd->add_option("--temperature", o->temperature, "0 = greedy (default); > 0 samples")->check(CLI::NonNegativeNumber);
+    cmd->add_option("--max-new", o->max_new, "number of new tokens N")->required()->check(non_negative());
+    cmd->add_option("--temperature", o->temperature, "0 = greedy (default); > 0 samples")->check(non_negative());
     cmd->add_option("--top-p", o->top_p, "nucleus sampling mass in (0, 1] (default 1)");
     cmd->add_option("--seed", o->seed, "sampling seed (default 0)");
     cmd->add_flag("--stop-at-eos", o->stop_at_eos, "stop after the eos token");
     cmd->add_option("--out", o->out, "write the chosen logits [N, vocab] to this safetensors file");
     cmd->add_option("--attn", o->attn, "MLA path for V2/V3: naive | absorb (default absorb)");
+    cmd->add_flag("--allow-nonfinite", o->allow_nonfinite,
+                  "a NaN/Inf activation is a warning, not an error (the first trace point holding one is named)");
     add_threads_option(cmd, &o->threads);
     cmd->callback([o]() {
         apply_threads(o->threads);
+        const uint64_t seed = parse_seed(o->seed);
+        if (!o->out.empty()) check_output_path(o->out, "--out");
         const bool as_text = !o->text.empty() || !o->prompt_file.empty();
         if (!as_text && o->tokens.empty()) usage_fail("generate: give --tokens, --text or --prompt-file");
         std::unique_ptr<text::Tokenizer> tok;
@@ -61,13 +64,16 @@ void add_generate(CLI::App& app) {
             prompt = parse_tokens(o->tokens);
         }
         ModelOptions mo;
-        mo.fwd.attn = mla_path_from_name(o->attn);
+        mo.fwd.attn = mla_path_from_name(o->attn.empty() ? "absorb" : o->attn);
+        mo.fwd.finite = std::make_shared<FiniteGuard>(o->allow_nonfinite);
         mo.keep_weights = true;
         Model model(o->model, mo);
+        if (!o->attn.empty() && !model.config().is_mla())
+            usage_fail("--attn: ", arch_name(model.config().arch), " has no MLA (only DeepSeek-V2/V3 have the naive/absorb paths)");
         for (size_t i = 0; i < prompt.size(); i++)
             if (prompt[i] >= model.config().vocab_size)
                 fail("prompt token ", prompt[i], " at position ", i, " is outside the model's vocab_size ", model.config().vocab_size);
-        SamplingParams sp{o->temperature, o->top_p, o->seed};
+        SamplingParams sp{o->temperature, o->top_p, seed};
         GenerateResult r = generate(model, prompt, o->max_new, sp, o->stop_at_eos);
         for (size_t i = 0; i < r.tokens.size(); i++) std::cout << (i ? " " : "") << r.tokens[i];
         std::cout << "\n";

@@ -37,7 +37,7 @@ void add_info(CLI::App& app) {
     cmd->add_flag("--json", o->json, "print one JSON object instead of text");
     cmd->add_option("--tokenizer", o->tokenizer, "a tokenizer.json to report (default: the model directory's, if any)");
     cmd->add_option("--T", o->T, "tokens of the prefill whose memory and reads are estimated (default 1)")
-        ->check(CLI::PositiveNumber);
+        ->check(positive());
     add_threads_option(cmd, &o->threads);
     cmd->callback([o]() {
         apply_threads(o->threads);

@@ -11,7 +11,7 @@ namespace dsref::cli {
 void add_init(CLI::App& app) {
     struct Opts {
         std::string config, out, dtype = "f32";
-        uint64_t seed = 0;
+        std::string seed;
         int shards = 1;
         double bias_offset = 0.0;
     };
@@ -22,7 +22,7 @@ void add_init(CLI::App& app) {
     cmd->add_option("--out", o->out, "output directory (created)")->required();
     cmd->add_option("--dtype", o->dtype, "storage of the weights: f32 (default) or bf16");
     cmd->add_option("--shards", o->shards, "split into this many shards with an index (default 1)")
-        ->check(CLI::PositiveNumber);
+        ->check(positive());
     cmd->add_option("--bias-offset", o->bias_offset,
                     "add this to every e_score_correction_bias value (drawn 0.1·N(0,1)); e.g. -1 makes a "
                     "negative-bias V3 model where -inf and 0.0 group masking differ (default 0)");
@@ -41,7 +41,7 @@ void add_init(CLI::App& app) {
         else usage_fail("--dtype must be f32 or bf16, got '", o->dtype, "'");
         const ModelConfig c = load_config(o->config);
         InitOptions io;
-        io.seed = o->seed;
+        io.seed = parse_seed(o->seed);
         io.dtype = t;
         io.shards = o->shards;
         io.bias_offset = o->bias_offset;

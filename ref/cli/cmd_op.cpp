@@ -50,6 +50,7 @@ void add_op(CLI::App& app) {
         if (!find_op(o->name)) usage_fail("unknown op '", o->name, "' (dsref op --list shows them)");
         if (o->in.empty() || o->out.empty()) usage_fail("op ", o->name, ": --in and --out are required");
         apply_threads(o->threads);
+        check_output_path(o->out, "--out");
         OpAttrs attrs;
         for (const std::string& kv : o->sets) {
             const size_t eq = kv.find('=');

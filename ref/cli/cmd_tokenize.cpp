@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "core/error.h"
+#include "io/atomic_file.h"
 #include "text/tokenizer.h"
 
 namespace dsref::cli {
@@ -83,10 +84,7 @@ void add_detokenize(CLI::App& app) {
             std::fflush(stdout);
             return;
         }
-        std::ofstream out(o->out, std::ios::binary);
-        if (!out) fail(o->out, ": cannot write");
-        out.write(s.data(), (std::streamsize)s.size());
-        if (!out) fail(o->out, ": write failed");
+        write_file_atomic(o->out, s);
     });
 }
 

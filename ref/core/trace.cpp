@@ -1,6 +1,11 @@
 // trace.cpp — the named-intermediate recorder.
 #include "core/trace.h"
 
+#include <cmath>
+#include <cstdio>
+
+#include "core/error.h"
+
 namespace dsref {
 
 void Trace::record(const std::string& name, const Shape& shape, const float* data) {
@@ -9,6 +14,25 @@ void Trace::record(const std::string& name, const Shape& shape, const float* dat
 
 void Trace::record(const std::string& name, Tensor t) {
     if (wants(name)) kept_[name] = std::move(t);
+}
+
+void FiniteGuard::check(const std::string& name, const float* data, int64_t rows, int64_t cols) {
+    if (warned_) return;  // allowed, and already reported at an earlier point
+    const int64_t n = rows * cols;
+    int64_t bad = -1;
+    for (int64_t k = 0; k < n; k++)
+        if (!std::isfinite(data[k])) {
+            bad = k;
+            break;
+        }
+    if (bad < 0) return;
+    const float v = data[bad];
+    char what[160];
+    std::snprintf(what, sizeof what, "forward: %s is the first trace point holding a non-finite value: %s at row (token) %lld, column %lld",
+                  name.c_str(), std::isnan(v) ? "NaN" : (v > 0 ? "+Inf" : "-Inf"), (long long)(bad / cols), (long long)(bad % cols));
+    if (!allow_) fail(what, " (--allow-nonfinite writes the outputs anyway)");
+    warned_ = true;
+    std::fprintf(stderr, "dsref: warning: %s; continuing (--allow-nonfinite)\n", what);
 }
 
 }  // namespace dsref

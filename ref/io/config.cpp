@@ -2,6 +2,8 @@
 // (io/config_keys.h), and whatever was not read must be on the allow-list of harmless keys.
 #include "io/config.h"
 
+#include "io/checkpoint_layout.h"
+
 #include <sys/stat.h>
 
 #include <cmath>
@@ -399,6 +401,57 @@ static void parse_quantization(FieldReader& r, ModelConfig& c) {
         fail(r.source(), ": field 'scale_fmt' is given but there is no quantization_config (FP8 weights)");
 }
 
+// Sizes are bounded before anything is built from them: `info` on num_hidden_layers 1e9 used to grow
+// to tens of GB building the tensor list, and widths near 2^62 wrapped the parameter count.
+//  - every width, head count and expert count at most 2^24 (real configs stay below 2^18), so the
+//    products of two or three that tensor shapes are made of fit int64 exactly; max_position_embeddings
+//    (a bound on positions, no shape) at most 2^31 - 1;
+//  - num_hidden_layers at most 2^16 (real: at most 126);
+//  - at most 2^22 tensors (DeepSeek-V4-Pro has about 70k) and at most 2^53 parameters (V3: 6.7e11),
+//    counted in long double from one layer of each kind before the whole list is built.
+static void check_size_bounds(FieldReader& r, const ModelConfig& c) {
+    const std::pair<const char*, int64_t> dims[] = {
+        {"hidden_size", c.hidden_size}, {"intermediate_size", c.intermediate_size},
+        {"num_attention_heads", c.num_attention_heads}, {"num_key_value_heads", c.num_key_value_heads},
+        {"head_dim", c.head_dim}, {"vocab_size", c.vocab_size}, {"q_lora_rank", c.q_lora_rank},
+        {"kv_lora_rank", c.kv_lora_rank}, {"qk_nope_head_dim", c.qk_nope_head_dim},
+        {"qk_rope_head_dim", c.qk_rope_head_dim}, {"v_head_dim", c.v_head_dim},
+        {"moe_intermediate_size", c.moe_intermediate_size}, {"n_routed_experts", c.n_routed_experts},
+        {"n_shared_experts", c.n_shared_experts}, {"num_experts_per_tok", c.num_experts_per_tok},
+        {"index_n_heads", c.index_n_heads}, {"index_head_dim", c.index_head_dim}, {"index_topk", c.index_topk},
+        {"index_n_heads", c.index_n_heads}};
+    for (const auto& f : dims)
+        if (f.second > (1 << 24)) r.fail_field(f.first, "is " + std::to_string(f.second) + ", more than 2^24");
+    if (c.max_position_embeddings > 2147483647LL)
+        r.fail_field("max_position_embeddings", "is " + std::to_string(c.max_position_embeddings) + ", more than 2^31 - 1");
+    if (c.num_hidden_layers > 65536)
+        r.fail_field("num_hidden_layers", "is " + std::to_string(c.num_hidden_layers) + ", more than 2^16");
+    long double tensors = 3, params = 0;
+    auto add = [&](const std::vector<WeightSpec>& specs, long double times) {
+        tensors += times * (long double)specs.size();
+        for (const WeightSpec& s : specs) {
+            long double n = 1;
+            for (int64_t d : s.shape) n *= (long double)d;
+            params += times * n;
+        }
+    };
+    int64_t n_moe = 0;
+    for (int64_t i = 0; i < c.num_hidden_layers; i++) n_moe += c.is_moe_layer(i) ? 1 : 0;
+    if (n_moe > 0 && c.n_routed_experts * 3 * (long double)n_moe > (long double)(1 << 22))
+        fail(c.source, ": the config implies more than 2^22 tensors (num_hidden_layers ", c.num_hidden_layers,
+             ", n_routed_experts ", c.n_routed_experts, ")");
+    const ModelTensors g = model_tensors(c);
+    add({g.embed, g.norm}, 1);
+    if (!c.tie_word_embeddings) add({g.lm_head}, 1);
+    if (c.num_hidden_layers > n_moe) add(decoder_layer_layout(c, 0, false), (long double)(c.num_hidden_layers - n_moe));
+    if (n_moe > 0) add(decoder_layer_layout(c, 0, true), (long double)n_moe);
+    if (tensors > (long double)(1 << 22))
+        fail(c.source, ": the config implies ", (double)tensors, " tensors, more than 2^22 (num_hidden_layers ",
+             c.num_hidden_layers, ")");
+    if (params > 9007199254740992.0L)
+        fail(c.source, ": the config implies ", (double)params, " parameters, more than 2^53; a size field is far too large");
+}
+
 ModelConfig parse_config(const json& j, const std::string& src) {
     if (!j.is_object()) fail(src, ": config is not a JSON object");
     FieldReader r(j, src);
@@ -428,6 +481,15 @@ ModelConfig parse_config(const json& j, const std::string& src) {
     else fail(src, ": unsupported architecture (model_type '", mt, "', architectures '", archs,
               "'); dsref runs llama (DeepSeek LLM, R1-Distill-Llama), qwen2 (R1-Distill-Qwen), deepseek_v2, "
               "deepseek_v3 and deepseek_v32");
+    // model_type and architectures[0] must name the same model: the class decides the head and the
+    // blocks transformers builds, so a contradiction is not resolved by picking one.
+    {
+        static const char* kClass[] = {"LlamaForCausalLM", "Qwen2ForCausalLM", "DeepseekV2ForCausalLM",
+                                       "DeepseekV3ForCausalLM", "DeepseekV32ForCausalLM"};
+        const char* want = kClass[(int)c.arch];
+        if (!archs.empty() && archs != want)
+            r.fail_field("architectures", "is '" + archs + "', but model_type '" + mt + "' is " + want);
+    }
 
     c.hidden_size = r.int_req("hidden_size");
     c.num_hidden_layers = r.int_req("num_hidden_layers");
@@ -443,6 +505,7 @@ ModelConfig parse_config(const json& j, const std::string& src) {
     c.rms_norm_eps = r.num_opt("rms_norm_eps", 1e-6);
     if (!(c.rms_norm_eps > 0)) r.fail_field("rms_norm_eps", "must be positive");
     c.max_position_embeddings = r.int_opt("max_position_embeddings", 0);
+    if (r.present("max_position_embeddings")) r.positive("max_position_embeddings", c.max_position_embeddings);
     c.tie_word_embeddings = r.bool_opt("tie_word_embeddings", false);
     c.bos_token_id = token_id(r, "bos_token_id");
     c.eos_token_id = token_id(r, "eos_token_id");
@@ -456,6 +519,8 @@ ModelConfig parse_config(const json& j, const std::string& src) {
     if (r.bool_opt("attention_bias", false))
         r.fail_field("attention_bias", "is true; dsref models no attention biases for this architecture");
     if (r.bool_opt("mlp_bias", false)) r.fail_field("mlp_bias", "is true; dsref models no MLP biases");
+    if (r.bool_opt("is_encoder_decoder", false))
+        r.fail_field("is_encoder_decoder", "is true; dsref runs decoder-only models");
     // transformers 4 split each projection into pretraining_tp slices and summed them: the same product
     // up to float rounding (transformers 5 ignores the field). Any positive value is the same model.
     if (r.int_opt("pretraining_tp", 1) < 1) r.fail_field("pretraining_tp", "must be a positive integer");
@@ -477,10 +542,15 @@ ModelConfig parse_config(const json& j, const std::string& src) {
         if (c.num_key_value_heads > c.num_attention_heads)
             fail(src, ": num_key_value_heads ", c.num_key_value_heads, " exceeds num_attention_heads ",
                  c.num_attention_heads);
+        if (c.num_attention_heads % c.num_key_value_heads != 0)
+            r.fail_field("num_key_value_heads", "is " + std::to_string(c.num_key_value_heads) +
+                                                    ", which does not divide num_attention_heads " +
+                                                    std::to_string(c.num_attention_heads) + " (GQA groups)");
         if (c.rope_scaling.is_yarn())
             fail(src, ": rope_scaling yarn on a ", arch_name(c.arch),
                  " config is not supported (dsref models YaRN for MLA only; Llama 3 scaling is rope_type llama3)");
         r.refuse_unread(harmless_config_keys());
+        check_size_bounds(r, c);
         return c;
     }
     if (c.rope_scaling.type == RopeScalingType::Llama3)
@@ -505,6 +575,7 @@ ModelConfig parse_config(const json& j, const std::string& src) {
                                         "official code does (half-split pairing of MLA is not modelled)");
     parse_quantization(r, c);
     r.refuse_unread(harmless_config_keys());
+    check_size_bounds(r, c);
     return c;
 }
 

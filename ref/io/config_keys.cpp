@@ -21,6 +21,10 @@ const std::vector<HarmlessKeyGroup>& harmless_config_keys() {
         {"training only: initialisation, dropout (0 at inference), auxiliary balance losses, expert "
          "placement for training/serving",
          {"initializer_range", "attention_dropout", "aux_loss_alpha", "seq_aux", "router_aux_loss_coef", "ep_size"}},
+        {"PretrainedConfig fields for other heads and models (transformers' to_dict writes them for every "
+         "class): labels and problem type of *ForSequenceClassification heads, and feed-forward chunking, "
+         "which no decoder dsref runs applies (it would split rows, not change them)",
+         {"id2label", "label2id", "problem_type", "chunk_size_feed_forward"}},
     };
     return groups;
 }

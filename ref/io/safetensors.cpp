@@ -15,6 +15,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "io/atomic_file.h"
 #include "io/regular_file.h"
 
 namespace dsref {
@@ -225,18 +226,12 @@ void write_safetensors(const std::string& path, const TensorMap& tensors,
     }
     std::string hs = h.dump();
     while (hs.size() % 8) hs.push_back(' ');
-    const std::string tmp = path + ".tmp";
-    {
-        std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-        if (!f) fail(path, ": cannot open for writing");
-        const uint64_t n = hs.size();
-        f.write(reinterpret_cast<const char*>(&n), 8);
-        f.write(hs.data(), hs.size());
-        for (const auto& kv : tensors)
-            f.write(reinterpret_cast<const char*>(kv.second.bytes.data()), kv.second.bytes.size());
-        if (!f) fail(path, ": write failed");
-    }
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) fail(path, ": cannot rename ", tmp, " into place");
+    AtomicFile f(path);  // the old file, if any, stays until the new one is complete
+    const uint64_t n = hs.size();
+    f.write(&n, 8);
+    f.write(hs.data(), hs.size());
+    for (const auto& kv : tensors) f.write(kv.second.bytes.data(), kv.second.bytes.size());
+    f.commit();
 }
 
 void write_checkpoint(const std::string& dir, const TensorMap& tensors, int n_shards) {
@@ -260,9 +255,7 @@ void write_checkpoint(const std::string& dir, const TensorMap& tensors, int n_sh
         }
     }
     index["metadata"]["total_size"] = total;
-    std::ofstream f(dir + "/model.safetensors.index.json");
-    f << index.dump(2) << "\n";
-    if (!f) fail(dir, "/model.safetensors.index.json: write failed");
+    write_file_atomic(dir + "/model.safetensors.index.json", index.dump(2) + "\n");
 }
 
 // ---- checkpoint directory --------------------------------------------------------------------------------

@@ -50,8 +50,8 @@ void parse_safetensors(const std::string& path, const uint8_t* base, size_t size
 // Reads a whole file into memory (op inputs, diff).
 TensorMap read_safetensors(const std::string& path);
 
-// Writes tensors (sorted by name, contiguous, header padded to 8 bytes) atomically enough for tests:
-// the file is written to path + ".tmp" and renamed.
+// Writes tensors (sorted by name, contiguous, header padded to 8 bytes) atomically (io/atomic_file.h):
+// an existing file at `path` is replaced only by the complete new one.
 void write_safetensors(const std::string& path, const TensorMap& tensors,
                        const std::vector<std::pair<std::string, std::string>>& metadata = {});
 

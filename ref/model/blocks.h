@@ -55,6 +55,9 @@ struct ForwardOptions {
     // them; the model turns it off when it keeps every layer (generation). Float32 path only: an
     // emulation mode holds its experts.
     bool stream_experts = true;
+    // Checks attn.{i}, hidden.{i} and the logits for NaN/Inf (core/trace.h: FiniteGuard). Shared by the
+    // copies of these options a model hands its layers, so an allowed warning is printed once.
+    std::shared_ptr<FiniteGuard> finite = std::make_shared<FiniteGuard>();
 };
 
 class AttentionBlock {

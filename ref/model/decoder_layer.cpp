@@ -10,7 +10,7 @@
 namespace dsref {
 
 DecoderLayer::DecoderLayer(const ModelConfig& c, const WeightLoader& w, int64_t i, bool moe, const ForwardOptions& fwd)
-    : i_(i), d_(c.hidden_size), eps_((float)c.rms_norm_eps), prec_(fwd.precision) {
+    : i_(i), d_(c.hidden_size), eps_((float)c.rms_norm_eps), finite_(fwd.finite), prec_(fwd.precision) {
     const DecoderNormTensors n = decoder_norm_tensors(c, i);
     input_norm_ = prec_.load(w, n.input_norm);
     post_norm_ = prec_.load(w, n.post_norm);
@@ -25,11 +25,13 @@ void DecoderLayer::forward(float* h, int64_t T, int64_t pos0, LayerCache& cache,
     prec_.rmsnorm(x.data(), h, input_norm_.data(), T, d, eps_);
     attn_->forward(y.data(), x.data(), T, pos0, cache, trace, i_);
     trace_f32(trace, "attn." + std::to_string(i_), {T, d}, y.data());
+    finite_->check("attn." + std::to_string(i_), y.data(), T, d);
     prec_.residual_add(h, y.data(), T * d);
     prec_.rmsnorm(x.data(), h, post_norm_.data(), T, d, eps_);
     ffn_->forward(y.data(), x.data(), T, trace, i_);
     prec_.residual_add(h, y.data(), T * d);
     trace_f32(trace, "hidden." + std::to_string(i_), {T, d}, h);
+    finite_->check("hidden." + std::to_string(i_), h, T, d);
 }
 
 }  // namespace dsref

@@ -29,6 +29,7 @@ public:
 private:
     int64_t i_, d_;
     float eps_;
+    std::shared_ptr<FiniteGuard> finite_;  // the NaN/Inf check of attn.{i} and hidden.{i}
     PrecisionPolicy prec_;  // rmsnorm and residual adds at the emulated reference's rounding points
     std::vector<float> input_norm_, post_norm_;  // [d] each
     std::unique_ptr<AttentionBlock> attn_;

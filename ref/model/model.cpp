@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <set>
 
 #include "core/error.h"
 #include "core/linear.h"
@@ -39,6 +41,36 @@ void Model::check_checkpoint() const {
     for (const WeightSpec& s : checkpoint_layout(cfg_)) {
         if (s.layer >= cfg_.num_hidden_layers) continue;  // MTP layers: read by model/mtp.h only
         loader_.check(s);
+    }
+    // What the config does not imply. A decoder layer beyond num_hidden_layers (+ the MTP layers) means
+    // config and checkpoint disagree on the depth: an error, not a run on the first layers. Anything
+    // else unused is named in one warning line.
+    std::set<std::string> known;
+    for (const WeightSpec& s : checkpoint_layout(cfg_)) {
+        known.insert(s.name);
+        known.insert(s.name + "_scale_inv");
+    }
+    const int64_t L_all = cfg_.num_hidden_layers + cfg_.num_nextn_predict_layers;
+    std::vector<std::string> unused;
+    for (const std::string& n : ckpt_.names()) {
+        if (known.count(n)) continue;
+        const std::string pre = "model.layers.";
+        if (n.compare(0, pre.size(), pre) == 0) {
+            const char* p = n.c_str() + pre.size();
+            char* end = nullptr;
+            const long long i = std::strtoll(p, &end, 10);
+            if (end != p && *end == '.' && i >= L_all)
+                fail(ckpt_.where(), ": tensor '", n, "' belongs to decoder layer ", i, ", but ", cfg_.source,
+                     " has num_hidden_layers ", cfg_.num_hidden_layers, " (+ num_nextn_predict_layers ",
+                     cfg_.num_nextn_predict_layers, "): config and checkpoint disagree on the layer count");
+        }
+        unused.push_back(n);
+    }
+    if (!unused.empty()) {
+        std::string list;
+        for (size_t k = 0; k < unused.size() && k < 3; k++) list += (k ? ", " : "") + unused[k];
+        std::fprintf(stderr, "dsref: warning: %s: %zu tensor(s) not used by this config: %s%s\n", ckpt_.where().c_str(),
+                     unused.size(), list.c_str(), unused.size() > 3 ? ", ..." : "");
     }
 }
 
@@ -127,7 +159,9 @@ std::vector<float> Model::lm_head(const float* x, int64_t rows) const {
 std::vector<float> Model::forward(const std::vector<int32_t>& tokens, KVCache& cache, Trace* trace, bool last_only) {
     const std::vector<float> x = forward_hidden(tokens, cache, trace);  // [T, d]
     const int64_t T = (int64_t)tokens.size(), rows = last_only ? 1 : T;
-    return lm_head(x.data() + (T - rows) * cfg_.hidden_size, rows);
+    std::vector<float> logits = lm_head(x.data() + (T - rows) * cfg_.hidden_size, rows);
+    opt_.fwd.finite->check("logits", logits.data(), rows, cfg_.vocab_size);
+    return logits;
 }
 
 std::vector<float> Model::prefill(const std::vector<int32_t>& tokens, Trace* trace, bool last_only) {

@@ -42,6 +42,7 @@ Mtp::Output Mtp::forward(const std::vector<int32_t>& tokens, Trace* trace, bool 
     Output out;
     const int64_t rows = last_only ? 1 : T;
     out.logits = model_.lm_head(h.data() + (T - rows) * d, rows);
+    model_.options().fwd.finite->check("logits", out.logits.data(), rows, model_.config().vocab_size);
     out.mtp_logits = forward_from_hidden(tokens, h, trace);
     return out;
 }
@@ -86,6 +87,7 @@ std::vector<float> Mtp::forward_from_hidden(const std::vector<int32_t>& tokens, 
     rmsnorm_forward(x.data(), h.data(), w.load(head_norm_, {d}).data(), n, d, eps);
     std::vector<float> logits(n * V);  // [n, V]
     linear_forward(logits.data(), x.data(), w.load(head_, {V, d}).data(), n, d, V);
+    model_.options().fwd.finite->check("mtp_logits", logits.data(), n, V);
     return logits;
 }
 

@@ -1,6 +1,8 @@
 // op_registry.cpp — registration, lookup and attribute parsing for the generic op runner.
 #include "ops/op_registry.h"
 
+#include <cmath>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
@@ -108,6 +110,17 @@ std::vector<float> op_f32(const TensorMap& in, const std::string& op, const std:
     if (rank >= 0 && t.rank() != rank)
         fail("op ", op, ": input '", name, "' must have rank ", rank, ", got shape ", shape_str(t.shape));
     return t.to_f32();
+}
+
+void op_require_finite(const std::vector<float>& v, const std::string& op, const std::string& name) {
+    for (size_t i = 0; i < v.size(); i++)
+        if (!std::isfinite(v[i])) fail("op ", op, ": input '", name, "' element ", i, " is ", v[i], "; inputs must be finite");
+}
+
+double op_positive(const OpAttrs& a, const std::string& op, const std::string& k, double def) {
+    const double v = a.f64(k, def);
+    if (!std::isfinite(v) || !(v > 0)) usage_fail("op ", op, ": attribute ", k, "=", a.str(k, ""), " must be a finite number > 0");
+    return v;
 }
 
 }  // namespace dsref

@@ -63,5 +63,11 @@ const Tensor& op_input(const TensorMap& in, const std::string& op, const std::st
 const Tensor* op_optional(const TensorMap& in, const std::string& name);
 // float32 values of a float input (any float dtype), after checking its rank (-1 = any).
 std::vector<float> op_f32(const TensorMap& in, const std::string& op, const std::string& name, int rank = -1);
+// The NaN/Inf policy for op inputs (README.md "Reliability"): the math ops (rmsnorm, rope, attention,
+// swiglu) refuse a non-finite input element, naming the op, the tensor and the element, as the forward
+// pass refuses a non-finite weight. (The FP8 ops take NaN and Inf on purpose: they encode them.)
+void op_require_finite(const std::vector<float>& v, const std::string& op, const std::string& name);
+// A float attribute that must be finite and > 0 (eps, theta, factor); else a UsageError naming it.
+double op_positive(const OpAttrs& a, const std::string& op, const std::string& k, double def);
 
 }  // namespace dsref

@@ -16,10 +16,12 @@ TensorMap run_rmsnorm(const TensorMap& in, const OpAttrs& a) {
     if (xt.rank() < 1) fail("op rmsnorm: input 'x' must have rank >= 1");
     const int64_t d = xt.dim(-1), T = d ? xt.numel() / d : 0;
     std::vector<float> x = op_f32(in, "rmsnorm", "x"), w = op_f32(in, "rmsnorm", "weight", 1);
+    op_require_finite(x, "rmsnorm", "x");
+    op_require_finite(w, "rmsnorm", "weight");
     if ((int64_t)w.size() != d)
         fail("op rmsnorm: 'weight' has ", w.size(), " elements but x's last dimension is ", d);
     std::vector<float> y(x.size());
-    rmsnorm_forward(y.data(), x.data(), w.data(), T, d, (float)a.f64("eps", 1e-6));
+    rmsnorm_forward(y.data(), x.data(), w.data(), T, d, (float)op_positive(a, "rmsnorm", "eps", 1e-6));
     return {{"y", Tensor::from_f32(xt.shape, y)}};
 }
 
@@ -31,6 +33,7 @@ TensorMap run_rope(const TensorMap& in, const OpAttrs& a) {
     std::vector<int64_t> pos(T);
     if (const Tensor* p = op_optional(in, "positions")) {
         if (p->shape != Shape{T}) fail("op rope: 'positions' must be [", T, "], got ", shape_str(p->shape));
+        if (dtype_is_float(p->dtype)) fail("op rope: 'positions' must be an integer tensor, got ", dtype_name(p->dtype));
         pos = p->to_i64();
     } else {
         for (int64_t t = 0; t < T; t++) pos[t] = t;
@@ -38,8 +41,7 @@ TensorMap run_rope(const TensorMap& in, const OpAttrs& a) {
     RopeScaling s;
     if (a.has("factor")) {  // YaRN
         s.type = RopeScalingType::Yarn;
-        s.factor = a.f64("factor", 1.0);
-        if (!(s.factor > 0)) usage_fail("op rope: factor must be > 0");
+        s.factor = op_positive(a, "rope", "factor", 1.0);
         s.original_max_position_embeddings = a.i64("original_max_position_embeddings", 4096);
         s.beta_fast = a.f64("beta_fast", 32.0);
         s.beta_slow = a.f64("beta_slow", 1.0);
@@ -49,7 +51,8 @@ TensorMap run_rope(const TensorMap& in, const OpAttrs& a) {
     const RopeLayout layout =
         a.choice("layout", "interleaved", {"interleaved", "half"}) == "half" ? RopeLayout::Half : RopeLayout::Interleaved;
     std::vector<float> x = op_f32(in, "rope", "x");
-    rope_forward(x.data(), T, N, d_r, N * d_r, d_r, pos.data(), rope_inv_freq(d_r, a.f64("theta", 10000.0), s), layout);
+    op_require_finite(x, "rope", "x");
+    rope_forward(x.data(), T, N, d_r, N * d_r, d_r, pos.data(), rope_inv_freq(d_r, op_positive(a, "rope", "theta", 10000.0), s), layout);
     return {{"y", Tensor::from_f32(xt.shape, x)}};
 }
 
@@ -65,9 +68,15 @@ TensorMap run_attention(const TensorMap& in, const OpAttrs& a) {
     if (Hkv < 1 || H % Hkv) fail("op attention: ", H, " query heads cannot share ", Hkv, " KV heads");
     const bool causal = a.boolean("causal", true);
     if (causal && S < T) fail("op attention: causal attention needs S >= T (queries are the last T positions)");
-    std::vector<float> qv = q.to_f32(), kv = k.to_f32(), vv = v.to_f32(), o(T * H * dv);
+    std::vector<float> qv = op_f32(in, "attention", "q"), kv = op_f32(in, "attention", "k"), vv = op_f32(in, "attention", "v"),
+                       o(T * H * dv);
+    op_require_finite(qv, "attention", "q");
+    op_require_finite(kv, "attention", "k");
+    op_require_finite(vv, "attention", "v");
+    const double scale = a.f64("scale", 1.0 / std::sqrt((double)d));
+    if (!std::isfinite(scale)) usage_fail("op attention: attribute scale must be finite");
     attention_forward(o.data(), qv.data(), kv.data(), vv.data(), T, S, H, Hkv, d, dv,
-                      (float)a.f64("scale", 1.0 / std::sqrt((double)d)), causal, causal ? S - T : 0);
+                      (float)scale, causal, causal ? S - T : 0);
     return {{"o", Tensor::from_f32({T, H, dv}, o)}};
 }
 

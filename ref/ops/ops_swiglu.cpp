@@ -16,6 +16,8 @@ TensorMap run_swiglu(const TensorMap& in, const OpAttrs&) {
              " must have the same shape");
     std::vector<float> g = op_f32(in, "swiglu", "gate");  // [..., I]
     const std::vector<float> u = op_f32(in, "swiglu", "up");  // [..., I]
+    op_require_finite(g, "swiglu", "gate");
+    op_require_finite(u, "swiglu", "up");
     swiglu_gate(g.data(), u.data(), (int64_t)g.size());
     return {{"y", Tensor::from_f32(gate_t.shape, g)}};
 }

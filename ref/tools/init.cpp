@@ -1,6 +1,7 @@
 // init.cpp — random HF checkpoints for every supported architecture.
 #include "tools/init.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,10 +12,12 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <memory>
 
 #include "core/error.h"
 #include "core/fp8_format.h"
 #include "fp8/fp8_quant.h"
+#include "io/atomic_file.h"
 #include "io/checkpoint_layout.h"
 #include "io/safetensors.h"
 
@@ -140,20 +143,32 @@ struct OutTensor {
 };
 
 struct ShardFile {
-    std::string name, path, tmp;
-    int fd = -1;
-    uint64_t data_start = 0;  // 8 + header length
+    std::string name;
+    std::unique_ptr<AtomicFile> file;  // written beside its final name, renamed into place at the end
+    uint64_t data_start = 0;           // 8 + header length
 };
 
 void pwrite_all(const ShardFile& f, const void* p, uint64_t n, uint64_t off) {
-    const char* b = static_cast<const char*>(p);
-    while (n > 0) {
-        const ssize_t w = ::pwrite(f.fd, b, n, (off_t)(f.data_start + off));
-        if (w <= 0) fail(f.path, ": write failed: ", std::strerror(errno));
-        b += w;
-        n -= (uint64_t)w;
-        off += (uint64_t)w;
+    f.file->pwrite(p, n, f.data_start + off);
+}
+
+// A folder that already holds a checkpoint is refused: a stale index or shard left beside the new
+// files would be loaded in their place (the index wins over model.safetensors).
+void refuse_existing_checkpoint(const std::string& dir) {
+    DIR* d = ::opendir(dir.c_str());
+    if (!d) return;
+    std::string found;
+    while (const dirent* e = ::readdir(d)) {
+        const std::string n = e->d_name;
+        const bool st = n.size() > 12 && n.compare(n.size() - 12, 12, ".safetensors") == 0;
+        if (n == "config.json" || n == "model.safetensors.index.json" || st) {
+            found = n;
+            break;
+        }
     }
+    ::closedir(d);
+    if (!found.empty())
+        fail(dir, ": already holds a checkpoint (", found, "); init writes only into a new or empty folder");
 }
 }  // namespace
 
@@ -161,16 +176,13 @@ void init_checkpoint(const ModelConfig& c, const InitOptions& o, const std::stri
     if (o.dtype != DType::F32 && o.dtype != DType::BF16) usage_fail("init: --dtype must be f32 or bf16");
     if (!std::isfinite(o.bias_offset)) usage_fail("init: --bias-offset must be a finite number");
     if (o.shards < 1) fail("write_checkpoint: n_shards must be >= 1");
+    if (dir.empty()) fail("init: empty output folder name");
     ::mkdir(dir.c_str(), 0755);
     struct stat st;
     if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) fail(dir, ": cannot create the output directory");
+    refuse_existing_checkpoint(dir);
     nlohmann::json cfg = c.raw;
     cfg["torch_dtype"] = (o.dtype == DType::BF16) ? "bfloat16" : "float32";
-    {
-        std::ofstream f(dir + "/config.json");
-        f << cfg.dump(2) << "\n";
-        if (!f) fail(dir, "/config.json: write failed");
-    }
 
     // 1. Every output tensor, in name order (as a TensorMap holds them), dealt round-robin to shards.
     const std::vector<WeightSpec> layout = checkpoint_layout(c);
@@ -191,8 +203,7 @@ void init_checkpoint(const ModelConfig& c, const InitOptions& o, const std::stri
         char name[64];
         std::snprintf(name, sizeof name, "model-%05d-of-%05d.safetensors", i + 1, n);
         files[i].name = n == 1 ? "model.safetensors" : name;
-        files[i].path = dir + "/" + files[i].name;
-        files[i].tmp = files[i].path + ".tmp";
+        files[i].file = std::make_unique<AtomicFile>(dir + "/" + files[i].name);
     }
     // 2. The headers (write_safetensors' JSON: metadata, then every tensor; padded to 8 bytes).
     std::vector<nlohmann::json> headers(n, nlohmann::json::object());
@@ -213,8 +224,6 @@ void init_checkpoint(const ModelConfig& c, const InitOptions& o, const std::stri
         std::string hs = headers[i].dump();
         while (hs.size() % 8) hs.push_back(' ');
         ShardFile& f = files[i];
-        f.fd = ::open(f.tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (f.fd < 0) fail(f.path, ": cannot open for writing: ", std::strerror(errno));
         const uint64_t hn = hs.size();
         f.data_start = 0;
         pwrite_all(f, &hn, 8, 0);
@@ -251,11 +260,12 @@ void init_checkpoint(const ModelConfig& c, const InitOptions& o, const std::stri
             }
         }
     }
-    for (ShardFile& f : files) {
-        if (::close(f.fd) != 0) fail(f.path, ": write failed: ", std::strerror(errno));
-        if (std::rename(f.tmp.c_str(), f.path.c_str()) != 0) fail(f.path, ": cannot rename ", f.tmp, " into place");
+    for (ShardFile& f : files) f.file->commit();
+    // config.json last: a folder without it is visibly unfinished.
+    if (n == 1) {
+        write_file_atomic(dir + "/config.json", cfg.dump(2) + "\n");
+        return;
     }
-    if (n == 1) return;
     // 4. The index (write_checkpoint's).
     nlohmann::json index = {{"metadata", {{"total_size", 0}}}, {"weight_map", nlohmann::json::object()}};
     uint64_t total = 0;
@@ -264,9 +274,8 @@ void init_checkpoint(const ModelConfig& c, const InitOptions& o, const std::stri
         total += kv.second.nbytes();
     }
     index["metadata"]["total_size"] = total;
-    std::ofstream f(dir + "/model.safetensors.index.json");
-    f << index.dump(2) << "\n";
-    if (!f) fail(dir, "/model.safetensors.index.json: write failed");
+    write_file_atomic(dir + "/model.safetensors.index.json", index.dump(2) + "\n");
+    write_file_atomic(dir + "/config.json", cfg.dump(2) + "\n");
 }
 
 }  // namespace dsref
