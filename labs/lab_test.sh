@@ -14,22 +14,58 @@ fi
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 bins=$(awk -F'\t' -v l="$only" 'l == "" || $1 == l { print $6 }' <<<"$rows" | sort -u | sed "s|^|$build/tests/|")
 make --no-print-directory -s -j"$(nproc 2>/dev/null || echo 2)" $bins || { echo "lab-test: build failed" >&2; exit 1; }
+# first_failure: the first failed check of a Catch2 console report: its test case (and section), where,
+# the check, its expansion (got vs expected) and its messages (the index, the values).
+first_failure() {
+    awk '
+        /^-{79}$/ { if (hdr) { hdr = 0 } else { hdr = 1; name = "" }; next }
+        hdr { sub(/^ +/, ""); name = (name == "" ? $0 : name " / " $0); next }
+        !grab && /: FAILED:$/ { grab = 1; where = $0; sub(/: FAILED:$/, "", where)
+                               print "  first failure: \"" name "\" at " where; next }
+        grab && /^$/ { blank = 1; next }
+        grab && blank && !/^(with |due to |  )/ { exit }
+        grab { blank = 0; sub(/^ +/, ""); if ($0 ~ /:$/) label = $0; else print "    " (label == "" ? "" : label " ") $0 }
+    ' <<<"$1" | head -n 24
+}
+
+# explain LAB CHAPTER NEEDS OUT RC CRASHED: what a student needs when LAB fails: the first failure, then the task
+# (the equation to check, from the LAB comments above the function) and the chapter to read.
+explain() {
+    local lab=$1 chapter=$2 needs=$3 out=$4 rc=$5 crashed=$6
+    if [ "$crashed" = 1 ]; then
+        echo "  the tests crashed or hung (exit $rc): the last lines were"; tail -n 5 <<<"$out" | sed 's/^/    /'
+    else
+        first_failure "$out"
+    fi
+    local other; other=$(grep -oE '^  lab [a-z0-9_]+$' <<<"$out" | sed 's/^  lab //' | grep -vx "$lab" | sort -u | tr '\n' ' ')
+    if grep -qxE "  lab $lab" <<<"$out"; then
+        echo "  not written yet: write the body between // LAB($lab): begin and // LAB($lab): end in:" \
+            "$(grep -rlE "^ *// LAB\($lab\): begin$" ref | tr '\n' ' ')"
+    fi
+    [ -z "$other" ] || echo "  these tests also run through lab(s) not written yet: $other(this lab needs: ${needs//,/, })"
+    echo "  check the equation (the task above the function):"
+    grep -rhE "^ *// LAB\($lab\) " ref | grep -vE "^ *// LAB\($lab\) hint:" | sed -E "s|^ *// LAB\($lab\) (task: )?|    |"
+    grep -rhE "^ *// LAB\($lab\) hint:" ref | sed -E "s|^ *// LAB\($lab\) hint: ?|    hint: |"
+    echo "  read: walkthrough/$chapter/README.md"
+}
+
 all_ok=1; table=""; total_pts=0; got_pts=0
 while IFS=$'\t' read -r lab chapter hours points needs bin spec; do
     [ -z "$only" ] || [ "$lab" = "$only" ] || continue
     n=$("$build/tests/$bin" --list-test-names-only "$spec" 2>/dev/null | grep -c .)
+    crashed=0
     out=$(timeout 600 "$build/tests/$bin" --use-colour no "$spec" 2>&1); rc=$?
     summary=$(grep -E '^(All tests passed|test cases:)' <<<"$out" | tail -n 1)
     if [[ $summary =~ All\ tests\ passed ]]; then p=$n
     elif [[ $summary =~ \|\ +([0-9]+)\ passed ]]; then p=${BASH_REMATCH[1]}
     else p=0; fi
-    [ $rc -ge 128 ] && p=0  # crashed or killed: nothing counts
+    # no summary line: it crashed or was killed (Catch2's own exit code counts failed checks, so it is no
+    # crash signal); nothing counts
+    [ -n "$summary" ] || { p=0; crashed=1; }
     f=$((n - p)); [ "$n" -gt 0 ] || { f=1; echo "lab $lab: the spec $spec selects no test of $bin" >&2; }
     [ $f = 0 ] || all_ok=0
     echo "lab $lab: $p passed, $f failed"
-    if [ $f != 0 ] && [ -n "$only" ]; then
-        grep -E 'NotImplemented|lab '"$lab"'|FAILED|with expansion|REQUIRE|CHECK' <<<"$out" | head -n 40
-    fi
+    if [ $f != 0 ] && [ -n "$only" ]; then explain "$lab" "$chapter" "$needs" "$out" "$rc" "$crashed"; fi
     pts=$(( n > 0 ? points * p / n : 0 )); total_pts=$((total_pts + points)); got_pts=$((got_pts + pts))
     table+=$(printf '%-18s %-16s %5s / %-5s %4s / %s' "$lab" "$chapter" "$p" "$n" "$pts" "$points")$'\n'
 done <<<"$rows"
