@@ -24,6 +24,17 @@ rows=$(grep -v '^#' labs/labs.tsv | cut -f1 | sort)
 marked=$(grep -rhoE '^ *// LAB\([a-z0-9_]+\): begin$' ref | sed -E 's/^ *\/\/ LAB\(([a-z0-9_]+)\).*/\1/' | sort -u)
 [ "$rows" = "$marked" ] || { echo "check_kit: labs/labs.tsv rows and LAB markers differ:"; diff <(echo "$rows") <(echo "$marked"); exit 1; }
 
+# every row: its chapter exists, what it needs are labs, its test binary has a source, its body has a task
+while IFS=$'\t' read -r lab chapter hours points needs bin spec; do
+    [ -f "walkthrough/$chapter/README.md" ] || { echo "check_kit: lab $lab: no chapter walkthrough/$chapter/README.md"; exit 1; }
+    [ -f "tests/$bin.cpp" ] || { echo "check_kit: lab $lab: no test source tests/$bin.cpp"; exit 1; }
+    [ -n "$spec" ] || { echo "check_kit: lab $lab: no test spec"; exit 1; }
+    for n in $(tr ',' ' ' <<<"${needs/#-/}"); do
+        grep -qx "$n" <<<"$rows" || { echo "check_kit: lab $lab needs '$n', which is not a lab"; exit 1; }
+    done
+    grep -rqE "^ *// LAB\($lab\) task: " ref || { echo "check_kit: lab $lab has no '// LAB($lab) task:' line"; exit 1; }
+done < <(grep -v '^#' labs/labs.tsv)
+
 labs/kit.sh leaks "$kit"
 # and the same check finds the bodies in the reference itself, ref/core (it can fail)
 if labs/kit.sh leaks ref/core >/dev/null; then echo "check_kit: the leak check finds nothing even in ref/core"; exit 1; fi

@@ -3,28 +3,35 @@
 # With LAB: one line "lab NAME: N passed, N failed". Without: every lab and a grade table (points are
 # the lab's points times the fraction of its test cases that pass). Exit 0 only when every graded test
 # passes. A stub throws dsref::NotImplemented, which Catch2 reports as a failed test case; a crash or a
-# hang (timeout) fails every test case of the lab.
+# hang (timeout) fails every test case of the lab. With LAB, a failing lab is explained for the student:
+# the first failed check (test case, file:line, got vs expected, the message naming the first mismatching
+# index), whether the body is still a stub or runs through another unwritten lab, the task's equation (the
+# LAB comments above the function) and the walkthrough chapter to read.
 set -u
 cd "$(dirname "$0")/.."
-build=${1:?usage: labs/lab_test.sh BUILD [LAB]}; only=${2:-}
-rows=$(grep -v '^#' labs/labs.tsv)
-if [ -n "$only" ] && ! cut -f1 <<<"$rows" | grep -qx "$only"; then
-    echo "lab-test: no lab '$only'; the labs are: $(cut -f1 <<<"$rows" | tr '\n' ' ')" >&2; exit 2
-fi
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
-bins=$(awk -F'\t' -v l="$only" 'l == "" || $1 == l { print $6 }' <<<"$rows" | sort -u | sed "s|^|$build/tests/|")
-make --no-print-directory -s -j"$(nproc 2>/dev/null || echo 2)" $bins || { echo "lab-test: build failed" >&2; exit 1; }
+build=${1:?usage: labs/lab_test.sh BUILD [LAB] | --first-failure < catch2-output}; only=${2:-}
 # first_failure: the first failed check of a Catch2 console report: its test case (and section), where,
 # the check, its expansion (got vs expected) and its messages (the index, the values).
 first_failure() {
     awk '
-        /^-{79}$/ { if (hdr) { hdr = 0 } else { hdr = 1; name = "" }; next }
-        hdr { sub(/^ +/, ""); name = (name == "" ? $0 : name " / " $0); next }
+        length($0) == 79 && /^-+$/ { if (hdr) { hdr = 0 } else { hdr = 1; name = "" }; next }
+        hdr { sub(/^ +/, ""); name = (name == "" ? $0 : name " " $0); next }
         !grab && /: FAILED:$/ { grab = 1; where = $0; sub(/: FAILED:$/, "", where)
                                print "  first failure: \"" name "\" at " where; next }
-        grab && /^$/ { blank = 1; next }
-        grab && blank && !/^(with |due to |  )/ { exit }
-        grab { blank = 0; sub(/^ +/, ""); if ($0 ~ /:$/) label = $0; else print "    " (label == "" ? "" : label " ") $0 }
+        !grab { next }
+        /^$/ { blank = 1; next }
+        blank && !/^(with |due to |  )/ { exit }
+        { blank = 0 }
+        /Unknown expression after the reported line/ { next }
+        /^(with |due to ).*:$/ { label = $0; shown = 0; next }  # printed with its first line
+        { sub(/^ +/, "") }
+        label == "with expansion:" && $0 == "false" { next }  # CHECK(ok): the message says it all
+        !shown { if (label != "") print "    " label; shown = 1 }
+        label == "with expansion:" && match($0, / == Approx\( .* \)$/) {  # a == Approx( b ): got a, expected b
+            e = substr($0, RSTART + 12); sub(/ \)$/, "", e)
+            print "      got " substr($0, 1, RSTART - 1) ", expected " e; next
+        }
+        { print "      " $0 }
     ' <<<"$1" | head -n 24
 }
 
@@ -44,10 +51,21 @@ explain() {
     fi
     [ -z "$other" ] || echo "  these tests also run through lab(s) not written yet: $other(this lab needs: ${needs//,/, })"
     echo "  check the equation (the task above the function):"
-    grep -rhE "^ *// LAB\($lab\) " ref | grep -vE "^ *// LAB\($lab\) hint:" | sed -E "s|^ *// LAB\($lab\) (task: )?|    |"
-    grep -rhE "^ *// LAB\($lab\) hint:" ref | sed -E "s|^ *// LAB\($lab\) hint: ?|    hint: |"
+    grep -rhE "^ *// LAB\($lab\) " ref | grep -v "extension (not graded)" |
+        sed -E "s|^ *// LAB\($lab\) task: |    - |; s|^ *// LAB\($lab\) hint: ?|      hint: |; s|^ *// LAB\($lab\) |      |"
     echo "  read: walkthrough/$chapter/README.md"
 }
+
+# labs/lab_test.sh --first-failure: the first failure of the Catch2 report on stdin (tests/test_lab_kit.cpp)
+if [ "$build" = --first-failure ]; then first_failure "$(cat)"; exit 0; fi
+
+rows=$(grep -v '^#' labs/labs.tsv)
+if [ -n "$only" ] && ! cut -f1 <<<"$rows" | grep -qx "$only"; then
+    echo "lab-test: no lab '$only'; the labs are: $(cut -f1 <<<"$rows" | tr '\n' ' ')" >&2; exit 2
+fi
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+bins=$(awk -F'\t' -v l="$only" 'l == "" || $1 == l { print $6 }' <<<"$rows" | sort -u | sed "s|^|$build/tests/|")
+make --no-print-directory -s -j"$(nproc 2>/dev/null || echo 2)" $bins || { echo "lab-test: build failed" >&2; exit 1; }
 
 all_ok=1; table=""; total_pts=0; got_pts=0
 while IFS=$'\t' read -r lab chapter hours points needs bin spec; do

@@ -15,6 +15,7 @@
 #include "io/safetensors.h"
 #include "model/mla.h"
 #include "ops/op_registry.h"
+#include "lab_expect.h"
 #include "test_util.h"
 
 using namespace dsref;
@@ -98,7 +99,8 @@ TEST_CASE("absorbed MLA equals naive MLA over shapes, seeds, q_lora_rank and RoP
             const std::vector<float> naive = prefill(l, MlaPath::Naive, x, c.T, &tn);
             const std::vector<float> absorb = prefill(l, MlaPath::Absorb, x, c.T, &ta);
             REQUIRE(max_abs(naive) > 0.05);  // a non-trivial output
-            CHECK(dsref_test::max_abs_diff(naive, absorb) / max_abs(naive) <= 1e-5);
+            dsref_test::check_elements("absorbed MLA output [T, d] against naive", absorb, naive, 1e-5 * max_abs(naive),
+                                       "o = softmax(q_h K_h^T scale) V_h with K_h = [c W_UK_h | k_pe], V_h = c W_UV_h");
             // the intermediates are computed before the paths split: identical bit for bit
             for (const char* n : {"q_nope.0", "q_pe.0", "kv_latent.0", "k_pe.0"})
                 CHECK(tn.tensors().at(n).bytes == ta.tensors().at(n).bytes);
@@ -125,7 +127,8 @@ TEST_CASE("cached decode token by token and in chunks equals a full prefill on b
                 t += n;
             }
             for (; t < T; t++) l.forward(p, got.data() + t * d, x.data() + t * d, 1, t, cache, nullptr, 0);
-            CHECK(dsref_test::max_abs_diff(got, full) < 1e-5);
+            dsref_test::check_elements("cached decode output [T, d] against a full prefill", got, full, 1e-5,
+                                       "rows pos0.. of the cache are the new tokens; query t sees keys 0..pos0 + t");
             const int64_t per_token = mla_cache_values_per_token(m, p);
             CHECK((int64_t)(cache.a.size() + cache.b.size()) == T * per_token);
             if (p == MlaPath::Absorb) CHECK(per_token == m.d_c + m.d_r);
