@@ -33,6 +33,8 @@ while IFS=$'\t' read -r lab chapter hours points needs bin spec; do
         grep -qx "$n" <<<"$rows" || { echo "check_kit: lab $lab needs '$n', which is not a lab"; exit 1; }
     done
     grep -rqE "^ *// LAB\($lab\) task: " ref || { echo "check_kit: lab $lab has no '// LAB($lab) task:' line"; exit 1; }
+    grep -qF "| $lab | $chapter | $hours | $points |" walkthrough/LABS.md ||
+        { echo "check_kit: walkthrough/LABS.md has no row '| $lab | $chapter | $hours | $points |'"; exit 1; }
 done < <(grep -v '^#' labs/labs.tsv)
 
 labs/kit.sh leaks "$kit"

@@ -49,7 +49,7 @@ explain() {
         echo "  not written yet: write the body between // LAB($lab): begin and // LAB($lab): end in:" \
             "$(grep -rlE "^ *// LAB\($lab\): begin$" ref | tr '\n' ' ')"
     fi
-    [ -z "$other" ] || echo "  these tests also run through lab(s) not written yet: $other(this lab needs: ${needs//,/, })"
+    [ -z "$other" ] || echo "  these tests also run through lab(s) not written yet: $other(this lab needs: $( [ "$needs" = - ] && echo none || echo "${needs//,/, }"))"
     echo "  check the equation (the task above the function):"
     grep -rhE "^ *// LAB\($lab\) " ref | grep -v "extension (not graded)" |
         sed -E "s|^ *// LAB\($lab\) task: |    - |; s|^ *// LAB\($lab\) hint: ?|      hint: |; s|^ *// LAB\($lab\) |      |"
@@ -70,9 +70,9 @@ make --no-print-directory -s -j"$(nproc 2>/dev/null || echo 2)" $bins || { echo 
 all_ok=1; table=""; total_pts=0; got_pts=0
 while IFS=$'\t' read -r lab chapter hours points needs bin spec; do
     [ -z "$only" ] || [ "$lab" = "$only" ] || continue
-    n=$("$build/tests/$bin" --list-test-names-only "$spec" 2>/dev/null | grep -c .)
+    n=$("$build/tests/$bin" --list-test-names-only "$spec" 2>/dev/null </dev/null | grep -c .)
     crashed=0
-    out=$(timeout 600 "$build/tests/$bin" --use-colour no "$spec" 2>&1); rc=$?
+    out=$(timeout 600 "$build/tests/$bin" --use-colour no "$spec" 2>&1 </dev/null); rc=$?  # stdin: not the rows
     summary=$(grep -E '^(All tests passed|test cases:)' <<<"$out" | tail -n 1)
     if [[ $summary =~ All\ tests\ passed ]]; then p=$n
     elif [[ $summary =~ \|\ +([0-9]+)\ passed ]]; then p=${BASH_REMATCH[1]}
