@@ -83,9 +83,10 @@ case "${1:-}" in
         git ls-files -co --exclude-standard -z | while IFS= read -r -d '' f; do [ -f "$f" ] && printf '%s\0' "$f"; done |
             tar --null -T - -cf - | tar -xf - -C "$out"
         for f in $(lab_files); do stub_file "$f" "" > "$out/$f"; done
-        printf 'lab kit made from dsref %s\n' "$(git describe --always --dirty 2>/dev/null || echo unknown)" > "$out/labs/KIT"
+        ver=$(grep -m1 -oE '^### Lab kit [0-9]+' CHANGELOG.md | grep -oE '[0-9]+$' || echo '?')
+        printf 'lab kit %s made from dsref %s\n' "$ver" "$(git describe --always --dirty 2>/dev/null || echo unknown)" > "$out/labs/KIT"
         n=$(labs | wc -l)
-        echo "lab-kit: $out: $n labs stubbed in $(lab_files | wc -l) files; build with: make -C $out lab-test"
+        echo "lab-kit: $out: lab kit $ver, $n labs stubbed in $(lab_files | wc -l) files; build with: make -C $out lab-test"
         ;;
     stub) stub_file "${2:?usage: labs/kit.sh stub FILE [KEEP]}" "${3:-}" ;;
     files) lab_files ;;

@@ -25,6 +25,7 @@
 #include "model/mla.h"
 #include "model/model.h"
 #include "ops/op_registry.h"
+#include "lab_expect.h"
 #include "test_util.h"
 #include "tools/init.h"
 #include "tools/model_info.h"
@@ -530,18 +531,9 @@ GoldenCase golden_case() {
     g.attrs.set("mscale_all_dim", "1");
     return g;
 }
-double max_abs_diff(const std::vector<float>& a, const std::vector<double>& b) {
-    if (a.size() != b.size()) return INFINITY;
-    double m = 0;
-    for (size_t i = 0; i < a.size(); i++) {
-        if (std::isinf(b[i])) {
-            if (!(std::isinf(a[i]) && (a[i] < 0) == (b[i] < 0))) return INFINITY;
-            continue;
-        }
-        m = std::max(m, std::fabs((double)a[i] - b[i]));
-    }
-    return m;
-}
+const char* const kIndexerEquation =
+    "q_I = RoPE(W_qb^I qr), k_I = RoPE(LayerNorm(W_k^I x)) (half-split RoPE on the first d_r dims), w = W_w x / "
+    "sqrt(n_I), I[t, s] = sum_h w[t, h] ReLU(q_I[t, h] . k_I[s]) / sqrt(d_I), s <= t";
 }  // namespace
 
 // exact: 1e-4 absolute on O(1) values (float32 vs float64; measured ≤ 8.4e-7). The selection must equal
@@ -551,7 +543,8 @@ TEST_CASE("op dsa_indexer matches the float64 golden and transformers' top-k", "
     GoldenCase g = golden_case();
     const TensorMap out = run_op("dsa_indexer", g.in, g.attrs);
     for (const char* n : {"index_q", "index_k", "index_weights", "index_scores"})
-        CHECK(max_abs_diff(out.at(n).to_f32(), g.expect.at(std::string("exact.") + n).to_f64()) < 1e-4);
+        dsref_test::check_elements(n, out.at(n).to_f32(), g.expect.at(std::string("exact.") + n).to_f64(), 1e-4,
+                                   kIndexerEquation);
     const std::vector<int64_t> topk = out.at("index_topk").to_i64(), hf = g.expect.at("hf.index_topk").to_i64();
     const std::vector<float> margin = out.at("index_margin").to_f32();
     const int64_t T = 40, k = 8;
@@ -573,8 +566,11 @@ TEST_CASE("op dsa_indexer matches the float64 golden and transformers' top-k", "
     // ~1e-2, which this bound catches); the selection matches where the golden margin is ≥ 1e-3
     g.attrs.set("mode", "fp8");
     const TensorMap o8 = run_op("dsa_indexer", g.in, g.attrs);
-    CHECK(max_abs_diff(o8.at("index_scores").to_f32(), g.expect.at("fp8.index_scores").to_f64()) < 1e-4);
-    CHECK(max_abs_diff(o8.at("index_k").to_f32(), g.expect.at("fp8.index_k").to_f64()) < 1e-4);
+    dsref_test::check_elements("index_scores (fp8)", o8.at("index_scores").to_f32(),
+                               g.expect.at("fp8.index_scores").to_f64(), 1e-4,
+                               "fp8 mode: q_I and k_I Hadamard-rotated, then 1x128 E4M3-quantized, before the scores");
+    dsref_test::check_elements("index_k (fp8)", o8.at("index_k").to_f32(), g.expect.at("fp8.index_k").to_f64(), 1e-4,
+                               "fp8 mode: k_I Hadamard-rotated, then 1x128 E4M3-quantized (dequantized values)");
     const std::vector<double> s8 = g.expect.at("fp8.index_scores").to_f64();
     std::vector<float> s8f(s8.begin(), s8.end());
     IndexerSelection ref;

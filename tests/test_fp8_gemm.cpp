@@ -14,6 +14,7 @@
 #include "fp8/fp8_quant.h"
 #include "io/safetensors.h"
 #include "ops/op_registry.h"
+#include "lab_expect.h"
 #include "test_util.h"
 
 using namespace dsref;
@@ -350,12 +351,23 @@ TEST_CASE("fp8_gemm matches numpy: exact within 1e-6, tensorcore bit-identical",
         const std::vector<float> c = run_op("fp8_gemm", in, OpAttrs()).at("c").to_f32();
         const std::vector<float> want = g.at(p + "_c_exact").to_f32();
         REQUIRE(c.size() == want.size());
-        for (size_t i = 0; i < c.size(); i++)
-            CHECK(std::fabs(c[i] - want[i]) <= 1e-6 * std::fabs(want[i]) + 1e-30);
+        size_t bad = c.size();  // the first element off by more than 1e-6 relative
+        for (size_t i = 0; i < c.size() && bad == c.size(); i++)
+            if (!(std::fabs(c[i] - want[i]) <= 1e-6 * std::fabs(want[i]) + 1e-30)) bad = i;
+        std::ostringstream msg;
+        if (bad < c.size())
+            msg << "c [M, N] (exact): first mismatch at index " << bad << " of " << c.size() << ": expected "
+                << want[bad] << ", got " << c[bad]
+                << "; check: c = sum_kb a_scale[m, kb] b_scale[n / 128, kb] (a_q b_q^T)_kb";
+        INFO(msg.str());
+        CHECK(bad == c.size());
         // tensorcore: the same model written independently, so every bit must agree.
         for (const Variant& v : cs.second) {
             INFO(v.key);
             const Tensor got = run_op("fp8_gemm", in, OpAttrs(v.attrs)).at("c");
+            dsref_test::check_elements("c [M, N] (tensorcore)", got.to_f32(), g.at(p + "_" + v.key).to_f32(), 0,
+                                       "each promote_interval of products sums in the limited accumulator "
+                                       "(acc_round), then acc = fma(a_scale * b_scale, partial, acc)");
             CHECK(got.bytes == g.at(p + "_" + v.key).bytes);
         }
     }

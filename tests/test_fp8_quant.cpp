@@ -13,6 +13,7 @@
 #include "fp8/fp8_quant.h"
 #include "io/safetensors.h"
 #include "ops/op_registry.h"
+#include "lab_expect.h"
 #include "test_util.h"
 
 using namespace dsref;
@@ -347,6 +348,11 @@ TEST_CASE("fp8_quant_act / fp8_quant_weight match the independent numpy quantize
     for (const std::string fmt : {"fp32", "ue8m0"}) {
         INFO(fmt);
         TensorMap a = run_op("fp8_quant_act", {{"x", g.at("act_x")}}, attrs({{"scale_fmt", fmt}}));
+        dsref_test::check_elements("act scale [T, ceil(K / 128)]", a.at("scale").to_f32(),
+                                   g.at("act_scale_" + fmt).to_f32(), 0,
+                                   "s = amax / 448 of each 1x128 block (amax clamped below at 1e-4; ue8m0: 2^ceil(log2))");
+        dsref_test::check_elements("act q [T, K] (E4M3 codes)", a.at("q").bytes, g.at("act_q_" + fmt).bytes, 0,
+                                   "q = E4M3(x / s) with s the block's scale, round to nearest even");
         CHECK(a.at("q").bytes == g.at("act_q_" + fmt).bytes);
         CHECK(a.at("scale").shape == g.at("act_scale_" + fmt).shape);
         CHECK(a.at("scale").bytes == g.at("act_scale_" + fmt).bytes);

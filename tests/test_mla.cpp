@@ -15,6 +15,7 @@
 #include "io/safetensors.h"
 #include "model/mla.h"
 #include "ops/op_registry.h"
+#include "lab_expect.h"
 #include "test_util.h"
 
 using namespace dsref;
@@ -98,7 +99,8 @@ TEST_CASE("absorbed MLA equals naive MLA over shapes, seeds, q_lora_rank and RoP
             const std::vector<float> naive = prefill(l, MlaPath::Naive, x, c.T, &tn);
             const std::vector<float> absorb = prefill(l, MlaPath::Absorb, x, c.T, &ta);
             REQUIRE(max_abs(naive) > 0.05);  // a non-trivial output
-            CHECK(dsref_test::max_abs_diff(naive, absorb) / max_abs(naive) <= 1e-5);
+            dsref_test::check_elements("absorbed MLA output [T, d] against naive", absorb, naive, 1e-5 * max_abs(naive),
+                                       "o = softmax(q_h K_h^T scale) V_h with K_h = [c W_UK_h | k_pe], V_h = c W_UV_h");
             // the intermediates are computed before the paths split: identical bit for bit
             for (const char* n : {"q_nope.0", "q_pe.0", "kv_latent.0", "k_pe.0"})
                 CHECK(tn.tensors().at(n).bytes == ta.tensors().at(n).bytes);
@@ -125,7 +127,8 @@ TEST_CASE("cached decode token by token and in chunks equals a full prefill on b
                 t += n;
             }
             for (; t < T; t++) l.forward(p, got.data() + t * d, x.data() + t * d, 1, t, cache, nullptr, 0);
-            CHECK(dsref_test::max_abs_diff(got, full) < 1e-5);
+            dsref_test::check_elements("cached decode output [T, d] against a full prefill", got, full, 1e-5,
+                                       "rows pos0.. of the cache are the new tokens; query t sees keys 0..pos0 + t");
             const int64_t per_token = mla_cache_values_per_token(m, p);
             CHECK((int64_t)(cache.a.size() + cache.b.size()) == T * per_token);
             if (p == MlaPath::Absorb) CHECK(per_token == m.d_c + m.d_r);
@@ -285,30 +288,39 @@ OpCase golden_op_case(const std::string& name) {
     return oc;
 }
 
-double max_diff(const Tensor& got, const Tensor& want) {
-    if (got.shape != want.shape) return INFINITY;
-    const std::vector<double> a = got.to_f64(), b = want.to_f64();
-    double m = 0;
-    for (size_t i = 0; i < a.size(); i++) m = std::max(m, std::fabs(a[i] - b[i]));
-    return m;
+// got against want within 1e-4 absolute, shapes equal; a failure names the first mismatching element
+void check_tensor(const std::string& what, const Tensor& got, const Tensor& want, const char* equation) {
+    INFO(what << " shape");
+    CHECK(got.shape == want.shape);
+    if (got.shape == want.shape) dsref_test::check_elements(what, got.to_f64(), want.to_f64(), 1e-4, equation);
 }
 }  // namespace
 
 // 1e-4 absolute, as for the model (float32 vs float64; measured ≤ 3e-6, see data/golden/README.md).
-TEST_CASE("op mla matches the float64 golden layer 0, with and without q_lora_rank, on both paths", "[mla][op][golden]") {
+// One test case per path: each path is a lab of its own (walkthrough/LABS.md: mla_naive, mla_absorbed).
+static void check_golden_path(const char* path) {
     for (const char* name : {"v3", "v2_lite", "plain"}) {
         OpCase oc = golden_op_case(name);
-        for (const char* path : {"naive", "absorb"}) {
-            INFO(name << " path " << path);
-            oc.attrs.set("path", path);
-            const TensorMap out = run_op("mla", oc.in, oc.attrs);
-            CHECK(max_diff(out.at("o"), oc.expected.at("attn.0")) <= 1e-4);
-            for (const char* n : {"q_nope", "q_pe", "kv_latent", "k_pe"}) {
-                INFO(n);
-                CHECK(max_diff(out.at(n), oc.expected.at(std::string(n) + ".0")) <= 1e-4);
-            }
-        }
+        INFO(name << " path " << path);
+        oc.attrs.set("path", path);
+        const TensorMap out = run_op("mla", oc.in, oc.attrs);
+        for (const char* n : {"q_nope", "q_pe", "kv_latent", "k_pe"})  // computed before the paths split
+            check_tensor(n, out.at(n), oc.expected.at(std::string(n) + ".0"),
+                         "q = W_qb RMSNorm(W_qa x) split [q_nope | q_pe], RoPE on q_pe; [c | k_pe] = W_kva x, "
+                         "c normalized, RoPE on k_pe");
+        check_tensor("attention output o [T, H, d_v]", out.at("o"), oc.expected.at("attn.0"),
+                     std::string(path) == "naive"
+                         ? "K_h = [c W_UK_h | k_pe], V_h = c W_UV_h, o_h = softmax(scale q_h K_h^T, causal) V_h"
+                         : "q~ = q_nope W_UK_h, score = scale (q~ . c + q_pe . k_pe), o_h = W_UV_h sum_s P c(s)");
     }
+}
+TEST_CASE("op mla matches the float64 golden layer 0, with and without q_lora_rank: naive path",
+          "[mla][op][golden][naive]") {
+    check_golden_path("naive");
+}
+TEST_CASE("op mla matches the float64 golden layer 0, with and without q_lora_rank: absorbed path",
+          "[mla][op][golden][absorb]") {
+    check_golden_path("absorb");
 }
 
 TEST_CASE("op mla refuses bad inputs and attributes with the name", "[mla][op][errors]") {

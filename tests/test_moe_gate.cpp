@@ -11,6 +11,7 @@
 #include "moe/moe_gate.h"
 #include "moe_fixtures.h"
 #include "ops/op_registry.h"
+#include "lab_expect.h"
 #include "test_util.h"
 
 using namespace dsref;
@@ -264,13 +265,16 @@ TEST_CASE("golden routing (V3, V3 negative bias, V3 K=1, V2, V2-Lite, V2 norm) m
         const std::vector<int64_t> want_idx = c.t.at("expected.topk_idx").to_i64();
         const Tensor& got_idx = out.at("topk_idx");
         REQUIRE(got_idx.numel() == (int64_t)want_idx.size());
-        for (size_t j = 0; j < want_idx.size(); j++) CHECK(got_idx.i32()[j] == want_idx[j]);
+        dsref_test::check_elements("topk_idx [T, K]", got_idx.to_i64(), want_idx, 0,
+                                   "the K best of s + bias inside the topk_group best groups (noaux_tc: a group "
+                                   "scores the sum of its 2 best), sorted by value");
         CHECK(max_rel_err(out.at("topk_weight").to_f32(), c.t.at("expected.topk_weight").to_f64()) < kGoldenTol);
         CHECK(max_rel_err(out.at("scores").to_f32(), c.t.at("expected.scores").to_f64()) < kGoldenTol);
         // The margins agree too (same definition); 1e-5 absolute for the same float32 reasons.
         const std::vector<float> m = out.at("margin").to_f32();
         const std::vector<double> mref = c.t.at("expected.margin").to_f64();
-        for (size_t t = 0; t < m.size(); t++) CHECK(std::fabs(m[t] - mref[t]) < 1e-5);
+        dsref_test::check_elements("margin [T]", m, mref, 1e-5,
+                                   "the K-th selected value minus the best value left out");
     }
 }
 

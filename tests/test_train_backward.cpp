@@ -63,8 +63,13 @@ void fd_check(const std::function<double()>& loss, const std::vector<Tensor>& ts
             const double lm = loss();
             (*t.value)[i] = keep;
             const double num = (lp - lm) / (2 * h), ana = (*t.grad)[i];
-            INFO(t.name << "[" << i << "] analytic " << ana << " numeric " << num);
-            CHECK(std::abs(ana - num) <= tol * std::max(1.0, std::abs(num)));
+            const bool ok = std::abs(ana - num) <= tol * std::max(1.0, std::abs(num));
+            // the first mismatching element of this tensor (the rest of it is not checked: one message a tensor)
+            INFO("d" << t.name << ": first mismatch at index " << i << " of " << n << ": expected " << num
+                     << " (the central difference of the loss), got " << ana << " (the backward); check the "
+                     << "backward's equation in its header");
+            CHECK(ok);
+            if (!ok) break;
         }
     }
 }

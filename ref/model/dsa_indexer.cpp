@@ -95,7 +95,11 @@ DsaIndexer::DsaIndexer(const IndexerDims& dims, IndexerWeights w, IndexerMode mo
     inv_freq_ = rope_inv_freq(m.d_r, m.rope_theta, m.rope_scaling);
 }
 
+// LAB(dsa_indexer) task: per query t (position pos0 + t) the kt = min(k, pos0 + t + 1) best visible positions, best first,
+// LAB(dsa_indexer) padded with -1 to kk = min(k, S) columns, and the margin: the kt-th kept score minus the best left out (inf if none).
+// LAB(dsa_indexer) hint: equal scores keep the lower position (a strict weak order); std::partial_sort of the kt + 1 best suffices.
 void dsa_select_topk(IndexerSelection& sel, const float* scores, int64_t T, int64_t S, int64_t pos0, int64_t k) {
+    // LAB(dsa_indexer): begin
     const int64_t kk = std::min(k, S);
     sel.S = S;
     sel.kk = kk;
@@ -114,8 +118,13 @@ void dsa_select_topk(IndexerSelection& sel, const float* scores, int64_t T, int6
         std::copy(idx.begin(), idx.begin() + kt, sel.topk.begin() + t * kk);
         if (St > kt) sel.margin[t] = row[idx[kt - 1]] - row[idx[kt]];
     }
+    // LAB(dsa_indexer): end
 }
 
+// LAB(dsa_indexer) task: the lightning indexer (dsa_indexer.h): q_I = RoPE(W_qb^I qr), k_I = RoPE(LayerNorm(W_k^I x)) appended
+// LAB(dsa_indexer) to k_cache, w = W_w x / sqrt(n_I), I[t, s] = sum_h w[t, h] ReLU(q_I[t, h] . k_I[s]) / sqrt(d_I) for s <= pos(t)
+// LAB(dsa_indexer) (-inf elsewhere) into sel.scores [T, S], then dsa_select_topk.
+// LAB(dsa_indexer) hint: RoPE is half-split on the first d_r dims; in fp8 mode rotate_and_quantize q and k before caching.
 IndexerSelection DsaIndexer::forward(const float* x, const float* qr, int64_t T, int64_t pos0,
                                      std::vector<float>& k_cache, Trace* trace, int64_t layer) const {
     const int64_t d = m_.d, n_I = m_.n_I, d_I = m_.d_I, d_r = m_.d_r, S = pos0 + T;
@@ -124,13 +133,14 @@ IndexerSelection DsaIndexer::forward(const float* x, const float* qr, int64_t T,
              pos0 * d_I);
     std::vector<int64_t> pos(T);
     for (int64_t t = 0; t < T; t++) pos[t] = pos0 + t;
+    std::vector<float> q(T * n_I * d_I), k(T * d_I), wts(T * n_I);  // q_I [T, n_I, d_I], k_I [T, d_I], w [T, n_I]
+    IndexerSelection sel;                                           // scores [T, S], then the top-k
 
+    // LAB(dsa_indexer): begin
     // q_I [T, n_I, d_I] = W_qb^I qr, RoPE (half-split) on each head's first d_r dims
-    std::vector<float> q(T * n_I * d_I);
     linear_forward(q.data(), qr, w_.wq_b.data(), T, m_.d_q, n_I * d_I);
     rope_forward(q.data(), T, n_I, d_r, n_I * d_I, d_I, pos.data(), inv_freq_, RopeLayout::Half);
     // k_I [T, d_I] = LayerNorm(W_k^I x), RoPE (half-split) on the first d_r dims
-    std::vector<float> k(T * d_I);
     linear_forward(k.data(), x, w_.wk.data(), T, d, d_I);
     layernorm_forward(k.data(), k.data(), w_.k_norm.data(), w_.k_norm_bias.data(), T, d_I, (float)kIndexerKNormEps);
     rope_forward(k.data(), T, 1, d_r, d_I, d_I, pos.data(), inv_freq_, RopeLayout::Half);
@@ -141,13 +151,11 @@ IndexerSelection DsaIndexer::forward(const float* x, const float* qr, int64_t T,
     k_cache.insert(k_cache.end(), k.begin(), k.end());  // [S, d_I]
 
     // w [T, n_I] = W_w x · n_I^-1/2
-    std::vector<float> wts(T * n_I);
     linear_forward(wts.data(), x, w_.weights_proj.data(), T, d, n_I);
     const float head_scale = (float)(1.0 / std::sqrt((double)n_I));
     for (float& v : wts) v *= head_scale;
 
     // I[t, s] = Σ_h w[t, h] · ReLU(q_I[t, h]·k_I[s]) · d_I^-1/2 for s ≤ pos(t)
-    IndexerSelection sel;
     sel.scores.assign(T * S, -INFINITY);
     const double dot_scale = 1.0 / std::sqrt((double)d_I);
 #pragma omp parallel for schedule(dynamic, 1) if (T * S * n_I * d_I >= (1 << 17))
@@ -164,6 +172,7 @@ IndexerSelection DsaIndexer::forward(const float* x, const float* qr, int64_t T,
         }
     }
     dsa_select_topk(sel, sel.scores.data(), T, S, pos0, m_.k);
+    // LAB(dsa_indexer): end
 
     if (trace) {
         const std::string i = "." + std::to_string(layer);

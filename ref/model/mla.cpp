@@ -324,10 +324,16 @@ void MlaLayer::attend_naive(float* o, const float* q, const float* latent, const
 // Absorbed (V2 report §2.1.2: W_UK absorbed into the query, W_UV into the output): cache [c | k_pe],
 // fold W_UK into the queries, attend in latent space, apply W_UV.
 // o: [T, H, d_v] · q: [T, H, d_k] · latent: [T, d_c] · k_pe: [T, d_r]
+// LAB(mla_absorbed) task: append [c | k_pe] to the cache at rows pos0.., fold W_UK[h] into each head's q_nope
+// LAB(mla_absorbed) (q~ = q_nope W_UK[h], [d_c]), attend in latent space with score = scale (q~ . c + q_pe . k_pe) and
+// LAB(mla_absorbed) o~ = sum_s P c(s), then o[t, h] = W_UV[h] o~[t, h]; it must equal attend_naive (V2 report §2.1.2).
+// LAB(mla_absorbed) hint: W_UK[h] is rows [h d_kv, h d_kv + d_n) of W_kvb and W_UV[h] rows [h d_kv + d_n, (h + 1) d_kv);
+// LAB(mla_absorbed) hint: one attend_shared_kv over T * H query rows (H rows per position) against the shared latent keys.
 void MlaLayer::attend_absorbed(float* o, const float* q, const float* latent, const float* k_pe, int64_t T,
                                int64_t pos0, LayerCache& cache, const uint8_t* keep) const {
     const int64_t H = m_.H, d_c = m_.d_c, d_n = m_.d_n, d_r = m_.d_r, d_v = m_.d_v, d_k = m_.d_k(), d_kv = d_n + d_v;
     check_cache(cache, pos0, d_c, d_r, "absorb");
+    // LAB(mla_absorbed): begin
     const int64_t S = pos0 + T;
     cache.a.resize(S * d_c);  // c [S, d_c]
     cache.b.resize(S * d_r);  // k_pe [S, d_r]
@@ -360,6 +366,7 @@ void MlaLayer::attend_absorbed(float* o, const float* q, const float* latent, co
         View O(o + h * d_v, T, d_v, Stride(H * d_v));                                   // [T, d_v]
         O.noalias() = Ol * W_uv.transpose();
     }
+    // LAB(mla_absorbed): end
 }
 
 namespace {

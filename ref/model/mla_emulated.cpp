@@ -100,11 +100,13 @@ void MlaLayer::attend_hf(float* o, const float* q, const float* latent, const fl
 
 // The official absorbed attention, every einsum a bf16 tensor: caches c (kv_norm output) and k_pe after
 // RoPE as the float32 absorbed path does.
+// LAB(mla_absorbed) extension (not graded): the same with the rounding points of --emulate; the kit cuts it too.
 void MlaLayer::attend_official(float* o, const float* q, const float* latent, const float* k_pe, int64_t T,
                                int64_t pos0, LayerCache& cache) const {
     const int64_t H = m_.H, d_c = m_.d_c, d_n = m_.d_n, d_r = m_.d_r, d_v = m_.d_v, d_k = m_.d_k(), d_kv = d_n + d_v;
     if ((int64_t)cache.a.size() != pos0 * d_c || (int64_t)cache.b.size() != pos0 * d_r)
         fail("MLA: the KV cache holds another layout or length than this step expects (official caches c and k_pe)");
+    // LAB(mla_absorbed): begin
     const int64_t S = pos0 + T;
     cache.a.resize(S * d_c);  // kv_cache [S, d_c]
     cache.b.resize(S * d_r);  // pe_cache [S, d_r]
@@ -136,6 +138,7 @@ void MlaLayer::attend_official(float* o, const float* q, const float* latent, co
             for (int64_t j = 0; j < d_v; j++) oh[j] = bf16_round(dot(ol.data(), kv_b + (h * d_kv + d_n + j) * d_c, d_c));
         }
     }
+    // LAB(mla_absorbed): end
 }
 
 }  // namespace dsref

@@ -36,6 +36,10 @@ void moe_weights_check(const MoeWeights& w, const MoeGateConfig& g, bool experts
     moe_gate_check(g, w.bias.empty() ? -1 : (int64_t)w.bias.size());
 }
 
+// LAB(moe_layer) task: from the counts, the dispatch plan (moe.h): offsets = the exclusive prefix sum of counts [E + 1],
+// LAB(moe_layer) slot_token[slot] = the token in that slot, token_slot[t * K + k] = the slot of (t, k); inside each expert's
+// LAB(moe_layer) block the slots are in (t, k) row-major order.
+// LAB(moe_layer) hint: keep a next-free-slot cursor per expert, starting at its offset.
 MoeDispatch moe_dispatch_plan(const int32_t* topk_idx, int64_t T, int64_t K, int64_t E) {
     MoeDispatch p;
     p.T = T;
@@ -47,6 +51,7 @@ MoeDispatch moe_dispatch_plan(const int32_t* topk_idx, int64_t T, int64_t K, int
             fail("moe dispatch: topk_idx[", j / K, ", ", j % K, "] = ", topk_idx[j], " is outside [0, ", E, ")");
         p.counts[topk_idx[j]]++;
     }
+    // LAB(moe_layer): begin
     p.offsets.assign(E + 1, 0);  // 2. exclusive prefix sum
     for (int64_t e = 0; e < E; e++) p.offsets[e + 1] = p.offsets[e] + p.counts[e];
     p.slot_token.resize(T * K);  // 3. slots, in (t, k) row-major order inside each expert block
@@ -58,6 +63,7 @@ MoeDispatch moe_dispatch_plan(const int32_t* topk_idx, int64_t T, int64_t K, int
             p.slot_token[slot] = t;
             p.token_slot[t * K + k] = slot;
         }
+    // LAB(moe_layer): end
     return p;
 }
 
@@ -80,8 +86,11 @@ void moe_experts_forward(float* ys, const float* xs, const MoeDispatch& p, const
     }
 }
 
+// LAB(moe_layer) task: y[t] = sum_k g[t, k] * ys[token_slot[t, k]] + shared[t] (when shared is not nullptr) (moe.h, V3 report eq. 12).
+// LAB(moe_layer) hint: accumulate a row in double in the fixed order k = 0..K-1, then the shared expert, then round once.
 void moe_combine(float* y, const float* ys, const float* topk_weight, const MoeDispatch& p, int64_t d,
                  const float* shared) {
+    // LAB(moe_layer): begin
 #pragma omp parallel for schedule(static) if (p.T * p.K * d >= kMoeParallelMin)
     for (int64_t t = 0; t < p.T; t++) {
         std::vector<double> acc(d, 0.0);  // [d]
@@ -94,6 +103,7 @@ void moe_combine(float* y, const float* ys, const float* topk_weight, const MoeD
             for (int64_t c = 0; c < d; c++) acc[c] += shared[t * d + c];
         for (int64_t c = 0; c < d; c++) y[t * d + c] = (float)acc[c];
     }
+    // LAB(moe_layer): end
 }
 
 void moe_experts_forward_streamed(float* ys, const float* xs, const MoeDispatch& p, int64_t d, int64_t I,

@@ -95,7 +95,12 @@ const std::string* Bpe::token_of(int32_t id) const {
     return &id_to_token_[id];
 }
 
+// LAB(bpe) task: apply the merges to the symbol ids of one word: while some adjacent pair (a, b) has a merge, replace the
+// LAB(bpe) pair of lowest rank (the leftmost on a tie) by the merged id (bpe.h; Sennrich et al., section 3.2).
+// LAB(bpe) hint: merges_.find(pair_key(a, b)) gives {rank, id}; rescanning the word after each merge is correct (and
+// LAB(bpe) hint: enough for the tests); long words want a min-heap of (rank, position) over a linked list.
 void Bpe::merge_all(std::vector<int32_t>& syms) const {
+    // LAB(bpe): begin
     const int n = (int)syms.size();
     if (n < 2) return;
     if (n <= 8) {  // short words: scan for the lowest rank directly (the same order as the heap below)
@@ -151,6 +156,7 @@ void Bpe::merge_all(std::vector<int32_t>& syms) const {
     size_t k = 0;
     for (int i = 0; i >= 0 && i < n; i = next[i]) syms[k++] = syms[i];
     syms.resize(k);
+    // LAB(bpe): end
 }
 
 void Bpe::encode_word(const std::string& word, std::vector<int32_t>& out) {

@@ -9,12 +9,16 @@ namespace dsref {
 
 bool adamw_decays(const std::vector<int64_t>& shape) { return shape.size() >= 2; }
 
+// LAB(adamw) task: one AdamW step (torch.optim.AdamW): decay p by (1 - lr wd), update m and v, then
+// LAB(adamw) p -= lr / (1 - beta1^step) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps) (adamw.h).
+// LAB(adamw) hint: compute in double; the moments are stored back in F.
 template <class F>
 void adamw_step(F* p, const F* g, AdamWState<F>& s, int64_t n, int64_t step, double lr, double wd,
                 const AdamWConfig& c) {
     if (step < 1) fail("adamw: step counter ", step, " (must be ≥ 1)");
     if ((int64_t)s.m.size() != n) s.m.assign(n, F(0));
     if ((int64_t)s.v.size() != n) s.v.assign(n, F(0));
+    // LAB(adamw): begin
     const double bc1 = 1.0 - std::pow(c.beta1, (double)step), bc2 = 1.0 - std::pow(c.beta2, (double)step);
     const double step_size = lr / bc1, bc2_sqrt = std::sqrt(bc2);
     for (int64_t i = 0; i < n; i++) {
@@ -27,10 +31,14 @@ void adamw_step(F* p, const F* g, AdamWState<F>& s, int64_t n, int64_t step, dou
         pi -= step_size * m / (std::sqrt(v) / bc2_sqrt + c.eps);
         p[i] = (F)pi;
     }
+    // LAB(adamw): end
 }
 
+// LAB(adamw) task: the global L2 norm over every gradient tensor; when C > 0 scale all by min(1, C / (norm + 1e-6)).
+// LAB(adamw) hint: torch.nn.utils.clip_grad_norm_; return the norm before clipping.
 template <class F>
 double clip_grad_norm(const std::vector<F*>& grads, const std::vector<int64_t>& sizes, double C) {
+    // LAB(adamw): begin
     double ss = 0.0;
     for (size_t t = 0; t < grads.size(); t++)
         for (int64_t i = 0; i < sizes[t]; i++) ss += (double)grads[t][i] * (double)grads[t][i];
@@ -41,6 +49,7 @@ double clip_grad_norm(const std::vector<F*>& grads, const std::vector<int64_t>& 
             for (int64_t i = 0; i < sizes[t]; i++) grads[t][i] = (F)((double)grads[t][i] * coef);
     }
     return norm;
+    // LAB(adamw): end
 }
 
 LrSchedule parse_lr_schedule(const std::string& s) {
@@ -50,7 +59,11 @@ LrSchedule parse_lr_schedule(const std::string& s) {
     fail("--schedule: unknown schedule '", s, "' (constant | cosine | deepseek)");
 }
 
+// LAB(adamw) task: the learning rate of step k of N: linear warmup over W steps, then constant, cosine to min_lr_frac * lr,
+// LAB(adamw) or DeepSeek's multi-step (lr until 80% of N, 0.316 lr until 90%, then 0.1 lr) (adamw.h).
+// LAB(adamw) hint: warmup step k gives lr (k + 1) / W.
 double lr_at(LrSchedule s, double lr, int64_t k, int64_t N, int64_t W, double min_lr_frac) {
+    // LAB(adamw): begin
     if (k < W) return lr * (double)(k + 1) / (double)W;
     switch (s) {
         case LrSchedule::Constant: return lr;
@@ -65,6 +78,7 @@ double lr_at(LrSchedule s, double lr, int64_t k, int64_t N, int64_t W, double mi
             return 0.1 * lr;
     }
     return lr;
+    // LAB(adamw): end
 }
 
 template void adamw_step<float>(float*, const float*, AdamWState<float>&, int64_t, int64_t, double, double,

@@ -36,9 +36,13 @@ void attn_fwd(F* o, std::vector<F>& P, const F* q, const F* k, const F* v, int64
     }
 }
 
+// LAB(attention_backward) task: from dout and the saved probabilities P, write dq, dk, dv of causal GQA attention
+// LAB(attention_backward) (attention_backward.h): dv += P^T dout, dP = dout v^T, dS = P * (dP - rowsum(P * dP)), dq = scale dS k, dk = scale dS^T q.
+// LAB(attention_backward) hint: head h reads kv group h * H_kv / H, so the group's dk and dv sum over its heads; only u <= t.
 template <class F>
 void attn_bwd(F* dq, F* dk, F* dv, const F* dout, const std::vector<F>& P, const F* q, const F* k, const F* v,
               int64_t T, int64_t H, int64_t H_kv, int64_t d, int64_t d_v, double scale) {
+    // LAB(attention_backward): begin
     std::fill(dq, dq + T * H * d, F(0));
     std::fill(dk, dk + T * H_kv * d, F(0));
     std::fill(dv, dv + T * H_kv * d_v, F(0));
@@ -65,6 +69,7 @@ void attn_bwd(F* dq, F* dk, F* dv, const F* dout, const std::vector<F>& P, const
             }
         }
     }
+    // LAB(attention_backward): end
 }
 
 #define DSREF_ATTN(F)                                                                                         \

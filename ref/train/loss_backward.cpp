@@ -6,7 +6,11 @@
 
 namespace dsref {
 
+// LAB(cross_entropy) task: the mean over rows of logsumexp(z[n]) - z[n, y[n]], and (when dz is not nullptr)
+// LAB(cross_entropy) its gradient dz[n, v] = scale * (softmax(z[n])[v] - [v == y[n]]) / N (loss_backward.h).
+// LAB(cross_entropy) hint: subtract the row maximum before exp; accumulate in double.
 template <class F> double xent_fwd_bwd(F* dz, const F* z, const int32_t* y, int64_t N, int64_t V, double scale) {
+    // LAB(cross_entropy): begin
     double total = 0.0;
     for (int64_t n = 0; n < N; n++) {
         const F* zr = z + n * V;
@@ -21,6 +25,7 @@ template <class F> double xent_fwd_bwd(F* dz, const F* z, const int32_t* y, int6
                 dz[n * V + v] = (F)(scale * (std::exp((double)zr[v] - lse) - (v == y[n] ? 1.0 : 0.0)) / (double)N);
     }
     return total / (double)N;
+    // LAB(cross_entropy): end
 }
 
 template double xent_fwd_bwd<float>(float*, const float*, const int32_t*, int64_t, int64_t, double);

@@ -61,9 +61,13 @@ void mla_fwd(F* out, MlaTrainCache<F>& c, const F* x, const MlaTrainWeights<F>& 
     lin_fwd(out, c.o.data(), w.w_o, T, H * m.d_v, d);
 }
 
+// LAB(mla_backward) task: back through mla_fwd above, step by step in reverse: o_proj, attention, RoPE on q_pe and the
+// LAB(mla_backward) shared k_pe, kv_b_proj, the latent RMSNorm, kv_a_proj, then the query path (with or without q_lora_rank).
+// LAB(mla_backward) hint: k_pe is shared by every head: its gradient sums over heads; dx sums the query and the kv paths.
 template <class F>
 void mla_bwd(F* dx, MlaTrainGrads<F>& gr, const F* dout, const MlaTrainCache<F>& c, const F* x, const MlaTrainWeights<F>& w,
              const MlaTrainDims& m, int64_t T) {
+    // LAB(mla_backward): begin
     const int64_t H = m.H, dk = m.d_n + m.d_r, dkv = m.d_n + m.d_v, d = m.d;
     const auto pos = positions(T);
     std::vector<F> dO(T * H * m.d_v), dq(T * H * dk), dk_(T * H * dk), dv(T * H * m.d_v);
@@ -99,6 +103,7 @@ void mla_bwd(F* dx, MlaTrainGrads<F>& gr, const F* dout, const MlaTrainCache<F>&
         lin_bwd(dx, gr.w_q, dq.data(), x, w.w_q, T, d, H * dk);
     }
     for (int64_t i = 0; i < T * d; i++) dx[i] += dx2[i];
+    // LAB(mla_backward): end
 }
 
 template void mla_fwd<float>(float*, MlaTrainCache<float>&, const float*, const MlaTrainWeights<float>&, const MlaTrainDims&,

@@ -84,9 +84,13 @@ void moe_fwd(F* y, MoeTrainCache<F>& c, const F* x, const MoeTrainWeights<F>& w,
     }
 }
 
+// LAB(moe_backward) task: back through moe_fwd above: each routed expert's MLP (its rows scaled by their combine weight),
+// LAB(moe_backward) the shared expert, then the router: dL/dg -> ds (normalization, scale) -> dz (sigmoid or softmax) -> dx, dW_router.
+// LAB(moe_backward) hint: dL/dg_k = dy[t] . expert output; ds_extra (the balance loss) adds to ds; the selection itself has no gradient.
 template <class F>
 void moe_bwd(F* dx, MoeTrainGrads<F>& gr, const F* dy, const F* ds_extra, const MoeTrainCache<F>& c, const F* x,
              const MoeTrainWeights<F>& w, const MoeGateConfig& g, int64_t T, int64_t d) {
+    // LAB(moe_backward): begin
     const int64_t E = g.E, K = g.K;
     std::fill(dx, dx + T * d, F(0));
     std::vector<F> dw(T * K, F(0));  // dL/dg_k
@@ -145,6 +149,7 @@ void moe_bwd(F* dx, MoeTrainGrads<F>& gr, const F* dy, const F* ds_extra, const 
     std::vector<F> dxr(T * d);
     lin_bwd(dxr.data(), gr.w_router, dz.data(), x, w.w_router, T, d, E);
     for (int64_t i = 0; i < T * d; i++) dx[i] += dxr[i];
+    // LAB(moe_backward): end
 }
 
 template <class F>
