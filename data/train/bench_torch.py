@@ -12,9 +12,11 @@ import time
 import numpy as np
 import torch
 from transformers import DeepseekV3ForCausalLM
+from transformers.utils import logging
 
 
 def main():
+    logging.disable_progress_bar()
     init, ids_path = sys.argv[1], sys.argv[2]
     steps, B, S = map(int, sys.argv[3:6])
     dsref_tps = {1: float(sys.argv[6]), 2: float(sys.argv[7])}
