@@ -5,9 +5,12 @@
 //
 // Batching is deterministic: step k (0-based), row b starts at o = ((k·B + b)·S) mod (N − S − 1);
 // inputs ids[o .. o+S−1], targets ids[o+1 .. o+S]. Loss = mean cross-entropy over the B·S targets
-// + α · the balance loss (mean over the B sequences). The log has one row per step k with the loss
+// + λ · the MTP loss + α · the balance loss (mean over the B sequences). The log has one row per step k with the loss
 // computed before step k's update (and max_load_ratio: the largest max/mean expert load of the step's
-// batch over the MoE layers, 1 = balanced). Everything runs serially in a fixed order, so the result is
+// batch over the MoE layers, 1 = balanced). With --mtp-lambda λ > 0 (a config with
+// num_nextn_predict_layers = 1) the loss adds λ · the MTP module's cross-entropy (V3 report §2.2,
+// eq. 25; train/mtp_backward.h), logged as mtp (unweighted), and the MTP layer's router gets the bias
+// update and the balance loss like every MoE layer. Everything runs serially in a fixed order, so the result is
 // bit-identical at any --threads. The output directory is an HF checkpoint (config.json +
 // model.safetensors, float32) that `dsref forward` loads; tensors the trainer does not model (the MTP
 // layer) are copied through unchanged. With --tokenizer the data is text, encoded as `dsref tokenize`
@@ -67,6 +70,7 @@ TinyV3Config tiny_config_from(const ModelConfig& c) {
     t.n_shared = c.n_shared_experts;
     t.eps = c.rms_norm_eps;
     t.tie = c.tie_word_embeddings;
+    t.n_mtp = c.num_nextn_predict_layers;
     const MlaDims m = mla_dims(c);
     t.mla.d = m.d;
     t.mla.H = m.H;
@@ -272,8 +276,7 @@ volatile std::sig_atomic_t g_interrupted = 0;
 extern "C" void on_sigint(int) { g_interrupted = 1; }
 
 void run_train(const TrainOpts& o) {
-    if (o.mtp_lambda != 0.0)
-        usage_fail("--mtp-lambda: the MTP loss is not implemented by dsref train yet (use 0)");
+    if (o.mtp_lambda < 0) usage_fail("--mtp-lambda must be >= 0");
     if (o.steps < 1 || o.batch < 1 || o.seq_len < 1) usage_fail("--steps, --batch and --seq-len must be >= 1");
     if (o.model.empty() && o.resume.empty()) usage_fail("--model INIT_DIR or --resume OUT_DIR is required");
     if (o.eval_every < 0 || o.save_every < 0) usage_fail("--eval-every and --save-every must be >= 0");
@@ -286,6 +289,9 @@ void run_train(const TrainOpts& o) {
         if (a != b) fail(o.resume, ": --resume directory has another config than --model ", o.model);
     }
     const TinyV3Config tc = tiny_config_from(mc);
+    if (o.mtp_lambda > 0 && tc.n_mtp != 1)
+        fail(from, ": --mtp-lambda ", o.mtp_lambda, " needs an MTP module (num_nextn_predict_layers = 1), the config has ",
+             tc.n_mtp);
     const auto shapes = tiny_v3_shapes(tc);
     const Checkpoint ck(from);
     ParamMap<float> p;
@@ -353,20 +359,23 @@ void run_train(const TrainOpts& o) {
         if (o.eval_every > 0 && k % o.eval_every == 0) record_eval(k);
         const auto t0 = std::chrono::steady_clock::now();
         ParamMap<float> g;
-        double ce = 0, aux = 0;
+        double ce = 0, aux = 0, mtp = 0;
         std::vector<std::vector<int64_t>> load;
         for (int64_t b = 0; b < B; b++) {
             const int64_t off = ((k * B + b) * S) % (N - S - 1);
-            const TinyV3Losses l = tiny_v3_step(tc, p, &g, ids.data() + off, ids.data() + off + 1, S, o.aux_alpha);
+            const TinyV3Losses l = tiny_v3_step(tc, p, &g, ids.data() + off, ids.data() + off + 1, S, o.aux_alpha,
+                                                o.mtp_lambda);
             ce += l.ce / (double)B;
             aux += l.aux / (double)B;
+            mtp += l.mtp / (double)B;
             if (load.empty()) load = l.load;
             else
                 for (size_t i = 0; i < load.size(); i++)
                     for (size_t e = 0; e < load[i].size(); e++) load[i][e] += l.load[i][e];
         }
-        const double loss = ce + aux;
-        if (!std::isfinite(loss)) fail("step ", k, ": the loss is ", loss, " (ce ", ce, ", aux ", aux, "); nothing saved");
+        const double loss = ce + o.mtp_lambda * mtp + aux;
+        if (!std::isfinite(loss))
+            fail("step ", k, ": the loss is ", loss, " (ce ", ce, ", mtp ", mtp, ", aux ", aux, "); nothing saved");
         std::vector<float*> gp;
         std::vector<int64_t> sizes;
         for (auto& [name, gv] : g) {
@@ -387,11 +396,12 @@ void run_train(const TrainOpts& o) {
         for (auto& [name, gv] : g)
             adamw_step(p[name].data(), gv.data(), st.adam[name], (int64_t)gv.size(), k + 1, lr,
                        adamw_decays(shapes.at(name)) ? o.weight_decay : 0.0, ac);
-        // aux-loss-free bias update over this step's batch, one MoE layer at a time; max/mean load
+        // aux-loss-free bias update over this step's batch, one MoE layer at a time (the MTP layer L
+        // last, when it ran); max/mean load
         double max_ratio = 0;
         int64_t li = 0;
-        for (int64_t i = 0; i < tc.L; i++) {
-            if (i < tc.first_dense) continue;
+        for (int64_t i = 0; i <= tc.L; i++) {
+            if (i < tc.first_dense || li >= (int64_t)load.size()) continue;
             int64_t mx = 0, sum = 0;
             for (int64_t e = 0; e < tc.gate.E; e++) mx = std::max(mx, load[li][e]), sum += load[li][e];
             if (sum > 0) max_ratio = std::max(max_ratio, (double)mx * (double)tc.gate.E / (double)sum);
@@ -405,7 +415,7 @@ void run_train(const TrainOpts& o) {
         const double tps = (double)(B * S) / std::max(dt, 1e-9);
         std::ostringstream row;
         row.precision(9);
-        row << k << "," << loss << "," << ce << ",0," << aux << "," << lr << "," << norm << "," << tps << ","
+        row << k << "," << loss << "," << ce << "," << mtp << "," << aux << "," << lr << "," << norm << "," << tps << ","
             << max_ratio;
         st.log_rows.push_back(row.str());
         st.losses.push_back(loss);
@@ -465,7 +475,7 @@ void add_train(CLI::App& app) {
     cmd->add_option("--beta2", o->beta2, "AdamW beta2 (default 0.95)");
     cmd->add_option("--eps", o->eps, "AdamW eps (default 1e-8)");
     cmd->add_option("--clip", o->clip, "global gradient-norm clip C, <= 0 for none (default 1.0)");
-    cmd->add_option("--mtp-lambda", o->mtp_lambda, "MTP loss weight (only 0 is supported yet)");
+    cmd->add_option("--mtp-lambda", o->mtp_lambda, "MTP loss weight lambda (V3: 0.3, then 0.1); needs num_nextn_predict_layers = 1 (default 0)");
     cmd->add_option("--bias-gamma", o->bias_gamma, "aux-loss-free bias update speed gamma (default 0)");
     cmd->add_option("--aux-alpha", o->aux_alpha, "sequence-wise balance loss weight alpha (default 0)");
     cmd->add_option("--log", o->log, "CSV log step,loss,ce,mtp,aux,lr,grad_norm,tokens_per_s,max_load_ratio (+ LOG.svg)");
