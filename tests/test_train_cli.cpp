@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "io/safetensors.h"
@@ -302,4 +303,36 @@ TEST_CASE("dsref train --mtp-lambda: the step-0 MTP loss is the CE of dsref forw
     }
     CHECK(run_dsref("forward --model " + t.file("o") + " --mtp --tokens " + toks + " --out " + t.file("g.safetensors"),
                     &out) == 0);
+}
+
+TEST_CASE("dsref train: SIGINT stops after the current step and saves that step's checkpoint", "[train][cli][resume]") {
+    TempDir t;
+    std::string out;
+    REQUIRE(run_dsref("init --config data/train/tiny_v3.config.json --seed 9 --out " + t.file("init"), &out) == 0);
+    std::vector<uint32_t> ids;
+    for (int i = 0; i < 400; i++) ids.push_back((uint32_t)((i * 29 + 3) % 256));
+    write_ids(t.file("d.bin"), ids);
+    // constant LR: the first k steps of any run are the same, whatever --steps says
+    const std::string common = " --model " + t.file("init") + " --data " + t.file("d.bin") +
+                               " --batch 2 --seq-len 32 --lr 1e-2 --bias-gamma 0.01";
+    // a long run, interrupted once its log has 3 rows (the handler is installed before the first step;
+    // the wait gives up after 30 s so a broken trainer fails the test instead of hanging it)
+    const std::string sh = "(" + dsref_test::dsref_bin() + " train" + common + " --steps 100000 --out " + t.file("int") +
+                           " --log " + t.file("int.csv") + " 2>/dev/null & p=$!; i=0; while [ $i -lt 3000 ] && { [ ! -f " + t.file("int.csv") +
+                           " ] || [ $(wc -l < " + t.file("int.csv") + ") -lt 4 ]; }; do sleep 0.01; i=$((i+1)); done; "
+                           "kill -INT $p; "
+                           "wait $p; echo $? > " + t.file("rc.txt") + ")";
+    REQUIRE(std::system(sh.c_str()) == 0);
+    CHECK(slurp(t.file("rc.txt")) == "130\n");
+    std::ifstream js(t.file("int/trainer_state.json"));
+    REQUIRE(js);
+    nlohmann::json st;
+    js >> st;
+    const int64_t k0 = st.at("step").get<int64_t>();
+    CHECK(k0 >= 3);
+    CHECK(k0 == (int64_t)st.at("log_rows").size());
+    // the saved weights are those of an uninterrupted k0-step run
+    REQUIRE(run_dsref("train" + common + " --steps " + std::to_string(k0) + " --out " + t.file("ref"), &out) == 0);
+    CHECK(slurp(t.file("int/model.safetensors")) == slurp(t.file("ref/model.safetensors")));
+    CHECK(slurp(t.file("int/optimizer.safetensors")) == slurp(t.file("ref/optimizer.safetensors")));
 }
