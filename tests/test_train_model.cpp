@@ -145,3 +145,60 @@ TEST_CASE("tiny V3 learns: AdamW steps on a repeated sequence drive the loss dow
     CHECK(first > 1.5);     // ~ log 11 = 2.4 at init, far from the solution
     CHECK(last < 0.1 * first);  // a deterministic sequence is memorized
 }
+
+TEST_CASE("tiny V3 with the MTP module: loss ce + λ·L_MTP + balance; every gradient matches finite differences",
+          "[train][model][mtp]") {
+    TinyV3Config c = tiny_config();
+    c.n_mtp = 1;  // layer 2 = the MTP module (train/mtp_backward.h)
+    auto p = init(c, 11);
+    REQUIRE(p.count("model.layers.2.eh_proj.weight") == 1);
+    REQUIRE(p.count("model.layers.2.shared_head.head.weight") == 1);
+    const std::vector<int32_t> ids = {1, 4, 4, 9, 0, 10}, tg = {4, 4, 9, 0, 10, 2};
+    const int64_t T = 6;
+    const double alpha = 0.01, lambda = 0.3;
+    ParamMap<double> g;
+    const TinyV3Losses l0 = tiny_v3_step(c, p, &g, ids.data(), tg.data(), T, alpha, lambda);
+    CHECK(l0.mtp > 0);
+    REQUIRE(l0.load.size() == 2);  // layer 1 and the MTP layer
+    int64_t routed = 0;
+    for (int64_t x : l0.load[1]) routed += x;
+    CHECK(routed == (T - 1) * c.gate.K);  // the MTP module sees T − 1 positions
+    // without λ the MTP module is out: the main loss is the same, the MTP tensors get no gradient
+    ParamMap<double> g0;
+    const TinyV3Losses lm0 = tiny_v3_step(c, p, &g0, ids.data(), tg.data(), T, alpha, 0.0);
+    CHECK(lm0.ce == l0.ce);
+    CHECK(lm0.mtp == 0);
+    CHECK(g0.count("model.layers.2.eh_proj.weight") == 0);
+    auto loss = [&] {
+        const auto l = tiny_v3_step<double>(c, p, nullptr, ids.data(), tg.data(), T, alpha, lambda);
+        return l.ce + lambda * l.mtp + l.aux;
+    };
+    const double h = 1e-6;
+    int checked = 0, checked_main = 0;
+    for (auto& [name, v] : p) {
+        if (name.find("e_score_correction_bias") != std::string::npos) continue;
+        REQUIRE(g.count(name));
+        const size_t step = std::max<size_t>(1, v.size() / 4);
+        for (size_t i = 0; i < v.size(); i += step) {
+            const double keep = v[i];
+            v[i] = keep + h;
+            const double lp = loss();
+            v[i] = keep - h;
+            const double lm = loss();
+            v[i] = keep;
+            const double num = (lp - lm) / (2 * h);
+            INFO(name << "[" << i << "] analytic " << g[name][i] << " numeric " << num);
+            // the tolerance of the test above: central differences in double, no routing flip under ±h
+            CHECK(std::abs(g[name][i] - num) <= 1e-6 * std::max(1.0, std::abs(num)));
+            checked++;
+            if (name.rfind("model.layers.2.", 0) != 0) checked_main++;
+        }
+    }
+    CHECK(checked > 200);
+    CHECK(checked_main > 100);  // the main model's gradients include the MTP path through h
+    // and the MTP path does reach the main model: its embedding's gradient differs with λ
+    double diff = 0;
+    for (size_t i = 0; i < g["model.embed_tokens.weight"].size(); i++)
+        diff += std::abs(g["model.embed_tokens.weight"][i] - g0["model.embed_tokens.weight"][i]);
+    CHECK(diff > 1e-6);
+}

@@ -5,14 +5,27 @@
 //
 // Batching is deterministic: step k (0-based), row b starts at o = ((k·B + b)·S) mod (N − S − 1);
 // inputs ids[o .. o+S−1], targets ids[o+1 .. o+S]. Loss = mean cross-entropy over the B·S targets
-// + α · the balance loss (mean over the B sequences). The log has one row per step k with the loss
-// computed before step k's update. Everything runs serially in a fixed order, so the result is
+// + λ · the MTP loss + α · the balance loss (mean over the B sequences). The log has one row per step k with the loss
+// computed before step k's update (and max_load_ratio: the largest max/mean expert load of the step's
+// batch over the MoE layers, 1 = balanced). With --mtp-lambda λ > 0 (a config with
+// num_nextn_predict_layers = 1) the loss adds λ · the MTP module's cross-entropy (V3 report §2.2,
+// eq. 25; train/mtp_backward.h), logged as mtp (unweighted), and the MTP layer's router gets the bias
+// update and the balance loss like every MoE layer. Everything runs serially in a fixed order, so the result is
 // bit-identical at any --threads. The output directory is an HF checkpoint (config.json +
 // model.safetensors, float32) that `dsref forward` loads; tensors the trainer does not model (the MTP
-// layer) are copied through unchanged.
+// layer) are copied through unchanged. With --tokenizer the data is text, encoded as `dsref tokenize`
+// does, and the tokenizer.json is copied into the checkpoint (so `dsref generate --text` finds it).
+// --eval-data: the mean cross-entropy over the eval file's non-overlapping windows of S tokens, at
+// steps 0, K, 2K, ... (--eval-every K, before that step's update) and after the last step, in
+// LOG.eval.csv (step,eval_loss) and on LOG.svg. --resume continues a run bit-identically: the
+// checkpoint also holds trainer_state.json (steps done, the log so far, the options that decide the
+// result, which must match) and optimizer.safetensors (the AdamW moments). SIGINT stops after the
+// current step and saves such a checkpoint to OUT_DIR.
 #include <sys/stat.h>
 
 #include <chrono>
+#include <csignal>
+#include <memory>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -27,6 +40,7 @@
 #include "io/safetensors.h"
 #include "model/mla.h"
 #include "moe/moe_balance.h"
+#include "text/tokenizer.h"
 #include "train/adamw.h"
 #include "train/tiny_v3.h"
 
@@ -35,8 +49,8 @@ namespace dsref::cli {
 namespace {
 
 struct TrainOpts {
-    std::string model, data, out, log, schedule = "constant";
-    int64_t steps = 100, batch = 4, seq_len = 64, warmup = 0;
+    std::string model, data, out, log, schedule = "constant", tokenizer, eval_data, resume, dump_grads;
+    int64_t steps = 100, batch = 4, seq_len = 64, warmup = 0, eval_every = 0, save_every = 0;
     double lr = 1e-3, min_lr_frac = 0.1, weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, clip = 1.0;
     double mtp_lambda = 0.0, bias_gamma = 0.0, aux_alpha = 0.0;
     int threads = 0;
@@ -56,6 +70,7 @@ TinyV3Config tiny_config_from(const ModelConfig& c) {
     t.n_shared = c.n_shared_experts;
     t.eps = c.rms_norm_eps;
     t.tie = c.tie_word_embeddings;
+    t.n_mtp = c.num_nextn_predict_layers;
     const MlaDims m = mla_dims(c);
     t.mla.d = m.d;
     t.mla.H = m.H;
@@ -78,13 +93,30 @@ TinyV3Config tiny_config_from(const ModelConfig& c) {
     return t;
 }
 
-std::vector<int32_t> read_ids(const std::string& path, int64_t V, int64_t S) {
+std::vector<int32_t> check_ids(std::vector<int32_t> ids, const std::string& path, int64_t V, int64_t S) {
+    const int64_t N = (int64_t)ids.size();
+    if (N < S + 2) fail(path, ": ", N, " tokens, need at least --seq-len + 2 = ", S + 2);
+    for (int64_t i = 0; i < N; i++)
+        if (ids[i] < 0 || (int64_t)ids[i] >= V) fail(path, ": token id ", ids[i], " at offset ", i, " is >= vocab_size ", V);
+    return ids;
+}
+
+// --data / --eval-data: little-endian uint32 ids, or UTF-8 text through the tokenizer when one is given
+std::vector<int32_t> read_ids(const std::string& path, text::Tokenizer* tok, int64_t V, int64_t S) {
+    if (tok) {
+        std::vector<int32_t> ids;
+        try {
+            ids = tok->encode(read_text_file(path));
+        } catch (const Error& e) {
+            fail(path, ": ", e.what());
+        }
+        return check_ids(std::move(ids), path, V, S);
+    }
     std::ifstream f(path, std::ios::binary);
     if (!f) fail(path, ": cannot open the training data");
     std::vector<char> buf((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
     if (buf.size() % 4) fail(path, ": ", buf.size(), " bytes is not a whole number of uint32 token ids");
     const int64_t N = (int64_t)buf.size() / 4;
-    if (N < S + 2) fail(path, ": ", N, " tokens, need at least --seq-len + 2 = ", S + 2);
     std::vector<int32_t> ids(N);
     for (int64_t i = 0; i < N; i++) {
         const auto* b = reinterpret_cast<const unsigned char*>(buf.data() + 4 * i);
@@ -92,83 +124,258 @@ std::vector<int32_t> read_ids(const std::string& path, int64_t V, int64_t S) {
         if ((int64_t)v >= V) fail(path, ": token id ", v, " at offset ", i, " is >= vocab_size ", V);
         ids[i] = (int32_t)v;
     }
+    if (N < S + 2) fail(path, ": ", N, " tokens, need at least --seq-len + 2 = ", S + 2);
     return ids;
 }
 
-// LOG.svg: the loss against the step, a plain SVG polyline with its axis labels.
-void write_svg(const std::string& path, const std::vector<double>& loss) {
+std::string strip_csv(const std::string& log) {
+    if (log.size() > 4 && log.substr(log.size() - 4) == ".csv") return log.substr(0, log.size() - 4);
+    return log;
+}
+
+// LOG.svg: the train loss (and the eval loss, when there is one) against the step, plain SVG polylines
+// with their axis labels.
+void write_svg(const std::string& path, const std::vector<double>& loss,
+               const std::vector<std::pair<int64_t, double>>& eval) {
     std::ofstream f(path);
     if (!f) fail(path, ": cannot write the loss plot");
     const double W = 640, H = 400, m = 50;
     double lo = loss[0], hi = loss[0];
     for (double v : loss) lo = std::min(lo, v), hi = std::max(hi, v);
+    for (const auto& e : eval) lo = std::min(lo, e.second), hi = std::max(hi, e.second);
     if (hi - lo < 1e-12) hi = lo + 1;
     const double n = (double)std::max<size_t>(1, loss.size() - 1);
+    auto X = [&](double step) { return m + (W - 2 * m) * step / n; };
+    auto Y = [&](double v) { return (H - m) - (H - 2 * m) * (v - lo) / (hi - lo); };
     f << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H << "\">\n"
       << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
       << "<line x1=\"" << m << "\" y1=\"" << H - m << "\" x2=\"" << W - m << "\" y2=\"" << H - m << "\" stroke=\"black\"/>\n"
       << "<line x1=\"" << m << "\" y1=\"" << m << "\" x2=\"" << m << "\" y2=\"" << H - m << "\" stroke=\"black\"/>\n"
       << "<text x=\"" << W / 2 << "\" y=\"" << H - 10 << "\" text-anchor=\"middle\">step (0 .. " << loss.size() - 1
-      << ")</text>\n<text x=\"" << m << "\" y=\"" << m - 10 << "\">train loss (" << lo << " .. " << hi << ")</text>\n"
+      << ")</text>\n<text x=\"" << m << "\" y=\"" << m - 10 << "\">loss (" << lo << " .. " << hi
+      << "): train (blue)" << (eval.empty() ? "" : ", eval (orange)") << "</text>\n"
       << "<polyline fill=\"none\" stroke=\"steelblue\" stroke-width=\"1.5\" points=\"";
-    for (size_t i = 0; i < loss.size(); i++)
-        f << m + (W - 2 * m) * (double)i / n << "," << (H - m) - (H - 2 * m) * (loss[i] - lo) / (hi - lo) << " ";
-    f << "\"/>\n</svg>\n";
+    for (size_t i = 0; i < loss.size(); i++) f << X((double)i) << "," << Y(loss[i]) << " ";
+    f << "\"/>\n";
+    if (!eval.empty()) {
+        f << "<polyline fill=\"none\" stroke=\"darkorange\" stroke-width=\"2\" points=\"";
+        for (const auto& e : eval) f << X((double)e.first) << "," << Y(e.second) << " ";
+        f << "\"/>\n";
+    }
+    f << "</svg>\n";
 }
 
+// Everything a resumed run needs besides the weights: the step reached, the AdamW moments, the log so
+// far, and the options that decide the result (a resume with other values would not continue the run).
+struct TrainState {
+    int64_t step = 0;                                  // steps done
+    std::map<std::string, AdamWState<float>> adam;     // per parameter
+    std::vector<std::string> log_rows;                 // the CSV rows of the steps done
+    std::vector<double> losses;                        // train loss per step done
+    std::vector<std::pair<int64_t, double>> eval;      // (step, eval loss)
+};
+
+nlohmann::json run_options(const TrainOpts& o, int64_t n_tokens) {
+    nlohmann::json j;
+    j["steps"] = o.steps;
+    j["batch"] = o.batch;
+    j["seq_len"] = o.seq_len;
+    j["warmup"] = o.warmup;
+    j["schedule"] = o.schedule;
+    j["lr"] = o.lr;
+    j["min_lr_frac"] = o.min_lr_frac;
+    j["weight_decay"] = o.weight_decay;
+    j["beta1"] = o.beta1;
+    j["beta2"] = o.beta2;
+    j["eps"] = o.eps;
+    j["clip"] = o.clip;
+    j["mtp_lambda"] = o.mtp_lambda;
+    j["bias_gamma"] = o.bias_gamma;
+    j["aux_alpha"] = o.aux_alpha;
+    j["data_tokens"] = n_tokens;
+    return j;
+}
+
+// OUT_DIR: config.json + model.safetensors (the HF layout, float32), the tokenizer.json when training
+// on text, and trainer_state.json + optimizer.safetensors (adam.m.NAME, adam.v.NAME) for --resume.
+void save_run(const std::string& dir, const Checkpoint& ck, const ModelConfig& mc,
+              const std::map<std::string, std::vector<int64_t>>& shapes, const ParamMap<float>& p,
+              const TrainState& st, const nlohmann::json& options, const std::string& tokenizer_json) {
+    ::mkdir(dir.c_str(), 0755);
+    struct stat sb;
+    if (::stat(dir.c_str(), &sb) != 0 || !S_ISDIR(sb.st_mode)) fail(dir, ": cannot create the output directory");
+    TensorMap outt, opt;
+    for (const auto& name : ck.names()) {
+        auto it = p.find(name);
+        if (it != p.end()) outt[name] = Tensor::from_f32(shapes.at(name), it->second);
+        else outt[name] = Tensor::from_f32(ck.get(name).shape, ck.load_f32(name, ck.get(name).shape));
+    }
+    for (const auto& [name, s] : st.adam) {
+        opt["adam.m." + name] = Tensor::from_f32({(int64_t)s.m.size()}, s.m);
+        opt["adam.v." + name] = Tensor::from_f32({(int64_t)s.v.size()}, s.v);
+    }
+    nlohmann::json cfg = mc.raw;
+    cfg["torch_dtype"] = "float32";
+    {
+        std::ofstream f(dir + "/config.json");
+        f << cfg.dump(2) << "\n";
+        if (!f) fail(dir, "/config.json: write failed");
+    }
+    if (!tokenizer_json.empty()) {
+        std::ofstream f(dir + "/tokenizer.json", std::ios::binary);
+        f << tokenizer_json;
+        if (!f) fail(dir, "/tokenizer.json: write failed");
+    }
+    write_checkpoint(dir, outt, 1);
+    write_safetensors(dir + "/optimizer.safetensors", opt);
+    nlohmann::json js;
+    js["step"] = st.step;
+    js["options"] = options;
+    js["log_rows"] = st.log_rows;
+    js["losses"] = st.losses;
+    js["eval"] = st.eval;
+    std::ofstream f(dir + "/trainer_state.json");
+    f << js.dump(1) << "\n";
+    if (!f) fail(dir, "/trainer_state.json: write failed");
+}
+
+TrainState load_run(const std::string& dir, const nlohmann::json& options, const ParamMap<float>& p) {
+    std::ifstream in(dir + "/trainer_state.json");
+    if (!in) fail(dir, ": no trainer_state.json (not a checkpoint written by dsref train)");
+    nlohmann::json js;
+    try {
+        in >> js;
+    } catch (const std::exception& e) {
+        fail(dir, "/trainer_state.json: ", e.what());
+    }
+    for (const auto& [key, v] : options.items())
+        if (!js["options"].contains(key) || js["options"][key] != v)
+            fail(dir, ": --resume of a run with ", key, " = ", js["options"].value(key, nlohmann::json()).dump(),
+                 ", this run has ", v.dump());
+    TrainState st;
+    st.step = js.at("step").get<int64_t>();
+    st.log_rows = js.at("log_rows").get<std::vector<std::string>>();
+    st.losses = js.at("losses").get<std::vector<double>>();
+    st.eval = js.at("eval").get<std::vector<std::pair<int64_t, double>>>();
+    const SafetensorsFile opt(dir + "/optimizer.safetensors");
+    for (const auto& t : opt.tensors()) {
+        if (t.name.rfind("adam.m.", 0) != 0) continue;
+        const std::string name = t.name.substr(7);
+        auto it = p.find(name);
+        if (it == p.end()) fail(dir, "/optimizer.safetensors: moments of ", name, ", which the model does not have");
+        auto& s = st.adam[name];
+        s.m = t.to_f32();
+        s.v = opt.get("adam.v." + name).to_f32();
+        if (s.m.size() != it->second.size() || s.v.size() != it->second.size())
+            fail(dir, "/optimizer.safetensors: the moments of ", name, " do not have its ", it->second.size(), " elements");
+    }
+    return st;
+}
+
+volatile std::sig_atomic_t g_interrupted = 0;
+extern "C" void on_sigint(int) { g_interrupted = 1; }
+
 void run_train(const TrainOpts& o) {
-    if (o.mtp_lambda != 0.0)
-        usage_fail("--mtp-lambda: the MTP loss is not implemented by dsref train yet (use 0)");
+    if (o.mtp_lambda < 0) usage_fail("--mtp-lambda must be >= 0");
     if (o.steps < 1 || o.batch < 1 || o.seq_len < 1) usage_fail("--steps, --batch and --seq-len must be >= 1");
+    if (o.model.empty() && o.resume.empty()) usage_fail("--model INIT_DIR or --resume OUT_DIR is required");
+    if (o.eval_every < 0 || o.save_every < 0) usage_fail("--eval-every and --save-every must be >= 0");
     const LrSchedule sched = parse_lr_schedule(o.schedule);
-    const ModelConfig mc = load_config(o.model);
+    const std::string from = o.resume.empty() ? o.model : o.resume;
+    const ModelConfig mc = load_config(from);
+    if (!o.model.empty() && !o.resume.empty()) {
+        nlohmann::json a = load_config(o.model).raw, b = mc.raw;
+        a.erase("torch_dtype"), b.erase("torch_dtype"), a.erase("dtype"), b.erase("dtype");
+        if (a != b) fail(o.resume, ": --resume directory has another config than --model ", o.model);
+    }
     const TinyV3Config tc = tiny_config_from(mc);
+    if (o.mtp_lambda > 0 && tc.n_mtp != 1)
+        fail(from, ": --mtp-lambda ", o.mtp_lambda, " needs an MTP module (num_nextn_predict_layers = 1), the config has ",
+             tc.n_mtp);
     const auto shapes = tiny_v3_shapes(tc);
-    const Checkpoint ck(o.model);
+    const Checkpoint ck(from);
     ParamMap<float> p;
     for (const auto& [name, shape] : shapes) p[name] = ck.load_f32(name, shape);
-    const std::vector<int32_t> ids = read_ids(o.data, tc.V, o.seq_len);
+    std::unique_ptr<text::Tokenizer> tok;
+    std::string tokenizer_json;
+    if (!o.tokenizer.empty()) {
+        tok = text::Tokenizer::load(o.tokenizer);
+        tokenizer_json = read_text_file(tok->file());
+    }
+    const std::vector<int32_t> ids = read_ids(o.data, tok.get(), tc.V, o.seq_len);
+    std::vector<int32_t> eval_ids;
+    if (!o.eval_data.empty()) eval_ids = read_ids(o.eval_data, tok.get(), tc.V, o.seq_len);
     const int64_t N = (int64_t)ids.size(), S = o.seq_len, B = o.batch;
+    const nlohmann::json options = run_options(o, N);
     ::mkdir(o.out.c_str(), 0755);
-    struct stat st;
-    if (::stat(o.out.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) fail(o.out, ": cannot create the output directory");
+    struct stat sb;
+    if (::stat(o.out.c_str(), &sb) != 0 || !S_ISDIR(sb.st_mode)) fail(o.out, ": cannot create the output directory");
     {
         std::ofstream probe(o.out + "/.write_test");
         if (!probe) fail(o.out, ": output directory is not writable");
     }
     std::remove((o.out + "/.write_test").c_str());
-    std::ofstream log;
+    TrainState st = o.resume.empty() ? TrainState{} : load_run(o.resume, options, p);
+    if (st.step > o.steps) fail(o.resume, ": has ", st.step, " steps done, more than --steps ", o.steps);
+    std::ofstream log, elog;
     if (!o.log.empty()) {
         log.open(o.log);
         if (!log) fail(o.log, ": cannot write the log");
-        log << "step,loss,ce,mtp,aux,lr,grad_norm,tokens_per_s\n";
+        log << "step,loss,ce,mtp,aux,lr,grad_norm,tokens_per_s,max_load_ratio\n";
+        for (const auto& r : st.log_rows) log << r << "\n";
         log.precision(9);
+        if (!eval_ids.empty()) {
+            elog.open(strip_csv(o.log) + ".eval.csv");
+            if (!elog) fail(strip_csv(o.log), ".eval.csv: cannot write the eval log");
+            elog << "step,eval_loss\n";
+            elog.precision(9);
+            for (const auto& [k, v] : st.eval) elog << k << "," << v << "\n";
+        }
     }
+    // the eval loss: mean cross-entropy over the non-overlapping windows of the eval data
+    auto eval_loss = [&]() {
+        const int64_t n = ((int64_t)eval_ids.size() - 1) / S;
+        double sum = 0;
+        for (int64_t j = 0; j < n; j++)
+            sum += tiny_v3_step<float>(tc, p, nullptr, eval_ids.data() + j * S, eval_ids.data() + j * S + 1, S, 0.0).ce;
+        return sum / (double)n;
+    };
+    auto record_eval = [&](int64_t k) {
+        if (eval_ids.empty()) return;
+        if (!st.eval.empty() && st.eval.back().first == k) return;
+        const double e = eval_loss();
+        st.eval.push_back({k, e});
+        if (elog) elog << k << "," << e << "\n" << std::flush;
+    };
     AdamWConfig ac;
     ac.beta1 = o.beta1;
     ac.beta2 = o.beta2;
     ac.eps = o.eps;
-    std::map<std::string, AdamWState<float>> state;
-    std::vector<double> losses;
-    std::vector<int64_t> total_load;
+    g_interrupted = 0;
+    auto old_handler = std::signal(SIGINT, on_sigint);
     const auto t_start = std::chrono::steady_clock::now();
-    for (int64_t k = 0; k < o.steps; k++) {
+    const int64_t k_start = st.step;
+    for (int64_t k = st.step; k < o.steps; k++) {
+        if (o.eval_every > 0 && k % o.eval_every == 0) record_eval(k);
         const auto t0 = std::chrono::steady_clock::now();
         ParamMap<float> g;
-        double ce = 0, aux = 0;
+        double ce = 0, aux = 0, mtp = 0;
         std::vector<std::vector<int64_t>> load;
         for (int64_t b = 0; b < B; b++) {
             const int64_t off = ((k * B + b) * S) % (N - S - 1);
-            const TinyV3Losses l = tiny_v3_step(tc, p, &g, ids.data() + off, ids.data() + off + 1, S, o.aux_alpha);
+            const TinyV3Losses l = tiny_v3_step(tc, p, &g, ids.data() + off, ids.data() + off + 1, S, o.aux_alpha,
+                                                o.mtp_lambda);
             ce += l.ce / (double)B;
             aux += l.aux / (double)B;
+            mtp += l.mtp / (double)B;
             if (load.empty()) load = l.load;
             else
                 for (size_t i = 0; i < load.size(); i++)
                     for (size_t e = 0; e < load[i].size(); e++) load[i][e] += l.load[i][e];
         }
-        const double loss = ce + aux;
-        if (!std::isfinite(loss)) fail("step ", k, ": the loss is ", loss, " (ce ", ce, ", aux ", aux, "); nothing saved");
+        const double loss = ce + o.mtp_lambda * mtp + aux;
+        if (!std::isfinite(loss))
+            fail("step ", k, ": the loss is ", loss, " (ce ", ce, ", mtp ", mtp, ", aux ", aux, "); nothing saved");
         std::vector<float*> gp;
         std::vector<int64_t> sizes;
         for (auto& [name, gv] : g) {
@@ -179,15 +386,25 @@ void run_train(const TrainOpts& o) {
             gp.push_back(gv.data());
             sizes.push_back((int64_t)gv.size());
         }
+        if (k == 0 && !o.dump_grads.empty()) {
+            TensorMap gt;
+            for (const auto& [name, gv] : g) gt["grad." + name] = Tensor::from_f32(shapes.at(name), gv);
+            write_safetensors(o.dump_grads, gt);
+        }
         const double norm = clip_grad_norm(gp, sizes, o.clip);
         const double lr = lr_at(sched, o.lr, k, o.steps, o.warmup, o.min_lr_frac);
         for (auto& [name, gv] : g)
-            adamw_step(p[name].data(), gv.data(), state[name], (int64_t)gv.size(), k + 1, lr,
+            adamw_step(p[name].data(), gv.data(), st.adam[name], (int64_t)gv.size(), k + 1, lr,
                        adamw_decays(shapes.at(name)) ? o.weight_decay : 0.0, ac);
-        // aux-loss-free bias update over this step's batch, one MoE layer at a time
+        // aux-loss-free bias update over this step's batch, one MoE layer at a time (the MTP layer L
+        // last, when it ran); max/mean load
+        double max_ratio = 0;
         int64_t li = 0;
-        for (int64_t i = 0; i < tc.L; i++) {
-            if (i < tc.first_dense) continue;
+        for (int64_t i = 0; i <= tc.L; i++) {
+            if (i < tc.first_dense || li >= (int64_t)load.size()) continue;
+            int64_t mx = 0, sum = 0;
+            for (int64_t e = 0; e < tc.gate.E; e++) mx = std::max(mx, load[li][e]), sum += load[li][e];
+            if (sum > 0) max_ratio = std::max(max_ratio, (double)mx * (double)tc.gate.E / (double)sum);
             if (o.bias_gamma != 0.0) {
                 auto& bias = p["model.layers." + std::to_string(i) + ".mlp.gate.e_score_correction_bias"];
                 aux_free_bias_update(bias.data(), load[li].data(), tc.gate.E, o.bias_gamma);
@@ -196,35 +413,40 @@ void run_train(const TrainOpts& o) {
         }
         const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         const double tps = (double)(B * S) / std::max(dt, 1e-9);
-        losses.push_back(loss);
-        if (log) log << k << "," << loss << "," << ce << ",0," << aux << "," << lr << "," << norm << "," << tps << "\n";
+        std::ostringstream row;
+        row.precision(9);
+        row << k << "," << loss << "," << ce << "," << mtp << "," << aux << "," << lr << "," << norm << "," << tps << ","
+            << max_ratio;
+        st.log_rows.push_back(row.str());
+        st.losses.push_back(loss);
+        st.step = k + 1;
+        if (log) log << row.str() << "\n" << std::flush;
         const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-        const double eta = el / (double)(k + 1) * (double)(o.steps - k - 1);
+        const double eta = el / (double)(k + 1 - k_start) * (double)(o.steps - k - 1);
         std::fprintf(stderr, "\rdsref train: step %lld/%lld  loss %.4f  %.0f tok/s  ETA %.0f s   ", (long long)k + 1,
                      (long long)o.steps, loss, tps, eta);
+        if (g_interrupted) {
+            std::signal(SIGINT, old_handler);
+            save_run(o.out, ck, mc, shapes, p, st, options, tokenizer_json);
+            std::fprintf(stderr, "\ndsref train: interrupted after step %lld; resumable checkpoint in %s "
+                                 "(continue with --resume %s)\n", (long long)st.step, o.out.c_str(), o.out.c_str());
+            std::exit(130);
+        }
+        if (o.save_every > 0 && st.step % o.save_every == 0 && st.step < o.steps) {
+            char name[32];
+            std::snprintf(name, sizeof name, "/step-%06lld", (long long)st.step);
+            save_run(o.out + name, ck, mc, shapes, p, st, options, tokenizer_json);
+        }
     }
+    std::signal(SIGINT, old_handler);
+    record_eval(o.steps);
     std::fprintf(stderr, "\n");
-    if (!o.log.empty()) {
-        std::string svg = o.log;
-        if (svg.size() > 4 && svg.substr(svg.size() - 4) == ".csv") svg = svg.substr(0, svg.size() - 4);
-        write_svg(svg + ".svg", losses);
-    }
-    // the checkpoint: every trained tensor, plus whatever else the input had (the MTP layer), float32
-    TensorMap outt;
-    for (const auto& name : ck.names()) {
-        auto it = p.find(name);
-        if (it != p.end()) outt[name] = Tensor::from_f32(shapes.at(name), it->second);
-        else outt[name] = Tensor::from_f32(ck.get(name).shape, ck.load_f32(name, ck.get(name).shape));
-    }
-    nlohmann::json cfg = mc.raw;
-    cfg["torch_dtype"] = "float32";
-    std::ofstream f(o.out + "/config.json");
-    f << cfg.dump(2) << "\n";
-    if (!f) fail(o.out, "/config.json: write failed");
-    f.close();
-    write_checkpoint(o.out, outt, 1);
-    std::cerr << "dsref train: " << o.steps << " steps, loss " << losses.front() << " -> " << losses.back()
-              << ", checkpoint in " << o.out << "\n";
+    if (!o.log.empty() && !st.losses.empty()) write_svg(strip_csv(o.log) + ".svg", st.losses, st.eval);
+    save_run(o.out, ck, mc, shapes, p, st, options, tokenizer_json);
+    if (!st.losses.empty())
+        std::cerr << "dsref train: " << o.steps << " steps, loss " << st.losses.front() << " -> " << st.losses.back()
+                  << (st.eval.empty() ? "" : ", eval loss " + std::to_string(st.eval.back().second))
+                  << ", checkpoint in " << o.out << "\n";
 }
 
 }  // namespace
@@ -232,8 +454,14 @@ void run_train(const TrainOpts& o) {
 void add_train(CLI::App& app) {
     auto o = std::make_shared<TrainOpts>();
     CLI::App* cmd = app.add_subcommand("train", "train a DeepSeek-V3-shaped checkpoint on the CPU (hand-written backward)");
-    cmd->add_option("--model", o->model, "initial HF checkpoint directory (e.g. from dsref init)")->required();
-    cmd->add_option("--data", o->data, "training tokens: little-endian uint32 ids (.bin)")->required();
+    cmd->add_option("--model", o->model, "initial HF checkpoint directory (e.g. from dsref init)");
+    cmd->add_option("--data", o->data, "training tokens: little-endian uint32 ids (.bin), or text with --tokenizer")
+        ->required();
+    cmd->add_option("--tokenizer", o->tokenizer, "tokenizer.json (or a directory holding one): --data is UTF-8 text");
+    cmd->add_option("--eval-data", o->eval_data, "held-out tokens (as --data): eval loss in LOG.eval.csv and LOG.svg");
+    cmd->add_option("--eval-every", o->eval_every, "eval every K steps (before step k's update) and at the end");
+    cmd->add_option("--save-every", o->save_every, "also write a resumable checkpoint OUT_DIR/step-NNNNNN every K steps");
+    cmd->add_option("--resume", o->resume, "continue the run saved in this directory (bit-identical, optimizer included)");
     cmd->add_option("--out", o->out, "output checkpoint directory (created)")->required();
     cmd->add_option("--steps", o->steps, "optimizer steps (default 100)");
     cmd->add_option("--batch", o->batch, "sequences per step B (default 4)");
@@ -247,10 +475,12 @@ void add_train(CLI::App& app) {
     cmd->add_option("--beta2", o->beta2, "AdamW beta2 (default 0.95)");
     cmd->add_option("--eps", o->eps, "AdamW eps (default 1e-8)");
     cmd->add_option("--clip", o->clip, "global gradient-norm clip C, <= 0 for none (default 1.0)");
-    cmd->add_option("--mtp-lambda", o->mtp_lambda, "MTP loss weight (only 0 is supported yet)");
+    cmd->add_option("--mtp-lambda", o->mtp_lambda, "MTP loss weight lambda (V3: 0.3, then 0.1); needs num_nextn_predict_layers = 1 (default 0)");
     cmd->add_option("--bias-gamma", o->bias_gamma, "aux-loss-free bias update speed gamma (default 0)");
     cmd->add_option("--aux-alpha", o->aux_alpha, "sequence-wise balance loss weight alpha (default 0)");
-    cmd->add_option("--log", o->log, "CSV log step,loss,ce,mtp,aux,lr,grad_norm,tokens_per_s (+ LOG.svg)");
+    cmd->add_option("--log", o->log, "CSV log step,loss,ce,mtp,aux,lr,grad_norm,tokens_per_s,max_load_ratio (+ LOG.svg)");
+    cmd->add_option("--dump-grads", o->dump_grads,
+                    "write step 0's gradients (of the batch-mean loss, before clipping) as grad.NAME F32 safetensors");
     add_threads_option(cmd, &o->threads);
     cmd->callback([o]() {
         apply_threads(o->threads);

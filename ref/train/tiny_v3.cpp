@@ -5,6 +5,7 @@
 #include "train/dense_backward.h"
 #include "train/loss_backward.h"
 #include "train/moe_backward.h"
+#include "train/mtp_backward.h"
 
 namespace dsref {
 
@@ -57,12 +58,27 @@ std::map<std::string, std::vector<int64_t>> tiny_v3_shapes(const TinyV3Config& c
     }
     s["model.norm.weight"] = {c.d};
     if (!c.tie) s["lm_head.weight"] = {c.V, c.d};
+    if (c.n_mtp > 1) fail("tiny_v3: num_nextn_predict_layers = ", c.n_mtp, ", only 0 or 1 is supported");
+    if (c.n_mtp == 1) {  // the MTP module as layer L (train/mtp_backward.h): a MoE decoder block and its extras
+        if (c.gate.E == 0) fail("tiny_v3: the MTP module needs a MoE config");
+        TinyV3Config one = c;
+        one.L = c.L + 1, one.first_dense = c.L, one.n_mtp = 0;
+        const std::string q = L_(c.L);
+        for (const auto& [name, shape] : tiny_v3_shapes(one))
+            if (name.rfind(q, 0) == 0) s[name] = shape;
+        s[q + "embed_tokens.weight"] = {c.V, c.d};
+        s[q + "enorm.weight"] = {c.d};
+        s[q + "hnorm.weight"] = {c.d};
+        s[q + "eh_proj.weight"] = {c.d, 2 * c.d};
+        s[q + "shared_head.norm.weight"] = {c.d};
+        s[q + "shared_head.head.weight"] = {c.V, c.d};
+    }
     return s;
 }
 
 template <class F>
 TinyV3Losses tiny_v3_step(const TinyV3Config& c, const ParamMap<F>& p, ParamMap<F>* grads, const int32_t* ids,
-                          const int32_t* targets, int64_t T, double aux_alpha) {
+                          const int32_t* targets, int64_t T, double aux_alpha, double mtp_lambda) {
     const int64_t d = c.d, V = c.V;
     for (int64_t t = 0; t < T; t++)
         if (ids[t] < 0 || ids[t] >= V || targets[t] < 0 || targets[t] >= V)
@@ -158,10 +174,19 @@ TinyV3Losses tiny_v3_step(const TinyV3Config& c, const ParamMap<F>& p, ParamMap<
     const std::string head = c.tie ? "model.embed_tokens.weight" : "lm_head.weight";
     lin_fwd(logits.data(), hf.data(), P(head), T, d, V);
     out.ce = xent_fwd_bwd(grads ? dlogits.data() : nullptr, logits.data(), targets, T, V, 1.0);
+    std::vector<F> dhf_mtp(T * d, F(0));  // λ · ∂L_MTP/∂hf: the MTP module reads the normed final hidden state
+    if (mtp_lambda > 0) {
+        if (c.n_mtp != 1) fail("tiny_v3: an MTP loss weight without an MTP module (num_nextn_predict_layers = 0)");
+        const MtpLosses m = mtp_fwd_bwd(c, p, grads, hf.data(), dhf_mtp.data(), ids, targets, T, mtp_lambda, aux_alpha);
+        out.mtp = m.ce;
+        out.aux += m.aux;
+        out.load.push_back(m.load);
+    }
     if (!grads) return out;
     // ---- backward ----
     std::vector<F> dh(T * d), dx(T * d), dtmp(T * d);
     lin_bwd(dh.data(), G(head), dlogits.data(), hf.data(), P(head), T, d, V);
+    for (int64_t k = 0; k < T * d; k++) dh[k] += dhf_mtp[k];
     rms_bwd(dx.data(), G("model.norm.weight"), dh.data(), x.data(), P("model.norm.weight"), rf.data(), T, d);
     for (int64_t i = c.L - 1; i >= 0; i--) {
         Layer& l = Ls[i];
@@ -215,8 +240,8 @@ TinyV3Losses tiny_v3_step(const TinyV3Config& c, const ParamMap<F>& p, ParamMap<
 }
 
 template TinyV3Losses tiny_v3_step<float>(const TinyV3Config&, const ParamMap<float>&, ParamMap<float>*,
-                                          const int32_t*, const int32_t*, int64_t, double);
+                                          const int32_t*, const int32_t*, int64_t, double, double);
 template TinyV3Losses tiny_v3_step<double>(const TinyV3Config&, const ParamMap<double>&, ParamMap<double>*,
-                                           const int32_t*, const int32_t*, int64_t, double);
+                                           const int32_t*, const int32_t*, int64_t, double, double);
 
 }  // namespace dsref

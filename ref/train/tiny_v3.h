@@ -4,7 +4,7 @@
 // sequence-wise balance loss of every MoE layer). The structure is the official Block / Transformer
 // (DeepSeek-V3 inference/model.py) and transformers' DeepseekV3ForCausalLM; tensors carry their HF
 // names (model.layers.{i}.self_attn.kv_b_proj.weight, ...), so a checkpoint of them is the HF layout.
-// The MTP module is not part of this network yet.
+// With n_mtp = 1 the MTP module (layer L, train/mtp_backward.h) adds λ · its loss (V3 report §2.2).
 //
 // One sequence of T tokens per call (positions 0..T−1). Gradients are accumulated (+=) into `grads`,
 // keyed by the same names; the bias e_score_correction_bias has none (train/moe_backward.h).
@@ -25,6 +25,7 @@ struct TinyV3Config {
     MoeGateConfig gate;          // E, K, groups, sigmoid / noaux_tc rules
     double eps = 1e-6;           // rms_norm_eps
     bool tie = false;            // tie_word_embeddings
+    int64_t n_mtp = 0;           // num_nextn_predict_layers: 0, or 1 (the MTP module as layer L)
 };
 
 template <class F> using ParamMap = std::map<std::string, std::vector<F>>;
@@ -33,13 +34,14 @@ template <class F> using ParamMap = std::map<std::string, std::vector<F>>;
 std::map<std::string, std::vector<int64_t>> tiny_v3_shapes(const TinyV3Config& c);
 
 struct TinyV3Losses {
-    double ce = 0, aux = 0;
-    std::vector<std::vector<int64_t>> load;  // per MoE layer: tokens routed to each expert [E]
+    double ce = 0, aux = 0, mtp = 0;         // mtp: L_MTP, unweighted (0 unless mtp_lambda > 0)
+    std::vector<std::vector<int64_t>> load;  // per MoE layer (the MTP layer last): tokens per expert [E]
 };
 
-// ids, targets: [T] · grads: nullptr for the loss only · aux_alpha: weight of the balance loss
+// ids, targets: [T] · grads: nullptr for the loss only · aux_alpha: weight of the balance loss ·
+// mtp_lambda: λ of the MTP loss (needs n_mtp = 1; 0 leaves the MTP module out)
 template <class F>
 TinyV3Losses tiny_v3_step(const TinyV3Config& c, const ParamMap<F>& p, ParamMap<F>* grads, const int32_t* ids,
-                          const int32_t* targets, int64_t T, double aux_alpha);
+                          const int32_t* targets, int64_t T, double aux_alpha, double mtp_lambda = 0.0);
 
 }  // namespace dsref
