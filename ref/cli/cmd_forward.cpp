@@ -17,7 +17,7 @@ namespace dsref::cli {
 // DeepSeek-V4: where transformers' deepseek_v4 differs from the official inference/model.py (dsref follows
 // the official code; the V4 forward itself is not wired into this command yet).
 static const char* kV4Differences = R"(
-DeepSeek-V4 (deepseek_v4): forward refuses it for now (`dsref info` reads it; the blocks are tested one by one).
+DeepSeek-V4 (deepseek_v4): forward refuses it for now (`dsref info` reads it; the blocks, CSA included, are tested one by one).
 Where transformers' deepseek_v4 differs from the official inference/model.py, dsref follows the official code:
   - routing weights: transformers divides by (sum + 1e-20), official by the sum;
   - routed experts: transformers scales the expert output by its weight, official scales the SwiGLU
