@@ -79,6 +79,10 @@ TEST_CASE("v4 config: the transformers spelling gives the same config", "[config
     CHECK(a.qk_rope_head_dim == b.qk_rope_head_dim);
     CHECK(b.compress_rope.factor == a.compress_rope.factor);
     CHECK(b.compress_rope.original_max_position_embeddings == 65536);
+    // without attention_factor transformers would scale cos/sin by 0.1·ln(16) + 1 (its config injects 1.0 only
+    // when it builds the nested form itself): refused, naming the field
+    hf["rope_parameters"]["compress"].erase("attention_factor");
+    CHECK_THROWS_WITH(parse_v4_config(hf, "hf"), Catch::Contains("attention_factor"));
 }
 
 TEST_CASE("v4 config: bad input names the field", "[config][v4]") {
