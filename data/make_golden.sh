@@ -22,4 +22,5 @@ python3 data/fp8/make_fp4_golden.py                  # needs ml_dtypes >= 0.5 (f
 ${PYTHON:-python3} data/golden/make_deepseek_v4_cases.py  # needs torch
 ${PYTHON:-python3} data/golden/make_deepseek_v4_csa_cases.py  # needs torch
 ${PYTHON:-python3} data/golden/make_deepseek_v4_model_cases.py  # needs torch
+${PYTHON:-python3} data/golden/check_v4_hf_model_peer.py --save  # needs transformers 5
 git status --short data/

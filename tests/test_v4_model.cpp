@@ -205,3 +205,20 @@ TEST_CASE("v4 cli: forward, generate and their refusals", "[v4][cli]") {
     CHECK(run_dsref(std::string("forward --model ") + kDir + " --tokens 3 --emulate hf-bf16 --out " + t.file("x"), &out) == 2);
     CHECK_THAT(out, Catch::Contains("deepseek_v4"));
 }
+
+TEST_CASE("v4 model: the layout transformers 5 saves reads to the same logits", "[v4][model][hf]") {
+    // data/golden/deepseek_v4_hf/ is the golden model after transformers' save_pretrained (check_v4_hf_model_peer.py
+    // --save): the same float32 values under other names, a transformers-spelled config.json.
+    const TensorMap g = read_safetensors("data/golden/deepseek_v4/model.safetensors");
+    const std::vector<int32_t> tokens = as_i32(g.at("tokens"));
+    V4Model off(kDir), hf("data/golden/deepseek_v4_hf");
+    const Checkpoint ck("data/golden/deepseek_v4_hf");
+    REQUIRE(ck.has("model.layers.0.attn.norm.weight"));  // the attention's kv_norm, renamed by the save
+    CHECK(ck.get("model.layers.0.ffn.gate.tid2eid").dtype == DType::I64);
+    V4Cache a, b;
+    CHECK(off.forward(tokens, a) == hf.forward(tokens, b));  // bit-identical: same values, same math
+    std::vector<float> h;
+    V4Cache c2;
+    hf.forward({1, 2, 3}, c2, nullptr, &h);
+    CHECK_THROWS_WITH(hf.mtp_forward(h, {1, 2, 3}), Catch::Contains("compress_ratios"));
+}

@@ -5,8 +5,10 @@ transformers' spelling: layer_types, compress_rates, mlp_layer_types, rope_param
 tensors under transformers' names (the mapping below; routed experts fused into gate_up_proj [E, 2I, d] =
 [w1; w3] and down_proj [E, d, I]), runs it in float64 without a cache and with its own cache (prefill of P
 tokens, then one token per call), and compares the logits with data/golden/deepseek_v4/model.safetensors (the
-float64 implementation of the official code). Writes nothing; exits 1 on a mismatch.
-Run from the repository root:  python3 data/golden/check_v4_hf_model_peer.py
+float64 implementation of the official code). Exits 1 on a mismatch. With --save it also writes
+data/golden/deepseek_v4_hf/: the same model as transformers' save_pretrained stores it (float32), which
+tests/test_v4_model.cpp reads to check dsref's loader of that layout.
+Run from the repository root:  python3 data/golden/check_v4_hf_model_peer.py [--save]
 """
 import json
 import os
@@ -133,4 +135,8 @@ print(f"transformers prefill vs official float64: max |dlogit| {d_full:.3g}, arg
 print(f"transformers cached decode vs official float64: max |dlogit| {d_dec:.3g}")
 # Both are float64 (transformers casts a few steps to float32: the mHC mixes, the compressor softmax): 1e-4 is
 # the issue's target; a different formula or layout moves logits by 1e-2 and more.
-sys.exit(0 if max(d_full, d_dec) < 1e-4 else 1)
+ok = max(d_full, d_dec) < 1e-4
+if ok and "--save" in sys.argv[1:]:
+    model.float().save_pretrained(os.path.join(HERE, "deepseek_v4_hf"))
+    print("wrote data/golden/deepseek_v4_hf/")
+sys.exit(0 if ok else 1)

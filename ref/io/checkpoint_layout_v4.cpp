@@ -102,6 +102,9 @@ std::vector<V4Spec> v4_checkpoint_layout(const V4Config& c) {
         spec("hc_head_base", {n}, InitKind::ProjBias, -1),     spec("hc_head_scale", {1}, InitKind::Norm, -1),
     };
     for (int64_t i = 0; i < c.num_hidden_layers + c.num_nextn_predict_layers; ++i) {
+        // an MTP block without a compress_ratios entry (transformers' layer_types has none) is left out here;
+        // using it (--mtp) fails in v4_layer_ratio, naming the field
+        if (i >= c.num_hidden_layers && i >= (int64_t)c.compress_ratio.size()) break;
         std::vector<V4Spec> l = v4_layer_layout(c, i);
         v.insert(v.end(), l.begin(), l.end());
     }

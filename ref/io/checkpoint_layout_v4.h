@@ -44,7 +44,8 @@ int64_t v4_layer_ratio(const V4Config& c, int64_t i);
 // Whether layer i routes by tid2eid (the first num_hash_layers main layers; never an MTP block).
 bool v4_layer_hash(const V4Config& c, int64_t i);
 
-// The tensors of layer i (i < L + num_nextn_predict_layers), then all of them (global first).
+// The tensors of layer i (i < L + num_nextn_predict_layers), then all of them (global first; MTP blocks only
+// where compress_ratios has their entry).
 std::vector<V4Spec> v4_layer_layout(const V4Config& c, int64_t i);
 std::vector<V4Spec> v4_checkpoint_layout(const V4Config& c);
 

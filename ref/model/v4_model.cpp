@@ -24,9 +24,11 @@ V4Model::V4Model(const std::string& dir) : cfg_(load_v4_config(dir)), ckpt_(dir)
     if (cfg_.fp8_weights || cfg_.fp4_experts)
         fail(cfg_.source, ": field 'quantization_config' / 'expert_dtype': the V4 forward reads float checkpoints "
                           "(F32 / BF16); FP8 and FP4 V4 weights are not wired into it yet");
-    for (const V4Spec& s : v4_checkpoint_layout(cfg_)) {
-        if (s.w.layer >= cfg_.num_hidden_layers && !ckpt_.has(s.w.name)) continue;  // MTP: checked when used
+    hf_layout_ = ckpt_.has("model.embed_tokens.weight");
+    for (V4Spec s : v4_checkpoint_layout(cfg_)) {
+        if (s.w.layer >= cfg_.num_hidden_layers && !ckpt_.has(stored(s.w.name))) continue;  // MTP: checked when used
         shapes_[s.w.name] = s.w.shape;
+        s.w.name = stored(s.w.name);
         if (s.table) {
             const TensorRef& r = ckpt_.get(s.w.name);
             check_tensor_shape(ckpt_, r, s.w.shape, "[vocab_size, num_experts_per_tok]");
@@ -41,25 +43,38 @@ V4Model::V4Model(const std::string& dir) : cfg_(load_v4_config(dir)), ckpt_(dir)
     inv_compress_ = rope_inv_freq(dr, cfg_.compress_rope_theta, cfg_.compress_rope);
 }
 
+std::string V4Model::stored(const std::string& n) const {
+    if (!hf_layout_) return n;
+    if (n == "head.weight") return n;
+    if (n == "embed.weight") return "model.embed_tokens.weight";
+    if (n == "norm.weight") return "model.norm.weight";
+    if (n.rfind("hc_head_", 0) == 0) return "model.hc_head.hc_" + n.substr(8);
+    const std::string kv = ".attn.kv_norm.weight";
+    if (n.size() > kv.size() && n.compare(n.size() - kv.size(), kv.size(), kv) == 0)
+        return "model." + n.substr(0, n.size() - kv.size()) + ".attn.norm.weight";
+    return "model." + n;
+}
+
 const std::vector<float>& V4Model::w(const std::string& name) {
     auto it = weights_.find(name);
     if (it != weights_.end()) return it->second;
     auto sh = shapes_.find(name);
     if (sh == shapes_.end()) {  // an MTP tensor that check skipped: check it now
-        for (const V4Spec& s : v4_checkpoint_layout(cfg_))
+        for (V4Spec s : v4_checkpoint_layout(cfg_))
             if (s.w.name == name) {
+                s.w.name = stored(name);
                 loader_.check(s.w);
                 sh = shapes_.emplace(name, s.w.shape).first;
             }
         if (sh == shapes_.end()) fail("v4 model: '", name, "' is not a tensor of the V4 layout");
     }
-    return weights_[name] = loader_.load(name, sh->second);
+    return weights_[name] = loader_.load(stored(name), sh->second);
 }
 
 const std::vector<int32_t>& V4Model::table(const std::string& name) {
     auto it = tables_.find(name);
     if (it != tables_.end()) return it->second;
-    const TensorRef& r = ckpt_.get(name);
+    const TensorRef& r = ckpt_.get(stored(name));
     std::vector<int32_t> v((size_t)shape_numel(r.shape));
     for (size_t i = 0; i < v.size(); ++i) {
         int64_t e;
@@ -71,7 +86,7 @@ const std::vector<int32_t>& V4Model::table(const std::string& name) {
             std::memcpy(&e, r.data + 8 * i, 8);
         }
         if (e < 0 || e >= cfg_.n_routed_experts)
-            fail(ckpt_.describe(name), ": entry ", e, " at row ", i / (size_t)cfg_.num_experts_per_tok,
+            fail(ckpt_.describe(stored(name)), ": entry ", e, " at row ", i / (size_t)cfg_.num_experts_per_tok,
                  " is outside [0, n_routed_experts = ", cfg_.n_routed_experts, ")");
         v[i] = (int32_t)e;
     }
@@ -226,6 +241,7 @@ std::vector<float> V4Model::mtp_forward(const std::vector<float>& hidden, const 
              " does not exist");
     if (T < 1) fail("--mtp: multi-token prediction needs at least 2 tokens");
     if ((int64_t)hidden.size() != (T + 1) * n * d) fail("mtp: hidden holds ", hidden.size(), " values, expected ", (T + 1) * n * d);
+    v4_layer_ratio(cfg_, L + k);  // the block needs its compress_ratios entry (transformers' layer_types has none)
     const std::string p = v4_layer_prefix(cfg_, L + k);
     const std::vector<float>& emb = w("embed.weight");
     std::vector<float> e((size_t)(T * d)), ep((size_t)(T * d)), hn((size_t)(T * n * d)), x((size_t)(T * n * d));

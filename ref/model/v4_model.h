@@ -20,7 +20,11 @@
 //              main head (official MTPBlock.forward; the caller shifts the ids, as the V3 MTP does).
 //
 // Weights are read as float32 from the official layout (io/checkpoint_layout_v4.h) and kept: this runs tiny
-// and cut checkpoints, not the 284B one in 2 GB. Cached decode: V4Cache holds each layer's window rows,
+// and cut checkpoints, not the 284B one in 2 GB. The layout transformers 5 saves (save_pretrained) is read too,
+// detected by `model.embed_tokens.weight`: the official names under `model.`, except embed →
+// model.embed_tokens.weight, norm → model.norm.weight, hc_head_{fn,base,scale} → model.hc_head.hc_{fn,base,scale},
+// head.weight unprefixed, and each attention's kv_norm saved as `attn.norm.weight` (its reverse renaming
+// maps every `.kv_norm.` to `.norm.`); gate.tid2eid is I64 there. It has no MTP block. Cached decode: V4Cache holds each layer's window rows,
 // compressed entries and compressor states; forward(tokens at positions cache.len..) continues it.
 #pragma once
 #include <cstdint>
@@ -63,6 +67,7 @@ public:
 
 private:
     const std::vector<float>& w(const std::string& name);  // a float tensor of the layout, as float32
+    std::string stored(const std::string& official) const;  // the name in this checkpoint's layout
     const std::vector<int32_t>& table(const std::string& name);
     // one block on the streams h [T, n, d] in place; ids: [T] the tokens (hash routing)
     void block(int64_t i, std::vector<float>& h, int64_t T, const std::vector<int32_t>& ids, V4LayerCache& cache,
@@ -72,6 +77,7 @@ private:
     V4Config cfg_;
     Checkpoint ckpt_;
     WeightLoader loader_;
+    bool hf_layout_ = false;
     std::map<std::string, Shape> shapes_;
     std::map<std::string, std::vector<float>> weights_;
     std::map<std::string, std::vector<int32_t>> tables_;
