@@ -21,4 +21,7 @@ ${PYTHON:-python3} data/tokenizer/make_tokenizer_golden.py build/tokenizers/deep
 python3 data/fp8/make_fp4_golden.py                  # needs ml_dtypes >= 0.5 (float4_e2m1fn)
 ${PYTHON:-python3} data/golden/make_deepseek_v4_cases.py  # needs torch
 ${PYTHON:-python3} data/train/make_autograd_golden.py  # needs torch + transformers 5 (data/train/README.md)
+${PYTHON:-python3} data/golden/make_deepseek_v4_csa_cases.py  # needs torch
+${PYTHON:-python3} data/golden/make_deepseek_v4_model_cases.py  # needs torch
+${PYTHON:-python3} data/golden/check_v4_hf_model_peer.py --save  # needs transformers 5
 git status --short data/

@@ -79,6 +79,10 @@ TEST_CASE("v4 config: the transformers spelling gives the same config", "[config
     CHECK(a.qk_rope_head_dim == b.qk_rope_head_dim);
     CHECK(b.compress_rope.factor == a.compress_rope.factor);
     CHECK(b.compress_rope.original_max_position_embeddings == 65536);
+    // without attention_factor transformers would scale cos/sin by 0.1·ln(16) + 1 (its config injects 1.0 only
+    // when it builds the nested form itself): refused, naming the field
+    hf["rope_parameters"]["compress"].erase("attention_factor");
+    CHECK_THROWS_WITH(parse_v4_config(hf, "hf"), Catch::Contains("attention_factor"));
 }
 
 TEST_CASE("v4 config: bad input names the field", "[config][v4]") {
@@ -102,9 +106,9 @@ TEST_CASE("v4 config: bad input names the field", "[config][v4]") {
     refuses([](json& j) { j["o_groups"] = 7; }, "o_groups");
 }
 
-TEST_CASE("v4 config: the V2/V3 reader (forward, generate, init) refuses V4 clearly", "[config][v4]") {
+TEST_CASE("v4 config: the V2/V3 reader refuses V4 clearly (forward, generate, init hand it to the V4 model)", "[config][v4]") {
     const json j = read_json("data/configs/deepseek_v4_pro.json");
-    CHECK_THROWS_WITH(parse_config(j, "pro.json"), Catch::Contains("deepseek_v4") && Catch::Contains("not implemented"));
+    CHECK_THROWS_WITH(parse_config(j, "pro.json"), Catch::Contains("deepseek_v4") && Catch::Contains("does not model it"));
     CHECK(path_is_v4_config("data/configs/deepseek_v4_pro.json"));
     CHECK_FALSE(path_is_v4_config("data/configs/deepseek_v3.json"));
     CHECK_FALSE(path_is_v4_config("data/configs/no_such_file.json"));

@@ -9,15 +9,30 @@
 #include "core/error.h"
 #include "model/model.h"
 #include "model/mtp.h"
+#include "io/config_v4.h"
 #include "io/safetensors.h"
 #include "text/tokenizer.h"
 
 namespace dsref::cli {
 
-// DeepSeek-V4: where transformers' deepseek_v4 differs from the official inference/model.py (dsref follows
-// the official code; the V4 forward itself is not wired into this command yet).
+// DeepSeek-V4: its dumps, and where transformers' deepseek_v4 differs from the official inference/model.py
+// (dsref follows the official code).
 static const char* kV4Differences = R"(
-DeepSeek-V4 (deepseek_v4): forward refuses it for now (`dsref info` reads it; the blocks are tested one by one).
+DeepSeek-V4 (deepseek_v4, model/v4_model.h): a float32 forward of the official layout (io/checkpoint_layout_v4.h),
+float checkpoints (F32/BF16). --mtp runs MTP block 0 (row r predicts t_{r+2}). Dumps, per layer i
+(n = hc_mult, H heads, d_h = head_dim, n_c compressed entries, K = num_experts_per_tok):
+  hidden.{i}        [T, n, d]    the hc_mult residual streams after block i
+  attn.{i}          [T, d]       the attention output (before hc_post)
+  hc_pre.{i}, hc_post.{i} [T, n], hc_comb.{i} [T, n, n]   the attention sub-layer's mHC mixes (after Sinkhorn);
+  hc_ffn_pre.{i}, hc_ffn_post.{i}, hc_ffn_comb.{i}        the MoE sub-layer's
+  window_attn.{i}   [T, H, d_h]  o before the inverse RoPE (window + compressed keys)
+  compressed_kv.{i} [n_c, d_h]   the compressor's entries (CSA / HCA layers)
+  index_topk.{i}    I32 [T, kk]  CSA: the selected compressed entries, best first, -1 = none,
+                                 kk = min(index_topk, T / 4); ties to the lower entry
+  index_scores.{i}  [T, n_c]     CSA: sum_h w * ReLU(q_I . K_I), -inf where not visible
+  index_margin.{i}  [T]          CSA: score of the kk-th minus the next visible entry
+  topk_idx.{i}      I32 [T, K]   the experts (hash layers: tid2eid[token], in table order)
+  topk_weight.{i}   [T, K]       their weights (sqrtsoftplus, normalized, x routed_scaling_factor)
 Where transformers' deepseek_v4 differs from the official inference/model.py, dsref follows the official code:
   - routing weights: transformers divides by (sum + 1e-20), official by the sum;
   - routed experts: transformers scales the expert output by its weight, official scales the SwiGLU
@@ -127,6 +142,14 @@ void add_forward(CLI::App& app) {
         } else {
             if (o->tokens.empty()) usage_fail("forward: give --tokens, --text or --prompt-file");
             tokens = parse_tokens(o->tokens);
+        }
+        if (path_is_v4_config(o->model)) {  // DeepSeek-V4: model/v4_model.h (cmd_v4.cpp)
+            if (o->emulate != "none") usage_fail("--emulate ", o->emulate, ": not modelled for deepseek_v4 (float32 only)");
+            if (o->indexer != "exact") usage_fail("--indexer ", o->indexer, ": deepseek_v4's CSA indexer is exact only");
+            if (o->attn != "absorb") usage_fail("--attn ", o->attn, ": deepseek_v4 has no MLA paths");
+            if (o->mtp && tokens.size() < 2) usage_fail("--mtp: multi-token prediction needs at least 2 tokens");
+            v4_forward(o->model, tokens, o->out, o->dump, o->dump_only, o->last_only, o->mtp);
+            return;
         }
         ModelOptions mo;
         mo.fwd.attn = mla_path_from_name(o->attn.empty() ? "absorb" : o->attn);

@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "cli.h"
+#include "io/config_v4.h"
 #include "io/safetensors.h"
 #include "model/generate.h"
 #include "model/model.h"
@@ -62,6 +63,19 @@ void add_generate(CLI::App& app) {
             }
         } else {
             prompt = parse_tokens(o->tokens);
+        }
+        if (path_is_v4_config(o->model)) {  // DeepSeek-V4: model/v4_model.h (cmd_v4.cpp)
+            if (o->attn != "absorb") usage_fail("--attn ", o->attn, ": deepseek_v4 has no MLA paths");
+            std::vector<int32_t> toks;
+            int64_t V = 0;
+            const std::vector<float> lg = v4_generate_cmd(o->model, prompt, o->max_new, o->temperature, o->top_p, o->seed,
+                                                          o->stop_at_eos, toks, V);
+            for (size_t i = 0; i < toks.size(); i++) std::cout << (i ? " " : "") << toks[i];
+            std::cout << "\n";
+            if (tok) (o->print_text ? std::cout : std::cerr) << tok->decode(toks) << (o->print_text ? "" : "\n");
+            if (!o->out.empty()) write_safetensors(o->out, {{"logits", Tensor::from_f32({(int64_t)toks.size(), V}, lg)}});
+            std::cerr << "dsref generate: deepseek_v4, " << prompt.size() << " prompt tokens, " << toks.size() << " new\n";
+            return;
         }
         ModelOptions mo;
         mo.fwd.attn = mla_path_from_name(o->attn.empty() ? "absorb" : o->attn);

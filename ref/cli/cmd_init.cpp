@@ -4,7 +4,9 @@
 #include "cli.h"
 #include "io/config.h"
 #include "core/error.h"
+#include "io/config_v4.h"
 #include "tools/init.h"
+#include "tools/init_v4.h"
 
 namespace dsref::cli {
 
@@ -39,9 +41,16 @@ void add_init(CLI::App& app) {
         if (o->dtype == "f32") t = DType::F32;
         else if (o->dtype == "bf16") t = DType::BF16;
         else usage_fail("--dtype must be f32 or bf16, got '", o->dtype, "'");
-        const ModelConfig c = load_config(o->config);
         InitOptions io;
         io.seed = parse_seed(o->seed);
+        if (path_is_v4_config(o->config)) {  // DeepSeek-V4: the official layout (tools/init_v4.h)
+            io.dtype = t, io.shards = o->shards, io.bias_offset = o->bias_offset;
+            init_v4_checkpoint(o->config, io, o->out);
+            std::cerr << "dsref init: wrote a random deepseek_v4 checkpoint to " << o->out << "
+";
+            return;
+        }
+        const ModelConfig c = load_config(o->config);
         io.dtype = t;
         io.shards = o->shards;
         io.bias_offset = o->bias_offset;

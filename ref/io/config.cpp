@@ -475,9 +475,8 @@ ModelConfig parse_config(const json& j, const std::string& src) {
     else if (mt == "deepseek_v3" || (mt.empty() && archs == "DeepseekV3ForCausalLM")) c.arch = Arch::DeepseekV3;
     else if (mt == "deepseek_v32" || (mt.empty() && archs == "DeepseekV32ForCausalLM")) c.arch = Arch::DeepseekV32;
     else if (mt == "deepseek_v4" || (mt.empty() && archs == "DeepseekV4ForCausalLM"))
-        fail(src, ": deepseek_v4: `dsref info` reads this config (io/config_v4.h) and the V4 blocks exist "
-                  "(model/v4_attention.h, core/hyper_connection.h), but the full V4 forward, generate and init "
-                  "are not implemented yet");
+        fail(src, ": deepseek_v4: `dsref info`, `forward`, `generate` and `init` run this config (io/config_v4.h, "
+                  "model/v4_model.h); this command does not model it");
     else fail(src, ": unsupported architecture (model_type '", mt, "', architectures '", archs,
               "'); dsref runs llama (DeepSeek LLM, R1-Distill-Llama), qwen2 (R1-Distill-Qwen), deepseek_v2, "
               "deepseek_v3 and deepseek_v32");

@@ -238,6 +238,12 @@ V4Config parse_v4_config(const json& j, const std::string& src) {
         mn.refuse_unread({});
         FieldReader cp = p.child("compress");
         const RopeScaling s = read_yarn(cp);
+        // A nested rope_parameters without attention_factor: transformers' DeepseekV4Config injects 1.0 only when
+        // it builds the nested form itself, so here it would scale cos/sin by 0.1·ln(factor) + 1 (1.277 at 16)
+        // and the official code would not. Ambiguous: refused.
+        if (s.is_yarn() && !cp.present("attention_factor"))
+            cp.fail_field("attention_factor", "is absent: transformers would scale cos/sin by 0.1*ln(factor)+1, the "
+                                              "official code does not; give 1.0 to say which");
         if (cp.present("rope_theta") && cp.num_req("rope_theta") != c.compress_rope_theta)
             cp.fail_field("rope_theta", "disagrees with compress_rope_theta");
         cp.present("partial_rotary_factor");

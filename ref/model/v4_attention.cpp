@@ -11,6 +11,13 @@
 
 namespace dsref {
 
+size_t V4LayerCache::bytes() const {
+    const size_t n = kv.size() + ckv.size() + index_k.size() + comp.prev_a.size() + comp.prev_z.size() +
+                     comp.cur_a.size() + comp.cur_z.size() + index_comp.prev_a.size() + index_comp.prev_z.size() +
+                     index_comp.cur_a.size() + index_comp.cur_z.size();
+    return n * sizeof(float);
+}
+
 void v4_sink_attention(float* o, const float* q, const float* kv, const int64_t* idx, int64_t T, int64_t H,
                        int64_t d_h, int64_t n_idx, const float* sink, double scale) {
 #pragma omp parallel for schedule(static)
@@ -41,47 +48,124 @@ void v4_sink_attention(float* o, const float* q, const float* kv, const int64_t*
     }
 }
 
+void v4_compressor_step(std::vector<float>& entries, V4CompressorState& st, const float* x, int64_t T, int64_t pos0,
+                        int64_t d, int64_t m, int64_t dc, int64_t dr, const V4CompressorWeights& w, double eps,
+                        const std::vector<double>& inv_freq) {
+    if (m <= 0) fail("v4 compressor: ratio ", m, " must be positive");
+    const bool overlap = m == 4;
+    const int64_t c = overlap ? 2 : 1, W = c * dc;
+    if ((int64_t)st.cur_a.size() != ((pos0 % m) * W))
+        fail("v4 compressor: the state holds ", st.cur_a.size() / W, " rows of the incomplete group, position ", pos0,
+             " needs ", pos0 % m);
+    std::vector<float> a((size_t)(T * W)), z((size_t)(T * W));
+    linear_forward(a.data(), x, w.wkv, T, d, W);
+    linear_forward(z.data(), x, w.wgate, T, d, W);
+    for (int64_t t = 0; t < T; ++t)  // float32 add, as official
+        for (int64_t i = 0; i < W; ++i) z[t * W + i] += w.ape[((pos0 + t) % m) * W + i];
+    const int64_t n0 = (int64_t)entries.size() / dc;
+    std::vector<int64_t> pos;
+    for (int64_t t = 0; t < T; ++t) {
+        st.cur_a.insert(st.cur_a.end(), a.begin() + t * W, a.begin() + (t + 1) * W);
+        st.cur_z.insert(st.cur_z.end(), z.begin() + t * W, z.begin() + (t + 1) * W);
+        if ((int64_t)st.cur_a.size() < m * W) continue;
+        const int64_t g = (pos0 + t) / m;  // the group this token completes
+        const bool prev = overlap && !st.prev_a.empty();
+        const size_t e0 = entries.size();
+        entries.resize(e0 + (size_t)dc);
+        for (int64_t i = 0; i < dc; ++i) {
+            // slots pooled into dimension i: (prev group's first d_c dims), this group's last d_c dims
+            double mx = -INFINITY;
+            const int64_t col = overlap ? dc + i : i;
+            if (prev)
+                for (int64_t r = 0; r < m; ++r) mx = std::max(mx, (double)st.prev_z[r * W + i]);
+            for (int64_t r = 0; r < m; ++r) mx = std::max(mx, (double)st.cur_z[r * W + col]);
+            double den = 0, num = 0;
+            if (prev)
+                for (int64_t r = 0; r < m; ++r) {
+                    const double e = std::exp((double)st.prev_z[r * W + i] - mx);
+                    den += e, num += e * st.prev_a[r * W + i];
+                }
+            for (int64_t r = 0; r < m; ++r) {
+                const double e = std::exp((double)st.cur_z[r * W + col] - mx);
+                den += e, num += e * st.cur_a[r * W + col];
+            }
+            entries[e0 + (size_t)i] = (float)(num / den);
+        }
+        pos.push_back(g * m);
+        if (overlap) st.prev_a.swap(st.cur_a), st.prev_z.swap(st.cur_z);
+        st.cur_a.clear(), st.cur_z.clear();
+    }
+    const int64_t n = (int64_t)pos.size();
+    if (n == 0) return;
+    float* e = entries.data() + n0 * dc;
+    rmsnorm_forward(e, e, w.norm, n, dc, (float)eps);
+    rope_forward(e + (dc - dr), n, 1, dr, dc, dc, pos.data(), inv_freq, RopeLayout::Interleaved);
+}
+
 std::vector<float> v4_compress(const float* x, int64_t T, const V4AttnDims& D, const V4AttnWeights& w,
                                const std::vector<double>& inv_freq) {
-    const int64_t m = D.ratio, dh = D.d_h, c = m == 4 ? 2 : 1, W = c * dh, n = T / m;
-    std::vector<float> a((size_t)(T * W)), z((size_t)(T * W));
-    linear_forward(a.data(), x, w.c_wkv, T, D.d, W);
-    linear_forward(z.data(), x, w.c_wgate, T, D.d, W);
-    for (int64_t t = 0; t < T; ++t)
-        for (int64_t i = 0; i < W; ++i) z[t * W + i] += w.c_ape[(t % m) * W + i];  // float32 add, as official
-    std::vector<float> out((size_t)(n * dh));
-    for (int64_t g = 0; g < n; ++g)
-        for (int64_t i = 0; i < dh; ++i) {
-            // slots: (token, column) pairs pooled into dimension i of entry g
-            std::vector<std::pair<int64_t, int64_t>> slots;
-            if (c == 2 && g > 0)
-                for (int64_t r = 0; r < m; ++r) slots.push_back({(g - 1) * m + r, i});
-            for (int64_t r = 0; r < m; ++r) slots.push_back({g * m + r, (c == 2 ? dh : 0) + i});
-            double mx = -INFINITY;
-            for (auto& s : slots) mx = std::max(mx, (double)z[s.first * W + s.second]);
-            double den = 0, num = 0;
-            for (auto& s : slots) {
-                const double e = std::exp((double)z[s.first * W + s.second] - mx);
-                den += e;
-                num += e * a[s.first * W + s.second];
-            }
-            out[g * dh + i] = (float)(num / den);
-        }
-    rmsnorm_forward(out.data(), out.data(), w.c_norm, n, dh, (float)D.eps);
-    std::vector<int64_t> pos((size_t)n);
-    for (int64_t g = 0; g < n; ++g) pos[g] = g * m;
-    rope_forward(out.data() + (dh - D.d_r), n, 1, D.d_r, dh, dh, pos.data(), inv_freq, RopeLayout::Interleaved);
+    std::vector<float> out;
+    V4CompressorState st;
+    v4_compressor_step(out, st, x, T, 0, D.d, D.ratio, D.d_h, D.d_r, {w.c_wkv, w.c_wgate, w.c_ape, w.c_norm}, D.eps,
+                       inv_freq);
     return out;
 }
 
-V4AttnOut v4_attention_forward(const float* x, int64_t T, const V4AttnDims& D, const V4AttnWeights& w,
-                               const std::vector<double>& inv_freq) {
-    if (D.ratio == 4) fail("v4 attention: compressed sparse attention (ratio 4) needs the indexer, not modelled yet");
+// The CSA indexer's selection for T queries at pos0.. (equations in the header). Appends the indexer's
+// new compressed keys to cache.index_k (before scoring, as the official Indexer.forward does).
+static void v4_indexer_step(V4AttnOut& r, const float* x, const float* qr, int64_t T, int64_t pos0, const V4AttnDims& D,
+                            const V4AttnWeights& w, const std::vector<double>& inv_freq, V4LayerCache& cache) {
+    const int64_t m = D.ratio, nI = D.n_I, dI = D.d_I, dr = D.d_r;
+    if (nI <= 0 || dI < dr || D.topk <= 0)
+        fail("v4 indexer: index_n_heads ", nI, ", index_head_dim ", dI, " (≥ qk_rope_head_dim ", dr, "), index_topk ",
+             D.topk, " must be positive");
+    std::vector<int64_t> pos((size_t)T);
+    for (int64_t t = 0; t < T; ++t) pos[t] = pos0 + t;
+    std::vector<float> q((size_t)(T * nI * dI)), wt((size_t)(T * nI));
+    linear_forward(q.data(), qr, w.i_wq_b, T, D.q_lora, nI * dI);
+    rope_forward(q.data() + (dI - dr), T, nI, dr, nI * dI, dI, pos.data(), inv_freq, RopeLayout::Interleaved);
+    v4_compressor_step(cache.index_k, cache.index_comp, x, T, pos0, D.d, m, dI, dr, w.i_comp, D.eps, inv_freq);
+    linear_forward(wt.data(), x, w.i_weights_proj, T, D.d, nI);
+    const double ws = 1.0 / std::sqrt((double)dI) / std::sqrt((double)nI);
+    const int64_t nc = (int64_t)cache.index_k.size() / dI, kk = std::min(D.topk, (pos0 + T) / m);
+    r.kk = kk;
+    r.index_scores.assign((size_t)(T * nc), -INFINITY);
+    r.index_topk.assign((size_t)(T * kk), -1);
+    r.index_margin.assign((size_t)T, INFINITY);
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < T; ++t) {
+        const int64_t nv = (pos0 + t + 1) / m;  // visible entries
+        float* row = r.index_scores.data() + t * nc;
+        for (int64_t j = 0; j < nv; ++j) {
+            double s = 0;
+            for (int64_t h = 0; h < nI; ++h) {
+                const float* qh = q.data() + (t * nI + h) * dI;
+                const float* k = cache.index_k.data() + j * dI;
+                double dot = 0;
+                for (int64_t i = 0; i < dI; ++i) dot += (double)qh[i] * k[i];
+                s += (double)wt[t * nI + h] * ws * std::max(dot, 0.0);
+            }
+            row[j] = (float)s;
+        }
+        std::vector<int32_t> idx((size_t)nv);
+        for (int64_t j = 0; j < nv; ++j) idx[j] = (int32_t)j;
+        // best first; equal scores: the lower entry first (torch.topk leaves ties unspecified)
+        auto better = [row](int32_t a, int32_t b) { return row[a] > row[b] || (row[a] == row[b] && a < b); };
+        const int64_t kt = std::min(kk, nv), n = std::min(nv, kt + 1);
+        std::partial_sort(idx.begin(), idx.begin() + n, idx.end(), better);
+        std::copy(idx.begin(), idx.begin() + kt, r.index_topk.begin() + t * kk);
+        if (nv > kt && kt > 0) r.index_margin[t] = row[idx[kt - 1]] - row[idx[kt]];
+    }
+}
+
+V4AttnOut v4_attention_step(const float* x, int64_t T, const V4AttnDims& D, const V4AttnWeights& w,
+                            const std::vector<double>& inv_freq, V4LayerCache& cache) {
     if (D.ratio < 0) fail("v4 attention: compress ratio ", D.ratio, " is negative");
     if (D.H % D.G != 0) fail("v4 attention: o_groups ", D.G, " does not divide num_attention_heads ", D.H);
-    const int64_t H = D.H, dh = D.d_h, dr = D.d_r;
+    if (D.window <= 0) fail("v4 attention: sliding_window ", D.window, " must be positive");
+    const int64_t H = D.H, dh = D.d_h, dr = D.d_r, pos0 = cache.len, S = pos0 + T;
     std::vector<int64_t> pos((size_t)T), neg((size_t)T);
-    for (int64_t t = 0; t < T; ++t) pos[t] = t, neg[t] = -t;
+    for (int64_t t = 0; t < T; ++t) pos[t] = pos0 + t, neg[t] = -(pos0 + t);
 
     std::vector<float> c((size_t)(T * D.q_lora)), q((size_t)(T * H * dh)), kv((size_t)(T * dh));
     linear_forward(c.data(), x, w.wq_a, T, D.d, D.q_lora);
@@ -99,25 +183,45 @@ V4AttnOut v4_attention_forward(const float* x, int64_t T, const V4AttnDims& D, c
     rope_forward(kv.data() + (dh - dr), T, 1, dr, dh, dh, pos.data(), inv_freq, RopeLayout::Interleaved);
 
     V4AttnOut r;
-    int64_t n_c = 0;
-    std::vector<float> keys = kv;  // [T + n_c, d_h]: window rows, then compressed entries
+    // keys: the cached window rows (positions kv0 .. pos0−1), the new rows, then the compressed entries
+    const int64_t n_old = (int64_t)cache.kv.size() / dh, kv0 = pos0 - n_old;
+    std::vector<float> keys = cache.kv;
+    keys.insert(keys.end(), kv.begin(), kv.end());
+    const int64_t n_rows = n_old + T;
+    int64_t n_sel = 0;
     if (D.ratio > 0) {
-        r.compressed_kv = v4_compress(x, T, D, w, inv_freq);
-        n_c = T / D.ratio;
-        keys.insert(keys.end(), r.compressed_kv.begin(), r.compressed_kv.end());
+        if (D.ratio == 4) v4_indexer_step(r, x, c.data(), T, pos0, D, w, inv_freq, cache);
+        v4_compressor_step(cache.ckv, cache.comp, x, T, pos0, D.d, D.ratio, dh, dr,
+                           {w.c_wkv, w.c_wgate, w.c_ape, w.c_norm}, D.eps, inv_freq);
+        r.compressed_kv = cache.ckv;
+        keys.insert(keys.end(), cache.ckv.begin(), cache.ckv.end());
+        n_sel = D.ratio == 4 ? r.kk : S / D.ratio;
     }
-    const int64_t n_win = std::min(D.window, T), n_idx = n_win + n_c;
+    const int64_t n_win = std::min(D.window, S), n_idx = n_win + n_sel;
     std::vector<int64_t> idx((size_t)(T * n_idx), -1);
     for (int64_t t = 0; t < T; ++t) {
-        const int64_t lo = std::max<int64_t>(0, t - D.window + 1);
-        for (int64_t s = lo; s <= t; ++s) idx[t * n_idx + (s - lo)] = s;
-        for (int64_t j = 0; j < n_c; ++j)
-            if ((j + 1) * D.ratio <= t + 1) idx[t * n_idx + n_win + j] = T + j;
+        const int64_t p = pos0 + t, lo = std::max<int64_t>(0, p - D.window + 1);
+        if (lo < kv0) fail("v4 attention: the cache lost window rows (position ", lo, " < ", kv0, ")");
+        for (int64_t s = lo; s <= p; ++s) idx[t * n_idx + (s - lo)] = s - kv0;
+        if (D.ratio == 4) {
+            for (int64_t j = 0; j < n_sel; ++j) {
+                const int32_t e = r.index_topk[t * r.kk + j];
+                if (e >= 0) idx[t * n_idx + n_win + j] = n_rows + e;
+            }
+        } else {
+            for (int64_t j = 0; j < n_sel; ++j)
+                if ((j + 1) * D.ratio <= p + 1) idx[t * n_idx + n_win + j] = n_rows + j;
+        }
     }
     std::vector<float> o((size_t)(T * H * dh));
     v4_sink_attention(o.data(), q.data(), keys.data(), idx.data(), T, H, dh, n_idx, w.sink, 1.0 / std::sqrt((double)dh));
     r.window_attn = o;
     rope_forward(o.data() + (dh - dr), T, H, dr, H * dh, dh, neg.data(), inv_freq, RopeLayout::Interleaved);
+
+    // the cache keeps the last `window` rows
+    const int64_t keep = std::min(D.window, n_rows);
+    cache.kv.assign(keys.begin() + (n_rows - keep) * dh, keys.begin() + n_rows * dh);
+    cache.len = S;
 
     const int64_t G = D.G, R = D.R, gi = H * dh / G;
     std::vector<float> oa((size_t)(T * G * R)), tmp((size_t)(T * R)), og((size_t)(T * gi));
@@ -130,6 +234,12 @@ V4AttnOut v4_attention_forward(const float* x, int64_t T, const V4AttnDims& D, c
     r.out.resize((size_t)(T * D.d));
     linear_forward(r.out.data(), oa.data(), w.wo_b, T, G * R, D.d);
     return r;
+}
+
+V4AttnOut v4_attention_forward(const float* x, int64_t T, const V4AttnDims& D, const V4AttnWeights& w,
+                               const std::vector<double>& inv_freq) {
+    V4LayerCache cache;
+    return v4_attention_step(x, T, D, w, inv_freq, cache);
 }
 
 }  // namespace dsref
