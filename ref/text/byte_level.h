@@ -4,7 +4,7 @@
 // themselves; the other 68 (controls, space, 0x7F..0xA0, 0xAD) map in order to U+0100, U+0101, ...
 // (so ' ' → 'Ġ' U+0120, '\n' → 'Ċ' U+010A). The BPE vocabulary is written in these characters.
 // Source: openai/gpt-2 src/encoder.py `bytes_to_unicode`; huggingface/tokenizers
-// tokenizers/src/pre_tokenizers/byte_level.rs `bytes_char`. Walkthrough: walkthrough/12_tokenizer.
+// tokenizers/src/pre_tokenizers/byte_level.rs `bytes_char`. Walkthrough: walkthrough/10_tokenizer.
 #pragma once
 #include <array>
 #include <cstdint>

@@ -12,7 +12,7 @@
 // front of a piece that does not start with one, the piece is split by GPT-2's regex when use_regex, and
 // every byte is replaced by its byte-level character (text/byte_level.h).
 // The DeepSeek-V3 tokenizer: Split(\p{N}{1,3}), Split(CJK runs), Split(the word regex), all Isolated,
-// then ByteLevel without prefix space or regex. Walkthrough: walkthrough/12_tokenizer.
+// then ByteLevel without prefix space or regex. Walkthrough: walkthrough/10_tokenizer.
 #pragma once
 #include <functional>
 #include <memory>

@@ -10,7 +10,7 @@
 //   tokens first, then the vocabulary); a token whose every character is a byte-level character becomes
 //   those bytes, any other token its own UTF-8; the concatenation is decoded lossily (text/utf8.h).
 //   decode_bytes returns the bytes before that last step.
-// Walkthrough: walkthrough/12_tokenizer.
+// Walkthrough: walkthrough/10_tokenizer.
 #pragma once
 #include <cstdint>
 #include <memory>

@@ -1,4 +1,4 @@
-// walkthrough/12_tokenizer — byte-level BPE as DeepSeek ships it, step by step.
+// walkthrough/10_tokenizer — byte-level BPE as DeepSeek ships it, step by step.
 //
 // What this program shows (run: make walkthrough):
 //   1. the byte-to-unicode map (ref/text/byte_level.h): ' ' → 'Ġ', '\n' → 'Ċ', printable bytes unchanged;
