@@ -138,6 +138,13 @@ bench-scale: deps
 	@$(MAKE) --no-print-directory -j$(NPROC) build/dsref
 	@data/bench/bench_scale.sh
 
+# dsref against transformers' own model (prefill, 1 and 2 threads) and decode against the DRAM roofline;
+# the table goes to build/bench_speed.md (and README.md with BENCH_README=1). See data/bench/bench_speed.sh.
+.PHONY: bench-speed
+bench-speed: deps
+	@$(MAKE) --no-print-directory -j$(NPROC) build/dsref build/bench/bench_roofline
+	@data/bench/bench_speed.sh
+
 # ---- golden data (needs Python + PyTorch; never needed to build or test) -----------------------------
 golden:
 	data/make_golden.sh

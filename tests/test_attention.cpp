@@ -78,3 +78,17 @@ TEST_CASE("linear and attention are bit-identical at 1 and 2 threads", "[ref][th
     for (int64_t k = 0; k < K; k++) ref += (double)x[77 * K + k] * w[201 * K + k];
     CHECK(y1[77 * N + 201] == Approx(ref).margin(1e-4));  // float accumulation over K=96 of O(1) products
 }
+
+TEST_CASE("linear: a work unit of several full row tiles gives the bits of one product per kTileT tile", "[ref][linear]") {
+    // linear.h groups up to kTileGroup full row tiles into one Eigen product and keeps the partial last
+    // tile alone; every element must come out as if each kTileT-row tile had been its own product
+    // (the ungrouped tiling, and what expert parallelism's token shards compute).
+    for (int64_t T : {kTileT * kTileGroup * 2 + 37, kTileT * 5, kTileT * 3 + 1}) {
+        const int64_t K = 200, N = 2 * kTileN + 40;
+        std::vector<float> x = dsref_test::randn(T * K, 11), w = dsref_test::randn(N * K, 12), y(T * N), ref(T * N);
+        linear_forward(y.data(), x.data(), w.data(), T, K, N);
+        for (int64_t t0 = 0; t0 < T; t0 += kTileT)  // one call per row tile: a single unit each
+            linear_forward(ref.data() + t0 * N, x.data() + t0 * K, w.data(), std::min(kTileT, T - t0), K, N);
+        CHECK(y == ref);
+    }
+}

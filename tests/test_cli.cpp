@@ -50,6 +50,21 @@ TEST_CASE("dsref generate prints exactly N ids on stdout and writes the chosen l
     CHECK(read_safetensors(t.file("g.safetensors")).at("logits").shape == Shape{6, 80});
 }
 
+TEST_CASE("dsref forward --repeat times the prefill and writes the logits of a plain run", "[cli]") {
+    TempDir t;
+    std::string out;
+    REQUIRE(run_dsref("forward --model " + kModel + " --tokens 1,2,3,4,5 --out " + t.file("a.safetensors"), &out) == 0);
+    REQUIRE(run_dsref("forward --model " + kModel + " --tokens 1,2,3,4,5 --repeat 3 --out " + t.file("r.safetensors"), &out) == 0);
+    CHECK_THAT(out, Catch::Contains("prefill median ") && Catch::Contains(" ms over 3 runs (load "));
+    // kept weights and three runs: the same bits as one run reading the layers one at a time
+    CHECK(read_safetensors(t.file("a.safetensors")).at("logits").bytes == read_safetensors(t.file("r.safetensors")).at("logits").bytes);
+    CHECK(run_dsref("forward --model " + kModel + " --tokens 1,2 --repeat 0 --out " + t.file("z.safetensors"), &out) == 2);
+    CHECK(run_dsref("forward --model " + kModel + " --tokens 1,2 --repeat 2 --dump --out " + t.file("z.safetensors"), &out) == 2);
+    CHECK_THAT(out, Catch::Contains("--repeat"));
+    REQUIRE(run_dsref("generate --model " + kModel + " --tokens 3,1,4 --max-new 3", &out) == 0);
+    CHECK_THAT(out, Catch::Contains("ms per token (") && Catch::Contains("tokens/s)"));
+}
+
 TEST_CASE("dsref info works on a directory with only config.json, and prints JSON", "[cli]") {
     TempDir t;
     std::system(("cp " + kModel + "/config.json " + t.path + "/").c_str());

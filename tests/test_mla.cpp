@@ -108,6 +108,22 @@ TEST_CASE("absorbed MLA equals naive MLA over shapes, seeds, q_lora_rank and RoP
     }
 }
 
+TEST_CASE("the absorb path's product order: a prefill decompresses, a decode step stays in latent space", "[mla]") {
+    // V3's real dims (d_c 512, d_n 128, d_r 64, d_v 128): per query-key pair 1088 multiply-adds absorbed
+    // against 320 decompressed; decompressing costs S·d_c·(d_n + d_v) per head against T·d_c·(d_n + d_v).
+    const MlaDims v3 = dims(7168, 128, 1536, 512, 128, 64, 128, true);
+    CHECK(mla_absorb_decompresses(v3, 4096, 0));     // a long prefill
+    CHECK(mla_absorb_decompresses(v3, 4, 0));        // a short one too (fewer pairs, same decompression)
+    CHECK_FALSE(mla_absorb_decompresses(v3, 1, 4095));  // decode: one query against 4096 latents
+    CHECK_FALSE(mla_absorb_decompresses(v3, 64, 4096));  // a short chunk after a long context
+    // the cached-decode test below runs both orders on the absorb path (a 5-token prefill decompresses,
+    // the 3-token chunk after 7 tokens and every single token attend in latent space)
+    const MlaDims m = dims(64, 4, 48, 32, 16, 8, 16, true);
+    CHECK(mla_absorb_decompresses(m, 5, 0));
+    CHECK_FALSE(mla_absorb_decompresses(m, 3, 7));
+    CHECK_FALSE(mla_absorb_decompresses(m, 1, 9));
+}
+
 // 1e-5 absolute on O(1) outputs: decode multiplies 1-row tiles where prefill multiplies 64-row tiles,
 // so float32 rounding differs (measured ≤ 1e-6); a position or mask error is O(0.1) or more.
 TEST_CASE("cached decode token by token and in chunks equals a full prefill on both paths", "[mla][cache]") {

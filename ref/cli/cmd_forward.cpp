@@ -2,6 +2,9 @@
 // with --dump, the named intermediates; with --mtp also the V3 multi-token-prediction logits.
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <iostream>
 #include <sstream>
 
@@ -97,6 +100,7 @@ void add_forward(CLI::App& app) {
             tokenizer;
         bool dump = false, last_only = false, mtp = false, progress = false, allow_nonfinite = false;
         int threads = 0;
+        int64_t repeat = 1;
     };
     auto o = std::make_shared<Opts>();
     CLI::App* cmd = app.add_subcommand("forward", "full causal prefill: logits and named intermediates");
@@ -125,6 +129,10 @@ void add_forward(CLI::App& app) {
                   "when stderr is a terminal");
     cmd->add_flag("--allow-nonfinite", o->allow_nonfinite,
                   "a NaN/Inf activation is a warning, not an error (the first trace point holding one is named)");
+    cmd->add_option("--repeat", o->repeat,
+                    "time the prefill N times with the weights loaded once and kept in memory; prints "
+                    "'prefill median X ms over N runs (load Y ms)' on stderr (the logits of the last run are written)")
+        ->check(CLI::PositiveNumber);
     add_threads_option(cmd, &o->threads);
     cmd->callback([o]() {
         apply_threads(o->threads);
@@ -145,9 +153,11 @@ void add_forward(CLI::App& app) {
         }
         if (path_is_v4_config(o->model)) {  // DeepSeek-V4: model/v4_model.h (cmd_v4.cpp)
             if (o->emulate != "none") usage_fail("--emulate ", o->emulate, ": not modelled for deepseek_v4 (float32 only)");
-            if (o->indexer != "exact") usage_fail("--indexer ", o->indexer, ": deepseek_v4's CSA indexer is exact only");
-            if (o->attn != "absorb") usage_fail("--attn ", o->attn, ": deepseek_v4 has no MLA paths");
+            if (!o->indexer.empty() && o->indexer != "exact")
+                usage_fail("--indexer ", o->indexer, ": deepseek_v4's CSA indexer is exact only");
+            if (!o->attn.empty()) usage_fail("--attn ", o->attn, ": deepseek_v4 has no MLA paths");
             if (o->mtp && tokens.size() < 2) usage_fail("--mtp: multi-token prediction needs at least 2 tokens");
+            if (o->repeat > 1) usage_fail("--repeat: the prefill timing runs the V2/V3 model only");
             v4_forward(o->model, tokens, o->out, o->dump, o->dump_only, o->last_only, o->mtp);
             return;
         }
@@ -162,12 +172,20 @@ void add_forward(CLI::App& app) {
         if (o->mtp && tokens.size() < 2)
             usage_fail("--mtp: multi-token prediction needs at least 2 tokens (row i predicts t_{i+2}), got ",
                        tokens.size());
+        if (o->repeat > 1 && (o->mtp || o->dump || !o->dump_only.empty()))
+            usage_fail("--repeat times the plain prefill: it does not combine with --mtp, --dump or --dump-only");
+        if (o->repeat > 1) {
+            mo.keep_weights = true;  // the load is timed apart from the prefills
+            mo.progress = o->progress;
+        }
+        const auto t_load = std::chrono::steady_clock::now();
         Model model(o->model, mo);
         // An option that does not apply to this architecture is refused, not ignored.
         if (!o->attn.empty() && !model.config().is_mla())
             usage_fail("--attn: ", arch_name(model.config().arch), " has no MLA (only DeepSeek-V2/V3 have the naive/absorb paths)");
         if (!o->indexer.empty() && !model.config().has_indexer())
             usage_fail("--indexer: ", arch_name(model.config().arch), " has no DSA indexer (DeepSeek-V3.2 only)");
+        const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_load).count();
         std::unique_ptr<Mtp> mtp;  // checks the MTP module's tensors before any compute
         if (o->mtp) mtp = std::make_unique<Mtp>(model);
         std::set<std::string> only;
@@ -184,6 +202,17 @@ void add_forward(CLI::App& app) {
             Mtp::Output r = mtp->forward(tokens, tr, o->last_only);
             logits = std::move(r.logits);
             mtp_logits = std::move(r.mtp_logits);
+        } else if (o->repeat > 1) {
+            std::vector<double> ms;  // each run's wall time
+            for (int64_t r = 0; r < o->repeat; r++) {
+                const auto t0 = std::chrono::steady_clock::now();
+                logits = model.prefill(tokens, nullptr, o->last_only);
+                ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+            }
+            std::sort(ms.begin(), ms.end());
+            const size_t n = ms.size();
+            const double median = n % 2 ? ms[n / 2] : 0.5 * (ms[n / 2 - 1] + ms[n / 2]);
+            std::fprintf(stderr, "prefill median %.3f ms over %lld runs (load %.3f ms)\n", median, (long long)n, load_ms);
         } else {
             logits = model.prefill(tokens, tr, o->last_only);
         }

@@ -1,5 +1,6 @@
 // cmd_generate.cpp — `dsref generate`: prefill, then decode token by token with the KV cache.
 // stdout holds only the new ids, space-separated on one line; everything else goes to stderr.
+#include <cstdio>
 #include <iostream>
 
 #include "cli.h"
@@ -65,7 +66,7 @@ void add_generate(CLI::App& app) {
             prompt = parse_tokens(o->tokens);
         }
         if (path_is_v4_config(o->model)) {  // DeepSeek-V4: model/v4_model.h (cmd_v4.cpp)
-            if (o->attn != "absorb") usage_fail("--attn ", o->attn, ": deepseek_v4 has no MLA paths");
+            if (!o->attn.empty()) usage_fail("--attn ", o->attn, ": deepseek_v4 has no MLA paths");
             std::vector<int32_t> toks;
             int64_t V = 0;
             const std::vector<float> lg = v4_generate_cmd(o->model, prompt, o->max_new, o->temperature, o->top_p, o->seed,
@@ -100,6 +101,11 @@ void add_generate(CLI::App& app) {
             write_safetensors(o->out, {{"logits", Tensor::from_f32({(int64_t)r.tokens.size(), model.config().vocab_size},
                                                                     r.logits)}});
         std::cerr << "dsref generate: " << prompt.size() << " prompt tokens, " << r.tokens.size() << " new\n";
+        if (r.tokens.size() > 1) {  // the first new token comes from the prefill; the others are decode steps
+            const double steps = (double)r.tokens.size() - 1;
+            std::fprintf(stderr, "dsref generate: prefill %.3f ms, decode %.3f ms per token (%.2f tokens/s)\n",
+                         r.prefill_s * 1e3, r.decode_s * 1e3 / steps, steps / r.decode_s);
+        }
     });
 }
 

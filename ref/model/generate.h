@@ -12,6 +12,8 @@ namespace dsref {
 struct GenerateResult {
     std::vector<int32_t> tokens;  // the new ids only
     std::vector<float> logits;    // [n_new, V]: the logits each new token was chosen from
+    double prefill_s = 0;         // wall time of the prompt's prefill
+    double decode_s = 0;          // wall time of the n_new - 1 decode steps after it
 };
 
 // Prefills `prompt`, then decodes one token at a time from the cache until `max_new` tokens (or the

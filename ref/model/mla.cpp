@@ -339,6 +339,10 @@ void MlaLayer::attend_absorbed(float* o, const float* q, const float* latent, co
     cache.b.resize(S * d_r);  // k_pe [S, d_r]
     std::copy(latent, latent + T * d_c, cache.a.begin() + pos0 * d_c);
     std::copy(k_pe, k_pe + T * d_r, cache.b.begin() + pos0 * d_r);
+    if (mla_absorb_decompresses(m_, T, pos0)) {
+        attend_decompressed(o, q, cache.a.data(), cache.b.data(), T, pos0, keep);
+        return;
+    }
 
     // q̃[t, h] = W_UK[h]ᵀ q_nope[t, h], one product per head; W_UK[h] = rows [h·d_kv, h·d_kv + d_n) of W_kvb,
     // a contiguous [d_n, d_c] block, so nothing needs to be rearranged.
@@ -367,6 +371,29 @@ void MlaLayer::attend_absorbed(float* o, const float* q, const float* latent, co
         O.noalias() = Ol * W_uv.transpose();
     }
     // LAB(mla_absorbed): end
+}
+
+bool mla_absorb_decompresses(const MlaDims& m, int64_t T, int64_t pos0) {
+    const double H = (double)m.H, d_c = (double)m.d_c, d_n = (double)m.d_n, d_r = (double)m.d_r, d_v = (double)m.d_v;
+    const double S = (double)(pos0 + T), pairs = (double)T * (double)pos0 + 0.5 * (double)T * (double)(T + 1);
+    const double absorbed = H * (double)T * d_c * (d_n + d_v) + pairs * H * (2 * d_c + d_r);
+    const double decompressed = S * H * d_c * (d_n + d_v) + pairs * H * (d_n + d_r + d_v);
+    return decompressed < absorbed;
+}
+
+// The absorbed path's attention in the naive product order (many new queries, see mla.h): every cached
+// latent decompressed, kv[s, h] = [k_nope | v] = W_kvb[h] c(s), then H attentions whose score adds the two
+// parts of the key, q_nope[h]·k_nope[h](s) + q_pe[h]·k_pe(s) (k_pe shared: group stride 0), and whose values
+// are read in place from kv. o: [T, H, d_v] · q: [T, H, d_k] · c: [S, d_c] · k_pe: [S, d_r], S = pos0 + T
+void MlaLayer::attend_decompressed(float* o, const float* q, const float* c, const float* k_pe, int64_t T,
+                                   int64_t pos0, const uint8_t* keep) const {
+    const int64_t H = m_.H, d_n = m_.d_n, d_r = m_.d_r, d_v = m_.d_v, d_k = m_.d_k(), d_kv = d_n + d_v;
+    const int64_t S = pos0 + T;
+    std::vector<float> kv_all(S * H * d_kv);  // [S, H, d_n + d_v]
+    linear_forward(kv_all.data(), c, w_.kv_b.data(), S, m_.d_c, H * d_kv);
+    const Rows k_nope{kv_all.data(), H * d_kv, d_kv}, values{kv_all.data() + d_n, H * d_kv, d_kv};
+    attend_shared_kv(H, o, H * d_v, d_v, Rows{q, H * d_k, d_k}, k_nope, d_n, Rows{q + d_n, H * d_k, d_k},
+                     Rows{k_pe, d_r, 0}, d_r, values, d_v, T, 1, pos0, (float)scale_, keep, S);
 }
 
 namespace {

@@ -30,6 +30,11 @@
 //           query, q̃[h] = W_UK[h]ᵀ q_nope[h] (d_c), attends in latent space, õ[h] = Σ_s P c(s), and
 //           applies W_UV[h] after the attention: o[h] = W_UV[h] õ[h]. This is MQA with one shared
 //           576-dim key [c | k_pe] and one shared 512-dim value c (for the real d_c = 512, d_r = 64).
+//           What absorb fixes is the cache; the order of the products is chosen by cost
+//           (mla_absorb_decompresses): a step with many new queries, a prefill, decompresses the cached
+//           latents and attends per head as naive does (fewer multiply-adds: 2·d_c + d_r = 1088 per
+//           query-key pair against d_n + d_r + d_v = 320 for V3), a decode step attends in latent space.
+//           Inference engines do the same (MHA for prefill, MQA over the latent for decode).
 //
 // Pinned choice: the norms inside MLA (q_a_layernorm, kv_a_layernorm) use eps 1e-6 whatever the
 // config's rms_norm_eps says, as HF and the official code do (transformers DeepseekV3Attention builds
@@ -142,7 +147,17 @@ private:
                       LayerCache& cache, const uint8_t* keep) const;
     void attend_absorbed(float* o, const float* q, const float* latent, const float* k_pe, int64_t T, int64_t pos0,
                          LayerCache& cache, const uint8_t* keep) const;
+    // The absorb path's attention in the naive product order, from the latent cache (c, k_pe: [pos0 + T, ·])
+    void attend_decompressed(float* o, const float* q, const float* c, const float* k_pe, int64_t T, int64_t pos0,
+                             const uint8_t* keep) const;
 };
+
+// The absorb path's product order: true when decompressing the cached latents into per-head K and V
+// (S·H·d_c·(d_n + d_v) multiply-adds) and attending per head (d_n + d_r + d_v per query-key pair) costs
+// fewer multiply-adds than the absorbed order (T·H·d_c·(d_n + d_v) for q̃ and W_UV, 2·d_c + d_r per pair).
+// A prefill (many new queries) decompresses, a decode step (T = 1) stays absorbed. Either way the cache
+// holds the latent only; the order changes rounding only (a test bounds it), never the math.
+bool mla_absorb_decompresses(const MlaDims& m, int64_t T, int64_t pos0);
 
 // One layer's MLA weights under `prefix` (attn_prefix(i), or "" for op inputs), names and shapes from
 // io/checkpoint_layout.h's mla_tensors.

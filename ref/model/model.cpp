@@ -34,6 +34,7 @@ Model::Model(const std::string& dir, ModelOptions opt)
     if (opt_.keep_weights)
         for (int64_t i = 0; i < cfg_.num_hidden_layers; i++)
             kept_.emplace_back(cfg_, loader_, i, cfg_.is_moe_layer(i), opt_.fwd);
+    if (opt_.keep_weights && prec.none()) head_ = loader_.load(model_tensors(cfg_).lm_head);
 }
 
 // Every tensor the config implies must be there with its shape, before any compute starts.
@@ -138,6 +139,10 @@ std::vector<float> Model::lm_head(const float* x, int64_t rows) const {
     const WeightSpec head = model_tensors(cfg_).lm_head;
     if (!prec.none()) {
         prec.linear(logits.data(), x, prec.load(loader_, head), rows, d, V);
+        return logits;
+    }
+    if (!head_.empty()) {  // kept (generation): the same tiles as the slices below, so the same bits
+        linear_forward(logits.data(), x, head_.data(), rows, d, V);
         return logits;
     }
     // Float32: the head in slices of kHeadSlice rows (V3: 129280 × 7168 would be 3.7 GB as float32).

@@ -69,6 +69,7 @@ private:
     Checkpoint ckpt_;
     WeightLoader loader_;
     std::vector<DecoderLayer> kept_;  // all layers, when keep_weights
+    std::vector<float> head_;         // lm_head [V, d] as float32, when keep_weights (else read in slices)
 };
 
 }  // namespace dsref
