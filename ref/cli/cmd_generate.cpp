@@ -69,7 +69,7 @@ void add_generate(CLI::App& app) {
             if (!o->attn.empty()) usage_fail("--attn ", o->attn, ": deepseek_v4 has no MLA paths");
             std::vector<int32_t> toks;
             int64_t V = 0;
-            const std::vector<float> lg = v4_generate_cmd(o->model, prompt, o->max_new, o->temperature, o->top_p, o->seed,
+            const std::vector<float> lg = v4_generate_cmd(o->model, prompt, o->max_new, o->temperature, o->top_p, parse_seed(o->seed),
                                                           o->stop_at_eos, toks, V);
             for (size_t i = 0; i < toks.size(); i++) std::cout << (i ? " " : "") << toks[i];
             std::cout << "\n";

@@ -46,8 +46,7 @@ void add_init(CLI::App& app) {
         if (path_is_v4_config(o->config)) {  // DeepSeek-V4: the official layout (tools/init_v4.h)
             io.dtype = t, io.shards = o->shards, io.bias_offset = o->bias_offset;
             init_v4_checkpoint(o->config, io, o->out);
-            std::cerr << "dsref init: wrote a random deepseek_v4 checkpoint to " << o->out << "
-";
+            std::cerr << "dsref init: wrote a random deepseek_v4 checkpoint to " << o->out << "\n";
             return;
         }
         const ModelConfig c = load_config(o->config);
