@@ -222,3 +222,43 @@ TEST_CASE("v4 model: the layout transformers 5 saves reads to the same logits", 
     hf.forward({1, 2, 3}, c2, nullptr, &h);
     CHECK_THROWS_WITH(hf.mtp_forward(h, {1, 2, 3}), Catch::Contains("compress_ratios"));
 }
+
+TEST_CASE("v4 model: FP8 projections and FP4 experts as the hub stores them (F8_E8M0 scales)", "[v4][model][fp8]") {
+    // data/golden/deepseek_v4_fp8/: the golden model quantized by ml_dtypes (make_deepseek_v4_fp8_cases.py);
+    // the float64 model on the dequantized weights is the reference. The dequantization is exact (a code times
+    // a power of two), so the tolerance is the float32 one of the unquantized golden.
+    const TensorMap g = read_safetensors("data/golden/deepseek_v4/fp8_model.safetensors");
+    const std::vector<int32_t> tokens = as_i32(g.at("tokens"));
+    const Checkpoint ck("data/golden/deepseek_v4_fp8");
+    CHECK(ck.get("layers.0.attn.wq_a.scale").dtype == DType::F8_E8M0);
+    CHECK(ck.get("layers.0.ffn.experts.0.w1.weight").dtype == DType::I8);
+    V4Model m("data/golden/deepseek_v4_fp8");
+    V4Cache c;
+    const std::vector<float> l = m.forward(tokens, c);
+    CHECK(maxdiff(l, g.at("logits").to_f64()) < 1e-4);
+    // and quantization matters: the float model is further away than the tolerance
+    V4Model f(kDir);
+    V4Cache c2;
+    CHECK(maxdiff(f.forward(tokens, c2), g.at("logits").to_f64()) > 1e-3);
+    {  // a missing scale is named
+        TempDir t;
+        TensorMap mm = read_safetensors("data/golden/deepseek_v4_fp8/model.safetensors");
+        mm.erase("layers.2.ffn.experts.3.w3.scale");
+        write_checkpoint(t.path, mm);
+        dsref_test::write_text(t.file("config.json"), read_all("data/golden/deepseek_v4_fp8/config.json"));
+        CHECK_THROWS_WITH(V4Model(t.path), Catch::Contains("layers.2.ffn.experts.3.w3.scale"));
+    }
+}
+
+TEST_CASE("F8_E8M0 safetensors dtype: every code decodes to 2^(c - 127), 0xFF is NaN", "[v4][fp8][dtype]") {
+    std::vector<uint8_t> codes(256);
+    for (int i = 0; i < 256; ++i) codes[i] = (uint8_t)i;
+    const Tensor t = Tensor::from_u8({256}, codes, DType::F8_E8M0);
+    const std::vector<double> v = t.to_f64();
+    for (int i = 0; i < 255; ++i) CHECK(v[i] == std::ldexp(1.0, i - 127));
+    CHECK(std::isnan(v[255]));
+    DType d;
+    REQUIRE(dtype_from_name("F8_E8M0", &d));
+    CHECK(d == DType::F8_E8M0);
+    CHECK(dtype_size(d) == 1);
+}

@@ -8,7 +8,7 @@ Written from the format description in the huggingface/safetensors README ("Form
                     right-padded with spaces so that 8 + N is a multiple of 8
     bytes [8+N, ..) the byte buffer; offsets are relative to its start, little-endian, row-major
 
-Supported dtypes: F64, F32, BF16, F16, I64, I32 (read and write), which is all the golden data needs.
+Supported dtypes: F64, F32, BF16, F16, I64, I32, I8, and raw F8_E4M3 / F8_E8M0 codes (read and write), which is all the golden data needs.
 BF16 is written by round-to-nearest-even from float32:
     bf16_bits = (f32_bits + 0x7FFF + ((f32_bits >> 16) & 1)) >> 16
 and read back exactly (bf16_bits << 16 is a float32).
@@ -31,6 +31,8 @@ _RAW = {
     "I64": (np.dtype("<i8"), 8),
     "I32": (np.dtype("<i4"), 4),
     "F8_E4M3": (np.dtype("u1"), 1),  # raw codes; decoding is the caller's (deepseek_ref.py)
+    "F8_E8M0": (np.dtype("u1"), 1),  # raw UE8M0 codes: 2^(code - 127)
+    "I8": (np.dtype("i1"), 1),       # e.g. DeepSeek-V4's packed FP4 experts
 }
 
 

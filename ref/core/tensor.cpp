@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/fp4_format.h"
 #include "core/fp8_format.h"
 
 namespace dsref {
@@ -21,7 +22,7 @@ const DTypeInfo kDTypes[] = {
     {DType::I16, "I16", 2, false},   {DType::I32, "I32", 4, false},     {DType::I64, "I64", 8, false},
     {DType::F16, "F16", 2, true},    {DType::BF16, "BF16", 2, true},    {DType::F32, "F32", 4, true},
     {DType::F64, "F64", 8, true},    {DType::F8_E4M3, "F8_E4M3", 1, true},
-    {DType::F8_E5M2, "F8_E5M2", 1, true},
+    {DType::F8_E5M2, "F8_E5M2", 1, true},  {DType::F8_E8M0, "F8_E8M0", 1, true},
 };
 const DTypeInfo& info(DType t) { return kDTypes[(int)t]; }
 }  // namespace
@@ -131,6 +132,7 @@ static double element_f64(DType t, const uint8_t* p) {
         case DType::F64: return load_le<double>(p);
         case DType::F8_E4M3: return fp8_decode(p[0], Fp8Format::E4M3);
         case DType::F8_E5M2: return fp8_decode(p[0], Fp8Format::E5M2);
+        case DType::F8_E8M0: return ue8m0_decode(p[0]);
     }
     return 0.0;
 }

@@ -13,7 +13,8 @@
 namespace dsref {
 
 // The safetensors dtypes dsref reads and writes.
-enum class DType : uint8_t { BOOL, U8, I8, I16, I32, I64, F16, BF16, F32, F64, F8_E4M3, F8_E5M2 };
+// F8_E8M0: the UE8M0 scales of DeepSeek-V4 checkpoints (core/fp4_format.h: 2^(code − 127), 0xFF NaN).
+enum class DType : uint8_t { BOOL, U8, I8, I16, I32, I64, F16, BF16, F32, F64, F8_E4M3, F8_E5M2, F8_E8M0 };
 
 const char* dtype_name(DType t);                // "F32", "BF16", "F8_E4M3", ...
 bool dtype_from_name(const std::string& s, DType* out);  // false for an unknown string

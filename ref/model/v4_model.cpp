@@ -2,6 +2,7 @@
 #include "model/v4_model.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "core/error.h"
@@ -9,6 +10,8 @@
 #include "core/linear.h"
 #include "core/rmsnorm.h"
 #include "core/swiglu.h"
+#include "fp8/fp4_dequant.h"
+#include "fp8/fp8_quant.h"
 #include "io/checkpoint_layout_v4.h"
 #include "moe/moe_gate.h"
 
@@ -21,9 +24,6 @@ size_t V4Cache::bytes() const {
 }
 
 V4Model::V4Model(const std::string& dir) : cfg_(load_v4_config(dir)), ckpt_(dir), loader_(ckpt_) {
-    if (cfg_.fp8_weights || cfg_.fp4_experts)
-        fail(cfg_.source, ": field 'quantization_config' / 'expert_dtype': the V4 forward reads float checkpoints "
-                          "(F32 / BF16); FP8 and FP4 V4 weights are not wired into it yet");
     hf_layout_ = ckpt_.has("model.embed_tokens.weight");
     for (V4Spec s : v4_checkpoint_layout(cfg_)) {
         if (s.w.layer >= cfg_.num_hidden_layers && !ckpt_.has(stored(s.w.name))) continue;  // MTP: checked when used
@@ -35,12 +35,66 @@ V4Model::V4Model(const std::string& dir) : cfg_(load_v4_config(dir)), ckpt_(dir)
             if (r.dtype != DType::I32 && r.dtype != DType::I64)
                 fail(ckpt_.describe(s.w.name), " must be I32 or I64 (expert ids), got ", dtype_name(r.dtype));
         } else {
-            loader_.check(s.w);
+            check_weight(s);
         }
     }
     const int64_t dr = cfg_.qk_rope_head_dim;
     inv_window_ = rope_inv_freq(dr, cfg_.rope_theta, RopeScaling{});  // official: no YaRN without compression
     inv_compress_ = rope_inv_freq(dr, cfg_.compress_rope_theta, cfg_.compress_rope);
+}
+
+// The `.scale` sidecar of a quantized weight: "x.weight" → "x.scale" (official Linear: weight.scale = scale).
+static std::string scale_name(const std::string& w) {
+    const std::string suf = ".weight";
+    if (w.size() <= suf.size() || w.compare(w.size() - suf.size(), suf.size(), suf) != 0)
+        fail("v4 model: quantized tensor '", w, "' does not end in .weight");
+    return w.substr(0, w.size() - suf.size()) + ".scale";
+}
+
+// s.w.name is the stored name. Float: the loader's check. F8_E4M3 [out, in] + `.scale` [⌈out/128⌉, ⌈in/128⌉];
+// FP4 (routed experts): I8/U8 [out, in/2] + `.scale` F8_E8M0/U8 [out, in/32].
+void V4Model::check_weight(const V4Spec& s) const {
+    if (!ckpt_.has(s.w.name)) fail(ckpt_.where(), ": missing tensor '", s.w.name, "' (shape ", shape_str(s.w.shape), ")");
+    const TensorRef& r = ckpt_.get(s.w.name);
+    if (r.dtype != DType::F8_E4M3 && r.dtype != DType::I8 && r.dtype != DType::U8) return loader_.check(s.w);
+    if (s.w.shape.size() != 2) fail(ckpt_.describe(s.w.name), " is ", dtype_name(r.dtype), " but not a 2-D weight");
+    const int64_t R = s.w.shape[0], C = s.w.shape[1];
+    const bool fp4 = r.dtype != DType::F8_E4M3;
+    if (fp4 && (!s.fp4 || C % kFp4Block))
+        fail(ckpt_.describe(s.w.name), " is ", dtype_name(r.dtype), ": packed FP4 is read for routed experts with "
+             "in_features divisible by 32 only");
+    check_tensor_shape(ckpt_, r, fp4 ? Shape{R, C / 2} : s.w.shape, fp4 ? "FP4, two codes per byte" : "");
+    const std::string sn = scale_name(s.w.name);
+    if (!ckpt_.has(sn)) fail(ckpt_.where(), ": quantized tensor '", s.w.name, "' has no '", sn, "'");
+    const TensorRef& sc = ckpt_.get(sn);
+    check_tensor_shape(ckpt_, sc, fp4 ? Shape{R, C / kFp4Block} : Shape{(R + 127) / 128, (C + 127) / 128},
+                       fp4 ? "one UE8M0 scale per 32 values" : "one scale per 128x128 block");
+    if (fp4 ? (sc.dtype != DType::F8_E8M0 && sc.dtype != DType::U8) : !dtype_is_float(sc.dtype))
+        fail(ckpt_.describe(sn), " has dtype ", dtype_name(sc.dtype), fp4 ? ", expected F8_E8M0" : ", expected a float");
+}
+
+std::vector<float> V4Model::load_weight(const std::string& name, const Shape& shape) const {
+    const std::string st = stored(name);
+    const TensorRef& r = ckpt_.get(st);
+    if (r.dtype != DType::F8_E4M3 && r.dtype != DType::I8 && r.dtype != DType::U8) return loader_.load(st, shape);
+    const int64_t R = shape[0], C = shape[1];
+    const TensorRef& sc = ckpt_.get(scale_name(st));
+    std::vector<float> out;
+    try {
+        if (r.dtype == DType::F8_E4M3) {  // 128x128 blocks, the scale as its float value (UE8M0 or F32)
+            out.resize((size_t)(R * C));
+            const std::vector<float> scale = sc.to_f32();
+            for (size_t i = 0; i < scale.size(); ++i)
+                if (!(scale[i] >= 0) || !std::isfinite(scale[i]))
+                    fail("element ", i, " of '", scale_name(st), "' is ", scale[i], "; scales must be finite and >= 0");
+            fp8_dequant_weight(out.data(), r.data, scale.data(), R, C, 128, 128);
+        } else {
+            out = fp4_dequantize(r.data, sc.data, R, C, scale_name(st));
+        }
+    } catch (const Error& e) {
+        fail(ckpt_.describe(st), ": ", e.what());
+    }
+    return out;
 }
 
 std::string V4Model::stored(const std::string& n) const {
@@ -63,12 +117,12 @@ const std::vector<float>& V4Model::w(const std::string& name) {
         for (V4Spec s : v4_checkpoint_layout(cfg_))
             if (s.w.name == name) {
                 s.w.name = stored(name);
-                loader_.check(s.w);
+                check_weight(s);
                 sh = shapes_.emplace(name, s.w.shape).first;
             }
         if (sh == shapes_.end()) fail("v4 model: '", name, "' is not a tensor of the V4 layout");
     }
-    return weights_[name] = loader_.load(stored(name), sh->second);
+    return weights_[name] = load_weight(name, sh->second);
 }
 
 const std::vector<int32_t>& V4Model::table(const std::string& name) {

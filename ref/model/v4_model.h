@@ -24,7 +24,11 @@
 // detected by `model.embed_tokens.weight`: the official names under `model.`, except embed →
 // model.embed_tokens.weight, norm → model.norm.weight, hc_head_{fn,base,scale} → model.hc_head.hc_{fn,base,scale},
 // head.weight unprefixed, and each attention's kv_norm saved as `attn.norm.weight` (its reverse renaming
-// maps every `.kv_norm.` to `.norm.`); gate.tid2eid is I64 there. It has no MTP block. Cached decode: V4Cache holds each layer's window rows,
+// maps every `.kv_norm.` to `.norm.`); gate.tid2eid is I64 there. It has no MTP block.
+// Quantized weights as the hub checkpoints store them (by the stored dtype): F8_E4M3 [out, in] with `.scale`
+// [⌈out/128⌉, ⌈in/128⌉] (F8_E8M0 or float), W = e4m3 · scale per 128×128 block; routed experts FP4, I8
+// [out, in/2] (two E2M1 codes per byte) with `.scale` F8_E8M0 [out, in/32] (fp8/fp4_dequant.h). Dequantized to
+// float32 once (weight-only: activations are not quantized, unlike the official fp8_gemm / fp4_gemm). Cached decode: V4Cache holds each layer's window rows,
 // compressed entries and compressor states; forward(tokens at positions cache.len..) continues it.
 #pragma once
 #include <cstdint>
@@ -33,6 +37,7 @@
 #include <vector>
 
 #include "core/trace.h"
+#include "io/checkpoint_layout_v4.h"
 #include "io/config_v4.h"
 #include "io/safetensors.h"
 #include "io/weights.h"
@@ -68,6 +73,8 @@ public:
 private:
     const std::vector<float>& w(const std::string& name);  // a float tensor of the layout, as float32
     std::string stored(const std::string& official) const;  // the name in this checkpoint's layout
+    void check_weight(const V4Spec& s) const;                // s.w.name stored; FP8 / FP4 with their `.scale`
+    std::vector<float> load_weight(const std::string& official, const Shape& shape) const;
     const std::vector<int32_t>& table(const std::string& name);
     // one block on the streams h [T, n, d] in place; ids: [T] the tokens (hash routing)
     void block(int64_t i, std::vector<float>& h, int64_t T, const std::vector<int32_t>& ids, V4LayerCache& cache,
