@@ -15,7 +15,8 @@
 #      MLA (q_lora 384, kv_lora 256, 16 heads of 64 + 32, d_v 64), vocab 8192; T = 512
 #   D  llama d 2048, 4 layers, 16 heads, intermediate 5632, vocab 8192 (decode)
 #
-# Environment: DSREF (default build/dsref), BENCH_DIR (default build/bench_speed, deleted after),
+# Environment: FMA_PEAK (GFLOP/s of one core, to use instead of the peak measured now: a loaded machine
+# measures less), DSREF (default build/dsref), BENCH_DIR (default build/bench_speed, deleted after),
 # REPEAT (default 5), THREADS (default "1 2"), BENCH_PYTHON (a python with torch + transformers; default
 # build/bench-venv/bin/python, created with `python3 -m venv` + pip when missing unless BENCH_NO_INSTALL=1;
 # the baseline prints SKIP when it cannot be had), BENCH_README=1 also writes the table into README.md
@@ -69,7 +70,9 @@ D = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size"
 for n, c in (("A", A), ("B", B), ("D", D)):
     json.dump(c, open(f"{d}/{n}.json", "w"), indent=1)
 PY
-for m in A B D; do "$DSREF" init --config "$DIR/$m.json" --seed 1 --dtype bf16 --out "$DIR/$m" > /dev/null; done
+for m in A B D; do
+    "$DSREF" init --config "$DIR/$m.json" --seed 1 --dtype bf16 --out "$DIR/$m" > "$DIR/init.log" 2>&1 || { cat "$DIR/init.log"; exit 1; }
+done
 
 # FLOPs of one prefill of T tokens (multiply-adds × 2 of the model's products, in the naive MLA formulation —
 # the same count whichever path computes it; causal attention over (T + 1) / 2 keys on average; the head on
@@ -102,12 +105,12 @@ vocab() { python3 -c "import json, sys; print(json.load(open(sys.argv[1]))['voca
 # ---- the machine ---------------------------------------------------------------------------------------
 roof=$("$ROOF")
 rv() { echo "$roof" | awk -v k="$1" '$1 == "roofline:" && $2 == k {print $3}'; }
-PEAK=$(rv fma_peak_gflops)
+PEAK=${FMA_PEAK:-$(rv fma_peak_gflops)}  # FMA_PEAK=GFLOP/s: one core's peak measured on an idle machine
 cpu=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
 OUTMD=build/bench_speed.md
 {
     echo "\`make bench-speed\` on $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores of ${cpu:-an unknown CPU};"
-    echo "one core's FMA peak $PEAK GFLOP/s; STREAM copy $(rv stream_copy_gbs_1) GB/s on 1 thread, $(rv stream_copy_gbs_2) on 2."
+    echo "one core's FMA peak $PEAK GFLOP/s (${FMA_PEAK:+given by FMA_PEAK, }measured $(rv fma_peak_gflops)); STREAM copy $(rv stream_copy_gbs_1) GB/s on 1 thread, $(rv stream_copy_gbs_2) on 2."
     echo "Load is the 1-minute load average when the row was measured (above the thread count: the numbers are shared)."
     echo
     echo "| model | T | threads | dsref tok/s | transformers tok/s | ratio | dsref GFLOP/s (% of peak × threads) | max \\|Δlogit\\| | load |"
