@@ -5,6 +5,7 @@
 #   make demo       info / forward / generate / diff on the shipped tiny model
 #   make bench      the performance table (never run by the tests)
 #   make walkthrough  build and run every walkthrough chapter
+#   make r1zero     mini R1-Zero: SFT then GRPO on arithmetic, held-out accuracy before/after (minutes)
 #   DEBUG=1         -O0 -g into build-debug/      SAN=1  ASan+UBSan into build-san/
 #   PORTABLE=1      no -march=native
 #   make lab-kit OUT=DIR   the student tree; make lab-test [LAB=name] grades the labs (walkthrough/LABS.md)
@@ -47,7 +48,7 @@ CXXFLAGS := -std=c++17 $(OPT) -Wall -Wextra -Werror -Wno-maybe-uninitialized -fo
 LDFLAGS  := -fopenmp $(LDSAN)
 LIBS     := -lm -lpcre2-8
 
-LIB_DIRS  := core io fp8 moe rl model ops tools train text
+LIB_DIRS  := core io fp8 moe rl model ops tools train text post
 LIB_SRCS  := $(sort $(foreach d,$(LIB_DIRS),$(wildcard ref/$(d)/*.cpp)))
 CLI_SRCS  := $(sort $(wildcard ref/cli/*.cpp))
 TEST_SRCS := $(sort $(wildcard tests/test_*.cpp))
@@ -65,11 +66,11 @@ LINK_LIB  := -Wl,--whole-archive $(LIB) -Wl,--no-whole-archive
 # Keep the objects of pattern-built binaries (make would delete them as intermediates).
 .SECONDARY:
 
-.PHONY: all lib test check demo bench walkthrough deps clean help golden cuda test-cuda bench-cuda gpu-check real-tokenizers
+.PHONY: all lib test check demo bench walkthrough deps clean help golden cuda test-cuda bench-cuda gpu-check real-tokenizers r1zero
 all: $(BUILD)/dsref $(if $(filter build,$(BUILD)),,build/dsref)
 
 help:
-	@sed -n '1,14p' Makefile
+	@sed -n '1,15p' Makefile
 
 # ---- flags stamp: any change of flags rebuilds every object ----------------------------------------
 FLAGS_NOW := $(CXX) $(CXXFLAGS) $(LDFLAGS)
@@ -114,6 +115,12 @@ test check: deps
 demo: deps
 	@$(MAKE) --no-print-directory -j$(NPROC) build/dsref
 	@data/demo.sh build/dsref
+
+# ---- r1zero: SFT then GRPO on synthetic arithmetic (walkthrough/09_r1zero) ----------------------------
+# A few minutes on 2 idle cores; THREADS=2 for two threads (the CSVs are identical at any count).
+r1zero: deps
+	@$(MAKE) --no-print-directory -j$(NPROC) build/dsref
+	@data/r1zero.sh build/dsref build/r1zero
 
 # ---- walkthrough -------------------------------------------------------------------------------------
 $(BUILD)/walkthrough/%: $(BUILD)/walkthrough/%.o $(LIB)

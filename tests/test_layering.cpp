@@ -23,10 +23,11 @@ const std::map<std::string, std::set<std::string>> kAllowed = {
     {"model", {"core", "fp8", "moe", "io", "model"}},
     {"ops", {"core", "fp8", "moe", "rl", "io", "model", "ops"}},
     {"tools", {"core", "fp8", "moe", "io", "model", "tools"}},
-    {"cli", {"core", "fp8", "moe", "rl", "io", "model", "ops", "tools", "train", "cli", "text"}},
+    {"cli", {"core", "fp8", "moe", "rl", "io", "model", "ops", "tools", "train", "cli", "text", "post"}},
     {"bench", {"core", "fp8", "moe", "rl", "io", "model", "ops", "tools", "bench", "text"}},
     {"train", {"core", "moe", "train"}},
     {"text", {"core", "text"}},
+    {"post", {"core", "fp8", "moe", "rl", "io", "model", "train", "post"}},
 };
 }  // namespace
 

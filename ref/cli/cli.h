@@ -20,6 +20,7 @@ void add_detokenize(CLI::App& app);
 // The bytes of a file (cmd_tokenize.cpp); an error names the file.
 std::string read_text_file(const std::string& path);
 void add_train(CLI::App& app);
+void add_rl(CLI::App& app);  // rl and rl-data (cmd_rl.cpp)
 
 // "1,2,3" (spaces allowed) → ids; a usage error names the bad entry.
 std::vector<int32_t> parse_tokens(const std::string& s);

@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
     dsref::cli::add_tokenize(app);
     dsref::cli::add_detokenize(app);
     dsref::cli::add_train(app);
+    dsref::cli::add_rl(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {

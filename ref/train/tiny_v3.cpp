@@ -79,10 +79,22 @@ std::map<std::string, std::vector<int64_t>> tiny_v3_shapes(const TinyV3Config& c
 template <class F>
 TinyV3Losses tiny_v3_step(const TinyV3Config& c, const ParamMap<F>& p, ParamMap<F>* grads, const int32_t* ids,
                           const int32_t* targets, int64_t T, double aux_alpha, double mtp_lambda) {
+    for (int64_t t = 0; t < T; t++)
+        if (targets[t] < 0 || targets[t] >= c.V)
+            fail("tiny_v3: token id at position ", t, " outside the vocabulary of ", c.V);
+    const TinyV3Head<F> xent = [targets](const F* logits, F* dlogits, int64_t n, int64_t V) {
+        return xent_fwd_bwd(dlogits, logits, targets, n, V, 1.0);
+    };
+    return tiny_v3_step_head(c, p, grads, ids, T, aux_alpha, xent, targets, mtp_lambda);
+}
+
+template <class F>
+TinyV3Losses tiny_v3_step_head(const TinyV3Config& c, const ParamMap<F>& p, ParamMap<F>* grads, const int32_t* ids,
+                               int64_t T, double aux_alpha, const TinyV3Head<F>& loss_head, const int32_t* targets,
+                               double mtp_lambda) {
     const int64_t d = c.d, V = c.V;
     for (int64_t t = 0; t < T; t++)
-        if (ids[t] < 0 || ids[t] >= V || targets[t] < 0 || targets[t] >= V)
-            fail("tiny_v3: token id at position ", t, " outside the vocabulary of ", V);
+        if (ids[t] < 0 || ids[t] >= V) fail("tiny_v3: token id at position ", t, " outside the vocabulary of ", V);
     auto P = [&](const std::string& n) -> const F* {
         auto it = p.find(n);
         if (it == p.end()) fail("tiny_v3: missing tensor ", n);
@@ -173,9 +185,10 @@ TinyV3Losses tiny_v3_step(const TinyV3Config& c, const ParamMap<F>& p, ParamMap<
     rms_fwd(hf.data(), rf.data(), x.data(), P("model.norm.weight"), T, d, c.eps);
     const std::string head = c.tie ? "model.embed_tokens.weight" : "lm_head.weight";
     lin_fwd(logits.data(), hf.data(), P(head), T, d, V);
-    out.ce = xent_fwd_bwd(grads ? dlogits.data() : nullptr, logits.data(), targets, T, V, 1.0);
+    out.ce = loss_head(logits.data(), grads ? dlogits.data() : nullptr, T, V);
     std::vector<F> dhf_mtp(T * d, F(0));  // λ · ∂L_MTP/∂hf: the MTP module reads the normed final hidden state
     if (mtp_lambda > 0) {
+        if (!targets) fail("tiny_v3: an MTP loss weight without the next-token targets");
         if (c.n_mtp != 1) fail("tiny_v3: an MTP loss weight without an MTP module (num_nextn_predict_layers = 0)");
         const MtpLosses m = mtp_fwd_bwd(c, p, grads, hf.data(), dhf_mtp.data(), ids, targets, T, mtp_lambda, aux_alpha);
         out.mtp = m.ce;
@@ -243,5 +256,11 @@ template TinyV3Losses tiny_v3_step<float>(const TinyV3Config&, const ParamMap<fl
                                           const int32_t*, const int32_t*, int64_t, double, double);
 template TinyV3Losses tiny_v3_step<double>(const TinyV3Config&, const ParamMap<double>&, ParamMap<double>*,
                                            const int32_t*, const int32_t*, int64_t, double, double);
+template TinyV3Losses tiny_v3_step_head<float>(const TinyV3Config&, const ParamMap<float>&, ParamMap<float>*,
+                                               const int32_t*, int64_t, double, const TinyV3Head<float>&,
+                                               const int32_t*, double);
+template TinyV3Losses tiny_v3_step_head<double>(const TinyV3Config&, const ParamMap<double>&, ParamMap<double>*,
+                                                const int32_t*, int64_t, double, const TinyV3Head<double>&,
+                                                const int32_t*, double);
 
 }  // namespace dsref

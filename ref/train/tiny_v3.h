@@ -10,6 +10,7 @@
 // keyed by the same names; the bias e_score_correction_bias has none (train/moe_backward.h).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -43,5 +44,15 @@ struct TinyV3Losses {
 template <class F>
 TinyV3Losses tiny_v3_step(const TinyV3Config& c, const ParamMap<F>& p, ParamMap<F>* grads, const int32_t* ids,
                           const int32_t* targets, int64_t T, double aux_alpha, double mtp_lambda = 0.0);
+
+// The same network with any loss of the logits in place of the cross-entropy (the GRPO objective of
+// post/policy_grad.h): `loss_head` gets logits [T, V] and returns its loss; when `dlogits` [T, V] is
+// not nullptr it writes dLoss/dlogits there, which is then back-propagated. TinyV3Losses::ce holds
+// that loss. tiny_v3_step is this with the mean cross-entropy over `targets` as the head.
+template <class F> using TinyV3Head = std::function<double(const F* logits, F* dlogits, int64_t T, int64_t V)>;
+template <class F>
+TinyV3Losses tiny_v3_step_head(const TinyV3Config& c, const ParamMap<F>& p, ParamMap<F>* grads, const int32_t* ids,
+                               int64_t T, double aux_alpha, const TinyV3Head<F>& loss_head,
+                               const int32_t* targets = nullptr, double mtp_lambda = 0.0);
 
 }  // namespace dsref
