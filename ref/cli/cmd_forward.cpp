@@ -21,8 +21,10 @@ namespace dsref::cli {
 // DeepSeek-V4: its dumps, and where transformers' deepseek_v4 differs from the official inference/model.py
 // (dsref follows the official code).
 static const char* kV4Differences = R"(
-DeepSeek-V4 (deepseek_v4, model/v4_model.h): a float32 forward of the official layout (io/checkpoint_layout_v4.h),
-float checkpoints (F32/BF16). --mtp runs MTP block 0 (row r predicts t_{r+2}). Dumps, per layer i
+DeepSeek-V4 (deepseek_v4, model/v4_model.h): a float32 forward of the official layout (io/checkpoint_layout_v4.h)
+or of the layout transformers 5 saves; F32/BF16 weights, FP8 E4M3 with UE8M0 .scale per 128x128 block, FP4
+experts (I8, two E2M1 per byte) with F8_E8M0 .scale per 32, dequantized once (activations not quantized).
+--mtp runs MTP block 0 (row r predicts t_{r+2}). Dumps, per layer i
 (n = hc_mult, H heads, d_h = head_dim, n_c compressed entries, K = num_experts_per_tok):
   hidden.{i}        [T, n, d]    the hc_mult residual streams after block i
   attn.{i}          [T, d]       the attention output (before hc_post)
@@ -42,7 +44,10 @@ Where transformers' deepseek_v4 differs from the official inference/model.py, ds
     activation before w2 (equal in exact arithmetic);
   - FP8 / FP4 simulation: official fake-quantizes the window KV's non-rope dims (FP8, 64-wide blocks), the
     indexer's q and compressed keys (FP4, after a Hadamard rotation); transformers and dsref do not;
-  - indexer: the official Hadamard rotation of q and k cancels in q.k without the FP4 simulation.
+  - indexer: the official Hadamard rotation of q and k cancels in q.k without the FP4 simulation;
+  - a nested rope_parameters.compress (yarn) without attention_factor: transformers scales cos/sin by
+    0.1*ln(factor)+1, official does not; dsref refuses such a config.
+On the golden model transformers (float64) and the official code agree to 1.1e-5, so there is no --compat hf.
 )";
 
 static const char* kForwardHelp = R"(
