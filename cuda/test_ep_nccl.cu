@@ -77,27 +77,13 @@ int main() {
     dsref::gpu::NcclEpComm c{comm, P, st};
 
     int failed = 0, cases = 0;
-    const dsref_test::EpLayer L = dsref_test::ep_layer();
-    const int64_t d = L.w.d;
-    for (int64_t T : {1, 130, 600}) {
-        const std::vector<float> x = dsref_test::ep_tokens(T, d, (uint64_t)T);
-        std::vector<float> y_ref(T * d);
-        std::vector<int64_t> load;
-        dsref::moe_forward(y_ref.data(), x.data(), T, L.g, L.w, &load);
-        const std::vector<int64_t> b = dsref::ep_token_shards(T, P);
-        const int64_t Tr = b[rank + 1] - b[rank];
-        for (bool redundant : {false, true}) {
-            const dsref::EpPlacement pl = dsref_test::ep_test_placement(load, L.g.E, P, redundant);
-            std::vector<float> y(Tr * d);
-            dsref::ep_moe_forward(y.data(), x.data() + b[rank] * d, Tr, L.g, L.w, pl, rank, c);
-            const bool same = std::memcmp(y.data(), y_ref.data() + b[rank] * d, y.size() * sizeof(float)) == 0;
-            cases++;
-            failed += !same;
-            std::printf("%s ep-nccl rank %d/%d T=%lld %s: %s\n", same ? "ok  " : "FAIL", rank, P, (long long)T,
-                        redundant ? "EPLB 24 slots" : "16 slots", same ? "bit-identical to moe_forward" : "DIFFERS");
-            std::fflush(stdout);
-        }
-    }
+    dsref_test::ep_run_cases(rank, P, c, [&](int64_t T, bool redundant, bool same, int64_t) {
+        cases++;
+        failed += !same;
+        std::printf("%s ep-nccl rank %d/%d T=%lld %s: %s\n", same ? "ok  " : "FAIL", rank, P, (long long)T,
+                    redundant ? "EPLB 24 slots" : "16 slots", same ? "bit-identical to moe_forward" : "DIFFERS");
+        std::fflush(stdout);
+    });
     NCCL_CHECK(ncclCommDestroy(comm));
     std::printf("test-ep-nccl rank %d/%d: %d cases, %d failed\n", rank, P, cases, failed);
     return failed ? 1 : 0;

@@ -1,9 +1,10 @@
 // ep_fixture.h — a small DeepSeek-V3-style MoE layer with random weights and a skewed router, shared by
 // the expert-parallel tests (tests/test_expert_parallel.cpp in one process, tests/ep/test_ep_mpi.cpp over
-// MPI), so both check the same layer against the single-process moe_forward.
+// MPI, cuda/test_ep_nccl.cu over NCCL), so all check the same layer against the single-process moe_forward.
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "moe/eplb.h"
@@ -68,6 +69,32 @@ inline dsref::EpPlacement ep_test_placement(const std::vector<int64_t>& load, in
     std::vector<double> wl(load.begin(), load.end());
     const dsref::EplbPlan plan = dsref::eplb_rebalance(wl.data(), 1, E, 24, 4, 1, P);
     return dsref::ep_placement_from_eplb(plan, 0, P);
+}
+
+// The cases every multi-rank twin runs (MPI: tests/ep/test_ep_mpi.cpp; NCCL: cuda/test_ep_nccl.cu): batches
+// of 1, 130 and 600 tokens (a rank's shard may be empty), each with one expert per slot and with EPLB's
+// redundant experts. This rank runs ep_moe_forward on its shard over `comm` and the single-process
+// moe_forward on the whole batch; report(T, redundant, same, Tr) gets whether its shard of the output is
+// bit-identical. The ranks must all make the same calls (every collective is entered by each rank).
+template <typename Comm, typename Report>
+void ep_run_cases(int rank, int P, Comm& comm, Report report) {
+    const EpLayer L = ep_layer();
+    const int64_t d = L.w.d;
+    for (int64_t T : {1, 130, 600}) {
+        const std::vector<float> x = ep_tokens(T, d, (uint64_t)T);
+        std::vector<float> y_ref(T * d);
+        std::vector<int64_t> load;
+        dsref::moe_forward(y_ref.data(), x.data(), T, L.g, L.w, &load);
+        const std::vector<int64_t> b = dsref::ep_token_shards(T, P);
+        const int64_t Tr = b[rank + 1] - b[rank];
+        for (bool redundant : {false, true}) {
+            const dsref::EpPlacement pl = ep_test_placement(load, L.g.E, P, redundant);
+            std::vector<float> y(Tr * d);
+            dsref::ep_moe_forward(y.data(), x.data() + b[rank] * d, Tr, L.g, L.w, pl, rank, comm);
+            const bool same = Tr == 0 || std::memcmp(y.data(), y_ref.data() + b[rank] * d, y.size() * sizeof(float)) == 0;
+            report(T, redundant, same, Tr);
+        }
+    }
 }
 
 }  // namespace dsref_test

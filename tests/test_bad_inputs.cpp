@@ -69,22 +69,8 @@ struct Case {
     std::string expect;  // a part of the message that names the file, tensor or field
 };
 
-// Runs a shell command line, capturing stdout+stderr; returns the exit status (128 + signal if killed).
-int run_cmd(const std::string& cmd, std::string* output) {
-    FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-    if (!p) return -1;
-    std::string out;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-    const int st = pclose(p);
-    *output = out;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-int run_limited(const std::string& args, bool limit_as, std::string* out) {
-    const std::string lim = limit_as ? "prlimit --as=2147483648 " : "";
-    return run_cmd("timeout -k 5 30 " + lim + dsref_test::dsref_bin() + " " + args, out);
+int run_limited(const std::string& args, const std::string& lim, std::string* out) {
+    return dsref_test::run_cmd("timeout -k 5 30 " + lim + dsref_test::dsref_bin() + " " + args, out);
 }
 
 }  // namespace
@@ -256,14 +242,13 @@ TEST_CASE("the bad-input battery: every malformed input exits 1 or 2 with a mess
     };
 
     // Whether the address-space limit can be used with this binary (a sanitizer build reserves terabytes).
-    std::string probe;
-    const bool limit_as = run_limited("op --list", true, &probe) == 0;
-    if (!limit_as) WARN("prlimit --as not usable with " << dsref_test::dsref_bin() << "; running without it");
+    const std::string lim = dsref_test::as_limit_prefix(2147483648ull);
+    if (lim.empty()) WARN("prlimit --as not usable with " << dsref_test::dsref_bin() << "; running without it");
 
     int n = 0;
     for (const Case& c : cases) {
         std::string out;
-        const int rc = run_limited(c.args, limit_as, &out);
+        const int rc = run_limited(c.args, lim, &out);
         INFO(c.what << "\n  dsref " << c.args << "\n  exit " << rc << "\n" << out);
         CHECK((rc == 1 || rc == 2));
         CHECK_THAT(out, Catch::Contains(c.expect));

@@ -74,6 +74,27 @@ inline int run_dsref(const std::string& args, std::string* output = nullptr) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+// Runs a shell command line, capturing stdout+stderr; returns the exit status (128 + signal if killed).
+inline int run_cmd(const std::string& cmd, std::string* output = nullptr) {
+    FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+    if (!p) return -1;
+    std::string out;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    const int st = pclose(p);
+    if (output) *output = out;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+// "prlimit --as=BYTES " when the dsref binary can start under that address-space limit, else "".
+// A sanitizer build reserves terabytes of shadow memory and cannot run under any such limit; callers
+// then run without it (and say so with WARN).
+inline std::string as_limit_prefix(uint64_t bytes) {
+    const std::string lim = "prlimit --as=" + std::to_string(bytes) + " ";
+    return run_cmd("timeout -k 5 30 " + lim + dsref_bin() + " op --list") == 0 ? lim : "";
+}
+
 // Sets the OpenMP thread count for one scope.
 struct ThreadScope {
     int saved;

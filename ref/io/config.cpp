@@ -29,6 +29,19 @@ bool ModelConfig::is_moe_layer(int64_t i) const {
     return has_moe() && i >= first_k_dense_replace && i % moe_layer_freq == 0;
 }
 
+MoeGateConfig ModelConfig::moe_gate() const {
+    MoeGateConfig g;
+    g.E = n_routed_experts;
+    g.K = num_experts_per_tok;
+    g.n_group = n_group;
+    g.topk_group = topk_group;
+    g.scoring = scoring_func;
+    g.topk_method = topk_method;
+    g.norm_topk_prob = norm_topk_prob;
+    g.routed_scaling_factor = routed_scaling_factor;
+    return g;
+}
+
 namespace {
 
 // eos_token_id may be an int or a list of ints (the first is used); they only stop `generate`.
@@ -255,15 +268,7 @@ void parse_moe_section(FieldReader& r, ModelConfig& c) {
     // as the model checks it: a config whose layers are all dense may leave the gate fields unset.
     const int64_t first_moe = (c.first_k_dense_replace + c.moe_layer_freq - 1) / c.moe_layer_freq * c.moe_layer_freq;
     if (c.n_routed_experts > 0 && first_moe < c.num_hidden_layers) {
-        MoeGateConfig g;
-        g.E = c.n_routed_experts;
-        g.K = c.num_experts_per_tok;
-        g.n_group = c.n_group;
-        g.topk_group = c.topk_group;
-        g.scoring = c.scoring_func;
-        g.topk_method = c.topk_method;
-        g.norm_topk_prob = c.norm_topk_prob;
-        g.routed_scaling_factor = c.routed_scaling_factor;
+        const MoeGateConfig g = c.moe_gate();
         try {
             moe_gate_check(g, -1);
         } catch (const Error& e) {

@@ -81,6 +81,7 @@ struct ModelConfig {
     bool has_indexer() const { return arch == Arch::DeepseekV32; }  // DSA (V3.2)
     bool has_moe() const { return n_routed_experts > 0; }
     bool is_moe_layer(int64_t i) const;  // i >= first_k_dense_replace && i % moe_layer_freq == 0
+    MoeGateConfig moe_gate() const;      // the gate's fields (moe/moe_gate.h), copied; not checked
     int64_t qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }
 };
 

@@ -9,15 +9,7 @@
 namespace dsref {
 
 MoeGateConfig moe_gate_config(const ModelConfig& c) {
-    MoeGateConfig g;
-    g.E = c.n_routed_experts;
-    g.K = c.num_experts_per_tok;
-    g.n_group = c.n_group;
-    g.topk_group = c.topk_group;
-    g.scoring = c.scoring_func;
-    g.topk_method = c.topk_method;
-    g.norm_topk_prob = c.norm_topk_prob;
-    g.routed_scaling_factor = c.routed_scaling_factor;
+    const MoeGateConfig g = c.moe_gate();
     try {
         moe_gate_check(g, g.topk_method == MoeTopk::NoauxTc ? g.E : -1);
     } catch (const Error& e) {

@@ -30,6 +30,22 @@ nlohmann::json attrs_to_json(const OpAttrs& a, const std::vector<std::string>& k
     return j;
 }
 
+void rope_attrs_to_json(const OpAttrs& a, const std::string& op, nlohmann::json& j) {
+    const std::vector<std::string> yarn = {"original_max_position_embeddings", "beta_fast", "beta_slow", "mscale",
+                                           "mscale_all_dim"};
+    if (!a.has("factor"))
+        for (const std::string& k : yarn)
+            if (a.has(k)) usage_fail("op ", op, ": attribute '", k, "' needs 'factor' (YaRN is on only when factor is set)");
+    if (a.has("rope_theta")) j["rope_theta"] = a.f64("rope_theta", 0);
+    if (a.has("factor")) {
+        nlohmann::json rs = attrs_to_json(a, yarn);
+        rs["type"] = "yarn";
+        rs["factor"] = a.f64("factor", 0);
+        if (!rs.contains("original_max_position_embeddings")) rs["original_max_position_embeddings"] = 4096;
+        j["rope_scaling"] = rs;
+    }
+}
+
 void parse_op_attrs(const std::function<void()>& parse) {
     try {
         parse();

@@ -20,6 +20,12 @@ namespace dsref {
 // become JSON values of those types, anything else a string.
 nlohmann::json attrs_to_json(const OpAttrs& a, const std::vector<std::string>& keys);
 
+// The RoPE fields of a config fragment from an MLA-style op's attributes: rope_theta, and rope_scaling
+// {type: yarn, factor, ...} when `factor` is set (YaRN is on only then; the other YaRN attributes
+// without it are a usage error naming the op). original_max_position_embeddings defaults to 4096,
+// DeepSeek-V3's value.
+void rope_attrs_to_json(const OpAttrs& a, const std::string& op, nlohmann::json& j);
+
 // Runs `parse` (a config section parser over the attributes); an Error it throws becomes a UsageError,
 // since the attributes are part of the command line.
 void parse_op_attrs(const std::function<void()>& parse);

@@ -14,8 +14,6 @@ namespace dsref {
 
 namespace {
 
-const std::vector<std::string> kYarnAttrs = {"original_max_position_embeddings", "beta_fast", "beta_slow", "mscale",
-                                             "mscale_all_dim"};
 
 TensorMap run_dsa_indexer(const TensorMap& in, const OpAttrs& a) {
     const Tensor& xt = op_input(in, "dsa_indexer", "x");
@@ -27,9 +25,6 @@ TensorMap run_dsa_indexer(const TensorMap& in, const OpAttrs& a) {
     if (T < 1) fail("op dsa_indexer: input 'x' has no rows");
     for (const char* k : {"index_n_heads", "index_head_dim", "index_topk", "qk_rope_head_dim"})
         if (!a.has(k)) usage_fail("op dsa_indexer: attribute '", k, "' is required");
-    if (!a.has("factor"))
-        for (const std::string& k : kYarnAttrs)
-            if (a.has(k)) usage_fail("op dsa_indexer: attribute '", k, "' needs 'factor' (YaRN is on only when factor is set)");
 
     // The layer's config from the attributes (config.json names), validated by the parser's sections.
     ModelConfig c;
@@ -39,14 +34,7 @@ TensorMap run_dsa_indexer(const TensorMap& in, const OpAttrs& a) {
     c.num_hidden_layers = 1;
     nlohmann::json j = attrs_to_json(a, {"index_n_heads", "index_head_dim", "index_topk", "qk_rope_head_dim"});
     j["q_lora_rank"] = qt.dim(1);
-    if (a.has("rope_theta")) j["rope_theta"] = a.f64("rope_theta", 0);
-    if (a.has("factor")) {
-        nlohmann::json rs = attrs_to_json(a, kYarnAttrs);
-        rs["type"] = "yarn";
-        rs["factor"] = a.f64("factor", 0);
-        if (!rs.contains("original_max_position_embeddings")) rs["original_max_position_embeddings"] = 4096;
-        j["rope_scaling"] = rs;
-    }
+    rope_attrs_to_json(a, "dsa_indexer", j);
     parse_op_attrs([&] {
         FieldReader r(j, c.source);
         c.q_lora_rank = r.int_req("q_lora_rank");

@@ -15,8 +15,6 @@ namespace {
 
 const std::vector<std::string> kMlaShapeAttrs = {"q_lora_rank", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim",
                                                  "v_head_dim"};
-const std::vector<std::string> kYarnAttrs = {"original_max_position_embeddings", "beta_fast", "beta_slow", "mscale",
-                                             "mscale_all_dim"};
 
 TensorMap run_mla(const TensorMap& in, const OpAttrs& a) {
     const Tensor& xt = op_input(in, "mla", "x");
@@ -25,9 +23,6 @@ TensorMap run_mla(const TensorMap& in, const OpAttrs& a) {
     if (T < 1) fail("op mla: input 'x' has no rows");
     for (const char* k : {"num_attention_heads", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"})
         if (!a.has(k)) usage_fail("op mla: attribute '", k, "' is required");
-    if (!a.has("factor"))
-        for (const std::string& k : kYarnAttrs)
-            if (a.has(k)) usage_fail("op mla: attribute '", k, "' needs 'factor' (YaRN is on only when factor is set)");
 
     // The layer's config: the attributes (config.json names; the YaRN ones are rope_scaling's fields),
     // validated by the config parser's own sections; d comes from x.
@@ -38,14 +33,7 @@ TensorMap run_mla(const TensorMap& in, const OpAttrs& a) {
     c.num_attention_heads = a.i64("num_attention_heads", 0);
     if (c.num_attention_heads <= 0) usage_fail("op mla: attribute 'num_attention_heads' must be positive");
     nlohmann::json j = attrs_to_json(a, kMlaShapeAttrs);
-    if (a.has("rope_theta")) j["rope_theta"] = a.f64("rope_theta", 0);
-    if (a.has("factor")) {
-        nlohmann::json rs = attrs_to_json(a, kYarnAttrs);
-        rs["type"] = "yarn";
-        rs["factor"] = a.f64("factor", 0);
-        if (!rs.contains("original_max_position_embeddings")) rs["original_max_position_embeddings"] = 4096;
-        j["rope_scaling"] = rs;
-    }
+    rope_attrs_to_json(a, "mla", j);
     parse_op_attrs([&] {
         parse_mla_section(j, c.source, c);
         parse_rope_section(j, c.source, c);

@@ -64,34 +64,20 @@ int main(int argc, char** argv) {
     MPI_Comm_size(MPI_COMM_WORLD, &P);
     int failed = 0, cases = 0;
     try {
-        const dsref_test::EpLayer L = dsref_test::ep_layer();
-        const int64_t d = L.w.d;
         MpiComm comm{MPI_COMM_WORLD, P};
-        for (int64_t T : {1, 130, 600}) {
-            const std::vector<float> x = dsref_test::ep_tokens(T, d, (uint64_t)T);
-            std::vector<float> y_ref(T * d);
-            std::vector<int64_t> load;
-            dsref::moe_forward(y_ref.data(), x.data(), T, L.g, L.w, &load);
-            const std::vector<int64_t> b = dsref::ep_token_shards(T, P);
-            const int64_t Tr = b[rank + 1] - b[rank];
-            for (bool redundant : {false, true}) {
-                const dsref::EpPlacement pl = dsref_test::ep_test_placement(load, L.g.E, P, redundant);
-                std::vector<float> y(Tr * d);
-                dsref::ep_moe_forward(y.data(), x.data() + b[rank] * d, Tr, L.g, L.w, pl, rank, comm);
-                const bool same = std::memcmp(y.data(), y_ref.data() + b[rank] * d, y.size() * sizeof(float)) == 0;
-                int all_same = 0, mine = same ? 1 : 0;
-                MPI_Allreduce(&mine, &all_same, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-                cases++;
-                if (!all_same) failed++;
-                if (rank == 0)
-                    std::printf("%s ep ranks=%d T=%lld %s: %s\n", all_same ? "ok  " : "FAIL", P, (long long)T,
-                                redundant ? "EPLB 24 slots (redundant experts)" : "16 slots (one per expert)",
-                                all_same ? "every token bit-identical to moe_forward"
-                                         : "SOME RANK'S TOKENS DIFFER from moe_forward");
-                if (!same) std::printf("FAIL   rank %d: its %lld tokens differ\n", rank, (long long)Tr);
-                std::fflush(stdout);
-            }
-        }
+        dsref_test::ep_run_cases(rank, P, comm, [&](int64_t T, bool redundant, bool same, int64_t Tr) {
+            int all_same = 0, mine = same ? 1 : 0;
+            MPI_Allreduce(&mine, &all_same, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+            cases++;
+            if (!all_same) failed++;
+            if (rank == 0)
+                std::printf("%s ep ranks=%d T=%lld %s: %s\n", all_same ? "ok  " : "FAIL", P, (long long)T,
+                            redundant ? "EPLB 24 slots (redundant experts)" : "16 slots (one per expert)",
+                            all_same ? "every token bit-identical to moe_forward"
+                                     : "SOME RANK'S TOKENS DIFFER from moe_forward");
+            if (!same) std::printf("FAIL   rank %d: its %lld tokens differ\n", rank, (long long)Tr);
+            std::fflush(stdout);
+        });
     } catch (const std::exception& e) {
         std::fprintf(stderr, "test_ep_mpi rank %d: %s\n", rank, e.what());
         MPI_Abort(MPI_COMM_WORLD, 1);
