@@ -20,7 +20,7 @@ step "$DSREF" diff "$OUT/forward.safetensors" "$MODEL/golden.safetensors" --atol
 step "$DSREF" init --config data/tiny/v32.config.json --seed 32 --out "$OUT/v32"
 step "$DSREF" forward --model "$OUT/v32" --tokens "$TOKENS" --out "$OUT/v32.safetensors" \
     --dump-only index_topk.1,index_margin.1
-# the shipped trained tiny DeepSeek-V3 (data/demo_v3: MLA + DeepSeekMoE, 0.92 M parameters, trained by
+# the shipped trained tiny DeepSeek-V3 (data/demo_v3: MLA + DeepSeekMoE + MTP, 0.92 M + 0.46 M parameters, trained by
 # data/demo_v3/train.sh with `dsref train` on the prose of this repository's own documentation)
 step "$DSREF" generate --model data/demo_v3/model --text "The router" --max-new 48 \
     --temperature 0.7 --top-p 0.9 --seed 1 --print-text

@@ -156,8 +156,9 @@ static void demo_run(const std::string& svg_path) {
         return s / (double)(to - from);
     };
     const size_t n = tr.size(), w = std::min<size_t>(50, n);
-    std::printf("  %zu steps; train loss (mean of 50 steps) %.3f at the start -> %.3f at the end\n", n, avg(0, w, 1),
-                avg(n - w, n, 1));
+    std::printf("  %zu steps (means of 50 steps, start -> end): train cross-entropy %.3f -> %.3f, MTP loss %.3f -> %.3f,"
+                " total (ce + 0.3 mtp + aux) %.3f -> %.3f\n", n, avg(0, w, 2), avg(n - w, n, 2), avg(0, w, 3),
+                avg(n - w, n, 3), avg(0, w, 1), avg(n - w, n, 1));
     std::printf("  held-out eval loss:");
     for (const auto& e : ev) std::printf(" %g:%.2f", e[0], e[1]);
     std::printf("\n  max/mean expert load (worst MoE layer, mean of 50 steps): %.2f at the start -> %.2f at the end\n",
