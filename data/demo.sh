@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 DSREF=${1:-build/dsref}
 MODEL=data/tiny/llama
 TOKENS=$(cat data/tiny/demo_tokens.txt)
-OUT=${TMPDIR:-/tmp}/dsref_demo
-mkdir -p "$OUT"
+# a fresh folder per run (init writes only into a new or empty one), removed at the end
+OUT=$(mktemp -d "${TMPDIR:-/tmp}/dsref_demo.XXXXXX")
+trap 'rm -rf "$OUT"' EXIT
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
 step "$DSREF" info --model "$MODEL"
 step "$DSREF" forward --model "$MODEL" --tokens "$TOKENS" --out "$OUT/forward.safetensors" --dump
@@ -24,4 +25,5 @@ step "$DSREF" forward --model "$OUT/v32" --tokens "$TOKENS" --out "$OUT/v32.safe
 # data/demo_v3/train.sh with `dsref train` on the prose of this repository's own documentation)
 step "$DSREF" generate --model data/demo_v3/model --text "The router" --max-new 48 \
     --temperature 0.7 --top-p 0.9 --seed 1 --print-text
+echo  # --print-text writes the decoded bytes exactly, with no newline of its own
 printf '\ndemo ok: dsref matches the independent float64 reference on every logit and intermediate.\n'
