@@ -24,6 +24,5 @@ step "$DSREF" forward --model "$OUT/v32" --tokens "$TOKENS" --out "$OUT/v32.safe
 # the shipped trained tiny DeepSeek-V3 (data/demo_v3: MLA + DeepSeekMoE + MTP, 0.92 M + 0.46 M parameters, trained by
 # data/demo_v3/train.sh with `dsref train` on the prose of this repository's own documentation)
 step "$DSREF" generate --model data/demo_v3/model --text "The router" --max-new 48 \
-    --temperature 0.7 --top-p 0.9 --seed 1 --print-text
-echo  # --print-text writes the decoded bytes exactly, with no newline of its own
+    --temperature 0.7 --top-p 0.9 --seed 1
 printf '\ndemo ok: dsref matches the independent float64 reference on every logit and intermediate.\n'
