@@ -38,6 +38,7 @@ int main() {
         return 0;
     }
     const std::string dir = "build/bench_train";
+    std::filesystem::remove_all(dir);  // init writes only into a new or empty folder (a rerun of make bench)
     std::filesystem::create_directories(dir);
     if (std::system(("build/dsref init --config " + cfg + " --seed 3 --out " + dir + "/init >/dev/null").c_str()) != 0)
         return 1;
