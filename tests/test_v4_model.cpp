@@ -87,7 +87,7 @@ TEST_CASE("v4 model: cached decode equals the official decode branch and the pre
     double worst = 0;
     for (size_t i = 0; i < pre.size(); ++i) worst = std::max(worst, (double)std::fabs(pre[i] - dec[i]));
     // the same float32 math, but the products of one row and of 37 rows are blocked differently (core/linear.h),
-    // and 5 blocks of mHC mixing carry those ulps to the logits: 1.6e-5 measured
+    // and 5 blocks of mHC mixing carry those ulps to the logits: 1.8e-5 measured
     CHECK(worst < 5e-5);
     CHECK(cache.bytes() == fresh.bytes());
 }
