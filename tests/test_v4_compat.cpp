@@ -20,13 +20,6 @@ using dsref_test::TempDir;
 
 static const char* kDir = "data/golden/deepseek_v4_hf_compat";
 
-static double maxdiff(const std::vector<float>& a, const std::vector<double>& b) {
-    REQUIRE(a.size() == b.size());
-    double m = 0;
-    for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
-    return m;
-}
-
 static std::vector<int32_t> tokens_of(const TensorMap& g) {
     const std::vector<int64_t> v = g.at("tokens").to_i64();
     return std::vector<int32_t>(v.begin(), v.end());
@@ -70,7 +63,7 @@ TEST_CASE("v4 --compat hf: prefill and cached decode equal transformers' float64
     // float32 (dsref) against float64 (transformers, which itself rounds to float32 in every RMSNorm, the mHC
     // mixes, the compressor softmax and cos/sin), 3 blocks, O(1) logits: 8.1e-6 measured. 1e-4 is the issue's
     // target; leaving out the 1.277 scaling moves the logits by 3.2 (below), a wrong formula by 1e-2 and more.
-    CHECK(maxdiff(logits, g.at("logits").to_f64()) < 1e-4);
+    CHECK(dsref_test::max_abs_diff(logits, g.at("logits").to_f64()) < 1e-4);
     CHECK(same_argmax(logits, g.at("logits").to_f64(), V));
     // transformers' cache: a prefill of P tokens, then one token per call (across the window 6, CSA 4, HCA 8)
     V4Cache cache;
@@ -79,7 +72,7 @@ TEST_CASE("v4 --compat hf: prefill and cached decode equal transformers' float64
         const std::vector<float> l = m.forward({tokens[s]}, cache);
         dec.insert(dec.end(), l.begin(), l.end());
     }
-    CHECK(maxdiff(dec, g.at("decode_logits").to_f64()) < 1e-4);  // 5.8e-6 measured
+    CHECK(dsref_test::max_abs_diff(dec, g.at("decode_logits").to_f64()) < 1e-4);  // 5.8e-6 measured
     // bit-identical at any thread count
     const int nt = omp_get_max_threads();
     omp_set_num_threads(1);
@@ -103,10 +96,10 @@ TEST_CASE("v4 --compat hf: the attention_factor scaling is what makes the differ
     V4Model off(t.path);
     CHECK(off.config().compress_rope_scale == 1.0);
     const std::vector<float> l = prefill(off, tokens);
-    CHECK(maxdiff(l, g.at("logits").to_f64()) > 1.0);       // 3.2: transformers' 1.277 left out
-    CHECK(maxdiff(l, g.at("logits_af1").to_f64()) < 1e-4);  // = transformers on that config (3.4e-6 measured)
+    CHECK(dsref_test::max_abs_diff(l, g.at("logits").to_f64()) > 1.0);       // 3.2: transformers' 1.277 left out
+    CHECK(dsref_test::max_abs_diff(l, g.at("logits_af1").to_f64()) < 1e-4);  // = transformers on that config (3.4e-6 measured)
     V4Model hf(t.path, V4Compat::Hf);
-    CHECK(maxdiff(prefill(hf, tokens), g.at("logits_af1").to_f64()) < 1e-4);  // 3.8e-6 measured
+    CHECK(dsref_test::max_abs_diff(prefill(hf, tokens), g.at("logits_af1").to_f64()) < 1e-4);  // 3.8e-6 measured
 }
 
 TEST_CASE("v4 --compat hf: swiglu_limit 0 clamps every expert to 0, as transformers does", "[v4][compat][golden]") {
@@ -115,9 +108,9 @@ TEST_CASE("v4 --compat hf: swiglu_limit 0 clamps every expert to 0, as transform
     TempDir t;
     copy_with_config(t, [](nlohmann::json& c) { c["swiglu_limit"] = 0.0; });
     V4Model hf(t.path, V4Compat::Hf);
-    CHECK(maxdiff(prefill(hf, tokens), g.at("logits_limit0").to_f64()) < 1e-4);  // 1.3e-6 measured
+    CHECK(dsref_test::max_abs_diff(prefill(hf, tokens), g.at("logits_limit0").to_f64()) < 1e-4);  // 1.3e-6 measured
     // the golden pins something: the experts' 0 moves transformers' logits by 4.5
-    CHECK(maxdiff(prefill(hf, tokens), g.at("logits").to_f64()) > 1.0);
+    CHECK(dsref_test::max_abs_diff(prefill(hf, tokens), g.at("logits").to_f64()) > 1.0);
     // the official Expert does not clamp at swiglu_limit 0 (on the attention_factor 1.0 config, which it reads)
     TempDir t2;
     copy_with_config(t2, [](nlohmann::json& c) {
@@ -139,8 +132,8 @@ TEST_CASE("v4 --compat hf on the golden model: transformers' logits; the officia
     const std::vector<int32_t> tokens = tokens_of(o);
     V4Model hf("data/golden/deepseek_v4_hf", V4Compat::Hf), off("data/golden/deepseek_v4_model");
     const std::vector<float> lh = prefill(hf, tokens), lo = prefill(off, tokens);
-    CHECK(maxdiff(lh, g.at("golden_logits").to_f64()) < 1e-4);  // 8.3e-6 measured
-    CHECK(maxdiff(lo, o.at("logits").to_f64()) < 1e-4);         // 1.15e-5 measured
+    CHECK(dsref_test::max_abs_diff(lh, g.at("golden_logits").to_f64()) < 1e-4);  // 8.3e-6 measured
+    CHECK(dsref_test::max_abs_diff(lo, o.at("logits").to_f64()) < 1e-4);         // 1.15e-5 measured
     CHECK(same_argmax(lh, g.at("golden_logits").to_f64(), hf.config().vocab_size));
     // here the two modes differ only where the expert weight is applied and by the 1e-20: rounding, not zero
     double d = 0;
