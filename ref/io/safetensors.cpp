@@ -326,14 +326,22 @@ std::vector<float> Checkpoint::load_f32(const std::string& name, const Shape& ex
     return r.to_f32();
 }
 
-void Checkpoint::release(const std::string& name) const {
-    const TensorRef& r = get(name);
+namespace {
+// madvise on the whole pages a tensor's bytes span
+void advise_pages(const TensorRef& r, int advice) {
     if (r.nbytes == 0) return;
     static const uintptr_t page = (uintptr_t)::sysconf(_SC_PAGESIZE);
     const uintptr_t b = (uintptr_t)r.data & ~(page - 1), e = ((uintptr_t)r.data + r.nbytes + page - 1) & ~(page - 1);
-    // Pages shared with a neighbouring tensor are dropped too; they are re-read if that one is used.
-    ::madvise((void*)b, e - b, MADV_DONTNEED);
+    ::madvise((void*)b, e - b, advice);
 }
+}  // namespace
+
+void Checkpoint::release(const std::string& name) const {
+    // Pages shared with a neighbouring tensor are dropped too; they are re-read if that one is used.
+    advise_pages(get(name), MADV_DONTNEED);
+}
+
+void Checkpoint::prefetch(const std::string& name) const { advise_pages(get(name), MADV_WILLNEED); }
 
 std::vector<std::string> Checkpoint::names() const {
     std::vector<std::string> n;

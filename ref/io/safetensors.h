@@ -70,6 +70,8 @@ public:
     // madvise(MADV_DONTNEED) on the pages the tensor spans: the mapping is read-only, so they are
     // simply read from the file (or the page cache) again if the tensor is used again.
     void release(const std::string& name) const override;
+    // madvise(MADV_WILLNEED) on the same pages: the kernel queues their reads at once.
+    void prefetch(const std::string& name) const override;
     std::string where() const override { return "checkpoint " + dir_; }
     const char* noun() const override { return "tensor"; }
     // The tensor as float32, after checking its shape; the message names the tensor and both shapes.

@@ -40,6 +40,10 @@ public:
     // Drops the tensor's pages from this process's resident memory (a mapped checkpoint's madvise);
     // its bytes stay readable and are read again from the file when next used. In-memory sources: no-op.
     virtual void release(const std::string& /*name*/) const {}
+    // Asks for the tensor's bytes to be read ahead, all at once, before they are used (a mapped
+    // checkpoint's madvise(MADV_WILLNEED)): the reads are queued together instead of one page fault at a
+    // time. A hint only: nothing changes if it is ignored. In-memory sources: no-op.
+    virtual void prefetch(const std::string& /*name*/) const {}
     std::string describe(const std::string& name) const { return where() + ": " + noun() + " '" + name + "'"; }
 };
 

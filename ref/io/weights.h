@@ -37,6 +37,12 @@ public:
         src_.release(name);
         if (src_.has(name + "_scale_inv")) src_.release(name + "_scale_inv");
     }
+    // Queues the reads of the tensor's (and its `_scale_inv`'s) bytes at once (TensorSource::prefetch):
+    // called for what a layer will read before it reads it, so the disk works while the CPU converts.
+    void prefetch(const std::string& name) const {
+        src_.prefetch(name);
+        if (src_.has(name + "_scale_inv")) src_.prefetch(name + "_scale_inv");
+    }
     // Rows of a 2-D weight (embedding lookups without converting the whole table).
     std::vector<float> load_rows(const std::string& name, const Shape& shape, const std::vector<int32_t>& rows) const;
     // Rows [r0, r1) of a 2-D float weight [shape] into out [r1 - r0, shape[1]], converted straight out of

@@ -99,6 +99,11 @@ std::vector<float> Model::forward_hidden(const std::vector<int32_t>& tokens, KVC
         if (opt_.keep_weights) {
             kept_[i].forward(h.data(), T, pos0, cache.layers[i], trace);
         } else {
+            // Queue the reads of what this layer holds (streamed experts: once routed, moe_block.cpp), and
+            // with the last layer the head's, so that the disk reads while the CPU converts and multiplies.
+            for (const WeightSpec& s : layout)
+                if (s.layer == i && !(opt_.fwd.stream_experts && prec.none() && s.expert >= 0)) loader_.prefetch(s.name);
+            if (i + 1 == L) loader_.prefetch(g.lm_head.name);
             {
                 const DecoderLayer layer(cfg_, loader_, i, cfg_.is_moe_layer(i), opt_.fwd);
                 layer.forward(h.data(), T, pos0, cache.layers[i], trace);

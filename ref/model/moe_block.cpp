@@ -87,7 +87,12 @@ public:
                 g_stream_experts++;
                 g_stream_bytes += bytes;
             };
-            r = moe_forward_streamed(out, x, T, g_, w_, fetch);
+            const MoeExpertPrefetch prefetch = [this](const std::vector<int64_t>& used) {
+                for (int64_t e : used)
+                    for (const WeightSpec* s : {&experts_[e].gate, &experts_[e].up, &experts_[e].down})
+                        wl_.prefetch(s->name);
+            };
+            r = moe_forward_streamed(out, x, T, g_, w_, fetch, nullptr, &prefetch);
         } else {
             r = prec_.none() ? moe_forward(out, x, T, g_, w_) : moe_forward_emulated(out, x, T, g_, w_, prec_, fp8_);
         }

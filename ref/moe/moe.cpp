@@ -107,10 +107,11 @@ void moe_combine(float* y, const float* ys, const float* topk_weight, const MoeD
 }
 
 void moe_experts_forward_streamed(float* ys, const float* xs, const MoeDispatch& p, int64_t d, int64_t I,
-                                  const MoeExpertFetch& fetch) {
+                                  const MoeExpertFetch& fetch, const MoeExpertPrefetch* prefetch) {
     std::vector<int64_t> used;  // the experts some token is routed to, in id order
     for (int64_t e = 0; e < p.E; e++)
         if (p.counts[e] > 0) used.push_back(e);
+    if (prefetch && *prefetch) (*prefetch)(used);
     std::exception_ptr err;  // an exception may not leave a parallel region: the first one is rethrown
 #pragma omp parallel if (used.size() > 1)
     {
@@ -132,7 +133,8 @@ void moe_experts_forward_streamed(float* ys, const float* xs, const MoeDispatch&
 
 // The layer around the routed experts: gate, dispatch, `experts` (held or streamed), shared, combine.
 static MoeRouting moe_forward_impl(float* y, const float* x, int64_t T, const MoeGateConfig& g, const MoeWeights& w,
-                                   const MoeExpertFetch* fetch, std::vector<int64_t>* expert_load) {
+                                   const MoeExpertFetch* fetch, std::vector<int64_t>* expert_load,
+                                   const MoeExpertPrefetch* prefetch) {
     moe_weights_check(w, g, fetch == nullptr);
     const int64_t d = w.d, K = g.K;
     MoeRouting r = moe_gate_forward(x, w.gate.data(), w.bias.empty() ? nullptr : w.bias.data(), T, d, g);
@@ -141,7 +143,7 @@ static MoeRouting moe_forward_impl(float* y, const float* x, int64_t T, const Mo
     std::vector<float> xs(T * K * d), ys(T * K * d);  // [T·K, d] rows in expert order, and the experts' outputs
     moe_permute(xs.data(), x, p, d);
     if (fetch)
-        moe_experts_forward_streamed(ys.data(), xs.data(), p, d, w.I, *fetch);
+        moe_experts_forward_streamed(ys.data(), xs.data(), p, d, w.I, *fetch, prefetch);
     else
         moe_experts_forward(ys.data(), xs.data(), p, w);
 
@@ -158,12 +160,13 @@ static MoeRouting moe_forward_impl(float* y, const float* x, int64_t T, const Mo
 
 MoeRouting moe_forward(float* y, const float* x, int64_t T, const MoeGateConfig& g, const MoeWeights& w,
                        std::vector<int64_t>* expert_load) {
-    return moe_forward_impl(y, x, T, g, w, nullptr, expert_load);
+    return moe_forward_impl(y, x, T, g, w, nullptr, expert_load, nullptr);
 }
 
 MoeRouting moe_forward_streamed(float* y, const float* x, int64_t T, const MoeGateConfig& g, const MoeWeights& w,
-                                const MoeExpertFetch& fetch, std::vector<int64_t>* expert_load) {
-    return moe_forward_impl(y, x, T, g, w, &fetch, expert_load);
+                                const MoeExpertFetch& fetch, std::vector<int64_t>* expert_load,
+                                const MoeExpertPrefetch* prefetch) {
+    return moe_forward_impl(y, x, T, g, w, &fetch, expert_load, prefetch);
 }
 
 }  // namespace dsref

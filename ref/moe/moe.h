@@ -81,11 +81,15 @@ MoeRouting moe_forward(float* y, const float* x, int64_t T, const MoeGateConfig&
 // expert per thread, each with its own buffers). Each expert's block is computed by the same calls
 // as moe_experts_forward, so ys — and y — are bit-identical to the held-weights path.
 using MoeExpertFetch = std::function<void(int64_t e, float* w_gate, float* w_up, float* w_down)>;
-// ys: [T·K, d] out · xs: [T·K, d]
+// Told, before the first fetch, every expert that will be fetched (ascending): a hint to queue their
+// reads (a mapped checkpoint's prefetch); it changes no value.
+using MoeExpertPrefetch = std::function<void(const std::vector<int64_t>& experts)>;
+// ys: [T·K, d] out · xs: [T·K, d] · prefetch: nullptr for none
 void moe_experts_forward_streamed(float* ys, const float* xs, const MoeDispatch& p, int64_t d, int64_t I,
-                                  const MoeExpertFetch& fetch);
+                                  const MoeExpertFetch& fetch, const MoeExpertPrefetch* prefetch = nullptr);
 // moe_forward with the routed experts fetched (w's expert vectors empty; gate, bias and shared held).
 MoeRouting moe_forward_streamed(float* y, const float* x, int64_t T, const MoeGateConfig& g, const MoeWeights& w,
-                                const MoeExpertFetch& fetch, std::vector<int64_t>* expert_load = nullptr);
+                                const MoeExpertFetch& fetch, std::vector<int64_t>* expert_load = nullptr,
+                                const MoeExpertPrefetch* prefetch = nullptr);
 
 }  // namespace dsref
