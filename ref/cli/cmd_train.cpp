@@ -10,7 +10,8 @@
 // batch over the MoE layers, 1 = balanced). With --mtp-lambda λ > 0 (a config with
 // num_nextn_predict_layers = 1) the loss adds λ · the MTP module's cross-entropy (V3 report §2.2,
 // eq. 25; train/mtp_backward.h), logged as mtp (unweighted), and the MTP layer's router gets the bias
-// update and the balance loss like every MoE layer. Everything runs serially in a fixed order, so the result is
+// update and the balance loss like every MoE layer. The B rows of a step run in parallel, each into its
+// own gradient buffer, summed in row order (train/tiny_v3.h: tiny_v3_batch), so the result is
 // bit-identical at any --threads. The output directory is an HF checkpoint (config.json +
 // model.safetensors, float32) that `dsref forward` loads; tensors the trainer does not model (the MTP
 // layer) are copied through unchanged. With --tokenizer the data is text, encoded as `dsref tokenize`
@@ -335,9 +336,10 @@ void run_train(const TrainOpts& o) {
     // the eval loss: mean cross-entropy over the non-overlapping windows of the eval data
     auto eval_loss = [&]() {
         const int64_t n = ((int64_t)eval_ids.size() - 1) / S;
+        std::vector<const int32_t*> rows_in(n), rows_tgt(n);
+        for (int64_t j = 0; j < n; j++) rows_in[j] = eval_ids.data() + j * S, rows_tgt[j] = eval_ids.data() + j * S + 1;
         double sum = 0;
-        for (int64_t j = 0; j < n; j++)
-            sum += tiny_v3_step<float>(tc, p, nullptr, eval_ids.data() + j * S, eval_ids.data() + j * S + 1, S, 0.0).ce;
+        for (const TinyV3Losses& l : tiny_v3_batch<float>(tc, p, nullptr, rows_in, rows_tgt, S, 0.0)) sum += l.ce;
         return sum / (double)n;
     };
     auto record_eval = [&](int64_t k) {
@@ -361,10 +363,12 @@ void run_train(const TrainOpts& o) {
         ParamMap<float> g;
         double ce = 0, aux = 0, mtp = 0;
         std::vector<std::vector<int64_t>> load;
+        std::vector<const int32_t*> rows_in(B), rows_tgt(B);
         for (int64_t b = 0; b < B; b++) {
             const int64_t off = ((k * B + b) * S) % (N - S - 1);
-            const TinyV3Losses l = tiny_v3_step(tc, p, &g, ids.data() + off, ids.data() + off + 1, S, o.aux_alpha,
-                                                o.mtp_lambda);
+            rows_in[b] = ids.data() + off, rows_tgt[b] = ids.data() + off + 1;
+        }
+        for (const TinyV3Losses& l : tiny_v3_batch(tc, p, &g, rows_in, rows_tgt, S, o.aux_alpha, o.mtp_lambda)) {
             ce += l.ce / (double)B;
             aux += l.aux / (double)B;
             mtp += l.mtp / (double)B;

@@ -1,6 +1,8 @@
 // tiny_v3.cpp — the whole-network forward and backward (tiny_v3.h).
 #include "train/tiny_v3.h"
 
+#include <exception>
+
 #include "core/error.h"
 #include "train/dense_backward.h"
 #include "train/loss_backward.h"
@@ -86,6 +88,37 @@ TinyV3Losses tiny_v3_step(const TinyV3Config& c, const ParamMap<F>& p, ParamMap<
         return xent_fwd_bwd(dlogits, logits, targets, n, V, 1.0);
     };
     return tiny_v3_step_head(c, p, grads, ids, T, aux_alpha, xent, targets, mtp_lambda);
+}
+
+template <class F>
+std::vector<TinyV3Losses> tiny_v3_batch(const TinyV3Config& c, const ParamMap<F>& p, ParamMap<F>* grads,
+                                        const std::vector<const int32_t*>& ids,
+                                        const std::vector<const int32_t*>& targets, int64_t T, double aux_alpha,
+                                        double mtp_lambda) {
+    const int64_t B = (int64_t)ids.size();
+    if ((int64_t)targets.size() != B) fail("tiny_v3_batch: ", B, " rows of ids but ", targets.size(), " of targets");
+    std::vector<TinyV3Losses> losses(B);
+    std::vector<ParamMap<F>> row_grads(grads ? B : 0);
+    std::vector<std::exception_ptr> errors(B);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t b = 0; b < B; b++) {
+        try {
+            losses[b] = tiny_v3_step(c, p, grads ? &row_grads[b] : nullptr, ids[b], targets[b], T, aux_alpha, mtp_lambda);
+        } catch (...) {
+            errors[b] = std::current_exception();  // rethrown below, the first row's first
+        }
+    }
+    for (const auto& e : errors)
+        if (e) std::rethrow_exception(e);
+    if (!grads) return losses;
+    for (int64_t b = 0; b < B; b++)  // the sum in row order: independent of which thread ran which row
+        for (auto& [name, gv] : row_grads[b]) {
+            auto& acc = (*grads)[name];
+            if (acc.empty()) acc.assign(gv.size(), F(0));
+            for (size_t i = 0; i < gv.size(); i++) acc[i] += gv[i];
+            std::vector<F>().swap(gv);  // release the row's buffer as soon as it is summed
+        }
+    return losses;
 }
 
 template <class F>
@@ -256,6 +289,12 @@ template TinyV3Losses tiny_v3_step<float>(const TinyV3Config&, const ParamMap<fl
                                           const int32_t*, const int32_t*, int64_t, double, double);
 template TinyV3Losses tiny_v3_step<double>(const TinyV3Config&, const ParamMap<double>&, ParamMap<double>*,
                                            const int32_t*, const int32_t*, int64_t, double, double);
+template std::vector<TinyV3Losses> tiny_v3_batch<float>(const TinyV3Config&, const ParamMap<float>&, ParamMap<float>*,
+                                                        const std::vector<const int32_t*>&,
+                                                        const std::vector<const int32_t*>&, int64_t, double, double);
+template std::vector<TinyV3Losses> tiny_v3_batch<double>(const TinyV3Config&, const ParamMap<double>&, ParamMap<double>*,
+                                                         const std::vector<const int32_t*>&,
+                                                         const std::vector<const int32_t*>&, int64_t, double, double);
 template TinyV3Losses tiny_v3_step_head<float>(const TinyV3Config&, const ParamMap<float>&, ParamMap<float>*,
                                                const int32_t*, int64_t, double, const TinyV3Head<float>&,
                                                const int32_t*, double);

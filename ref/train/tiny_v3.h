@@ -45,6 +45,16 @@ template <class F>
 TinyV3Losses tiny_v3_step(const TinyV3Config& c, const ParamMap<F>& p, ParamMap<F>* grads, const int32_t* ids,
                           const int32_t* targets, int64_t T, double aux_alpha, double mtp_lambda = 0.0);
 
+// A batch of rows: row b reads ids[b], targets[b] (each [T]). Each row's gradient goes into its own
+// buffer, the rows run in parallel over the OpenMP threads, and `grads` gets their sum in row order
+// b = 0, 1, ..., B−1 (not divided by B), so the result is bit-identical at any thread count. Returns the
+// rows' losses in row order. grads: nullptr for the losses only (the eval loss).
+template <class F>
+std::vector<TinyV3Losses> tiny_v3_batch(const TinyV3Config& c, const ParamMap<F>& p, ParamMap<F>* grads,
+                                        const std::vector<const int32_t*>& ids,
+                                        const std::vector<const int32_t*>& targets, int64_t T, double aux_alpha,
+                                        double mtp_lambda = 0.0);
+
 // The same network with any loss of the logits in place of the cross-entropy (the GRPO objective of
 // post/policy_grad.h): `loss_head` gets logits [T, V] and returns its loss; when `dlogits` [T, V] is
 // not nullptr it writes dLoss/dlogits there, which is then back-propagated. TinyV3Losses::ce holds
