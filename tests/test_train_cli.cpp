@@ -254,7 +254,7 @@ TEST_CASE("the shipped demo model is an HF checkpoint: dsref forward equals tran
     REQUIRE(mine.size() == ref.size());
     double worst = 0;
     for (size_t i = 0; i < ref.size(); i++) worst = std::max(worst, std::fabs((double)mine[i] - ref[i]));
-    // float32 against float64 through 3 layers, logits up to ~12: 1e-4 absolute (measured 7.6e-6)
+    // float32 against float64 through 3 layers, logits up to ~12: 1e-4 absolute (measured 9.5e-6)
     CHECK(worst <= 1e-4);
 }
 
