@@ -2,6 +2,7 @@
 // spellings) and ref/tools/v4_info.h (parameter and KV-cache counts) on the real V4-Flash and V4-Pro configs
 // in data/configs/, and the bad inputs that must be refused naming the field.
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <fstream>
 
 #include "core/error.h"
@@ -82,7 +83,44 @@ TEST_CASE("v4 config: the transformers spelling gives the same config", "[config
     // without attention_factor transformers would scale cos/sin by 0.1·ln(16) + 1 (its config injects 1.0 only
     // when it builds the nested form itself): refused, naming the field
     hf["rope_parameters"]["compress"].erase("attention_factor");
-    CHECK_THROWS_WITH(parse_v4_config(hf, "hf"), Catch::Contains("attention_factor"));
+    CHECK_THROWS_WITH(parse_v4_config(hf, "hf"), Catch::Contains("attention_factor") && Catch::Contains("--compat hf"));
+    // --compat hf reads it as transformers does
+    CHECK(parse_v4_config(hf, "hf", V4Compat::Hf).compress_rope_scale == Approx(0.1 * std::log(16.0) + 1));
+    CHECK(parse_v4_config(hf, "hf", V4Compat::Hf).compat == V4Compat::Hf);
+}
+
+TEST_CASE("v4 config: --compat hf reads what transformers reads", "[config][v4][compat]") {
+    const json hub = read_json("data/configs/deepseek_v4_flash.json");
+    // the flat rope_scaling: transformers injects attention_factor 1.0 when absent, takes a given one
+    CHECK(parse_v4_config(hub, "hub").compress_rope_scale == 1.0);
+    CHECK(parse_v4_config(hub, "hub", V4Compat::Hf).compress_rope_scale == 1.0);
+    json j = hub;
+    j["rope_scaling"]["attention_factor"] = 1.5;
+    CHECK_THROWS_WITH(parse_v4_config(j, "c"), Catch::Contains("attention_factor") && Catch::Contains("--compat hf"));
+    CHECK(parse_v4_config(j, "c", V4Compat::Hf).compress_rope_scale == 1.5);
+    j["rope_scaling"]["attention_factor"] = -1.0;
+    CHECK_THROWS_WITH(parse_v4_config(j, "c", V4Compat::Hf), Catch::Contains("attention_factor"));
+    // the nested spelling beside the flat one must give transformers the same factor
+    j = hub;
+    j["rope_parameters"] = {{"main", {{"rope_type", "default"}, {"rope_theta", 10000}}},
+                            {"compress", {{"rope_type", "yarn"}, {"rope_theta", 160000}, {"factor", 16},
+                                          {"original_max_position_embeddings", 65536}, {"beta_fast", 32}, {"beta_slow", 1}}}};
+    CHECK_THROWS_WITH(parse_v4_config(j, "c", V4Compat::Hf), Catch::Contains("different attention_factor"));
+    j["rope_parameters"]["compress"]["attention_factor"] = 1.0;
+    CHECK(parse_v4_config(j, "c", V4Compat::Hf).compress_rope_scale == 1.0);
+    // a nested partial_rotary_factor sets transformers' rope dims: it must agree
+    j["rope_parameters"]["compress"]["partial_rotary_factor"] = 0.25;
+    CHECK_THROWS_WITH(parse_v4_config(j, "c"), Catch::Contains("partial_rotary_factor"));
+    // routing: the official Gate normalizes iff the score is not a softmax; transformers has no softmax router
+    j = hub;
+    j["scoring_func"] = "softmax";
+    j.erase("norm_topk_prob");
+    CHECK_FALSE(parse_v4_config(j, "c").norm_topk_prob);
+    CHECK_THROWS_WITH(parse_v4_config(j, "c", V4Compat::Hf), Catch::Contains("scoring_func"));
+    j["norm_topk_prob"] = true;
+    CHECK_THROWS_WITH(parse_v4_config(j, "c"), Catch::Contains("norm_topk_prob"));
+    CHECK(v4_compat_from_name("hf") == V4Compat::Hf);
+    CHECK_THROWS_WITH(v4_compat_from_name("transformers"), Catch::Contains("official or hf"));
 }
 
 TEST_CASE("v4 config: bad input names the field", "[config][v4]") {

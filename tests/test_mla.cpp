@@ -108,7 +108,8 @@ TEST_CASE("absorbed MLA equals naive MLA over shapes, seeds, q_lora_rank and RoP
     }
 }
 
-TEST_CASE("the absorb path's product order: a prefill decompresses, a decode step stays in latent space", "[mla]") {
+// [order]: tests mla_absorb_decompresses, which is not a lab body, so the mla_absorbed lab does not grade it
+TEST_CASE("the absorb path's product order: a prefill decompresses, a decode step stays in latent space", "[mla][order]") {
     // V3's real dims (d_c 512, d_n 128, d_r 64, d_v 128): per query-key pair 1088 multiply-adds absorbed
     // against 320 decompressed; decompressing costs S·d_c·(d_n + d_v) per head against T·d_c·(d_n + d_v).
     const MlaDims v3 = dims(7168, 128, 1536, 512, 128, 64, 128, true);

@@ -42,7 +42,8 @@ inline std::vector<float> randn(size_t n, uint64_t seed, float scale = 1.0f) {
     return v;
 }
 
-inline double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+// max |a - b|; INFINITY when the sizes differ (so any tolerance check fails). b may be a float64 golden.
+template <class B> inline double max_abs_diff(const std::vector<float>& a, const std::vector<B>& b) {
     if (a.size() != b.size()) return INFINITY;
     double m = 0;
     for (size_t i = 0; i < a.size(); i++) m = std::max(m, (double)std::fabs((double)a[i] - (double)b[i]));

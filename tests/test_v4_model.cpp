@@ -12,17 +12,11 @@
 #include "io/checkpoint_layout_v4.h"
 #include "io/safetensors.h"
 #include "model/v4_model.h"
+#include "test_util.h"
 
 using namespace dsref;
 
 static const char* kDir = "data/golden/deepseek_v4_model";
-
-static double maxdiff(const std::vector<float>& a, const std::vector<double>& b) {
-    REQUIRE(a.size() == b.size());
-    double m = 0;
-    for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
-    return m;
-}
 
 static std::vector<int32_t> as_i32(const Tensor& t) {
     const std::vector<int64_t> v = t.to_i64();
@@ -45,26 +39,26 @@ TEST_CASE("v4 model: prefill logits and dumps against the float64 official imple
     const std::vector<double> ref = g.at("logits").to_f64();
     // float32 through 5 blocks of ~10 products of ≤ 128 terms, 20 Sinkhorn steps, O(1) logits: ~1e-6
     // measured; 1e-4 is the issue's target and still far below any formula or layout error (≥ 1e-2).
-    CHECK(maxdiff(logits, ref) < 1e-4);
+    CHECK(dsref_test::max_abs_diff(logits, ref) < 1e-4);
     for (int64_t t = 0; t < T; ++t) CHECK(argmax(logits.data() + t * V, V) == argmax(ref.data() + t * V, V));
     const TensorMap& d = tr.tensors();
     for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
         const std::string s = "." + std::to_string(i);
         INFO("layer " << i);
-        CHECK(maxdiff(d.at("hidden" + s).to_f32(), g.at("hidden" + s).to_f64()) < 1e-4);
-        CHECK(maxdiff(d.at("attn" + s).to_f32(), g.at("attn" + s).to_f64()) < 1e-4);
-        CHECK(maxdiff(d.at("hc_pre" + s).to_f32(), g.at("hc_pre" + s).to_f64()) < 1e-5);
+        CHECK(dsref_test::max_abs_diff(d.at("hidden" + s).to_f32(), g.at("hidden" + s).to_f64()) < 1e-4);
+        CHECK(dsref_test::max_abs_diff(d.at("attn" + s).to_f32(), g.at("attn" + s).to_f64()) < 1e-4);
+        CHECK(dsref_test::max_abs_diff(d.at("hc_pre" + s).to_f32(), g.at("hc_pre" + s).to_f64()) < 1e-5);
         // every routing decision has a margin > 1e-5 (the generator checks it): the ids are identical
         CHECK(as_i32(d.at("topk_idx" + s)) == as_i32(g.at("topk_idx" + s)));
-        CHECK(maxdiff(d.at("topk_weight" + s).to_f32(), g.at("topk_weight" + s).to_f64()) < 1e-5);
+        CHECK(dsref_test::max_abs_diff(d.at("topk_weight" + s).to_f32(), g.at("topk_weight" + s).to_f64()) < 1e-5);
         if (g.count("compressed_kv" + s))
-            CHECK(maxdiff(d.at("compressed_kv" + s).to_f32(), g.at("compressed_kv" + s).to_f64()) < 1e-4);
+            CHECK(dsref_test::max_abs_diff(d.at("compressed_kv" + s).to_f32(), g.at("compressed_kv" + s).to_f64()) < 1e-4);
         if (g.count("index_topk" + s)) CHECK(as_i32(d.at("index_topk" + s)) == as_i32(g.at("index_topk" + s)));
     }
     CHECK(d.at("hidden.0").shape == Shape{T, c.hc_mult, c.hidden_size});
     // MTP: row r predicts t_{r+2} from the final streams of row r and the embedding of t_{r+1}
     const std::vector<float> mtp = m.mtp_forward(hidden, tokens);
-    CHECK(maxdiff(mtp, g.at("mtp_logits").to_f64()) < 1e-4);
+    CHECK(dsref_test::max_abs_diff(mtp, g.at("mtp_logits").to_f64()) < 1e-4);
 }
 
 TEST_CASE("v4 model: cached decode equals the official decode branch and the prefill at every position",
@@ -81,13 +75,13 @@ TEST_CASE("v4 model: cached decode equals the official decode branch and the pre
     }
     CHECK(cache.len == (int64_t)tokens.size());
     // across the window (6), CSA (4) and HCA (8) boundaries: the same tolerance as the prefill
-    CHECK(maxdiff(dec, g.at("decode_logits").to_f64()) < 1e-4);
+    CHECK(dsref_test::max_abs_diff(dec, g.at("decode_logits").to_f64()) < 1e-4);
     V4Cache fresh;
     const std::vector<float> pre = m.forward(tokens, fresh);
     double worst = 0;
     for (size_t i = 0; i < pre.size(); ++i) worst = std::max(worst, (double)std::fabs(pre[i] - dec[i]));
     // the same float32 math, but the products of one row and of 37 rows are blocked differently (core/linear.h),
-    // and 5 blocks of mHC mixing carry those ulps to the logits: 1.6e-5 measured
+    // and 5 blocks of mHC mixing carry those ulps to the logits: 1.8e-5 measured
     CHECK(worst < 5e-5);
     CHECK(cache.bytes() == fresh.bytes());
 }
@@ -235,11 +229,11 @@ TEST_CASE("v4 model: FP8 projections and FP4 experts as the hub stores them (F8_
     V4Model m("data/golden/deepseek_v4_fp8");
     V4Cache c;
     const std::vector<float> l = m.forward(tokens, c);
-    CHECK(maxdiff(l, g.at("logits").to_f64()) < 1e-4);
+    CHECK(dsref_test::max_abs_diff(l, g.at("logits").to_f64()) < 1e-4);
     // and quantization matters: the float model is further away than the tolerance
     V4Model f(kDir);
     V4Cache c2;
-    CHECK(maxdiff(f.forward(tokens, c2), g.at("logits").to_f64()) > 1e-3);
+    CHECK(dsref_test::max_abs_diff(f.forward(tokens, c2), g.at("logits").to_f64()) > 1e-3);
     {  // a missing scale is named
         TempDir t;
         TensorMap mm = read_safetensors("data/golden/deepseek_v4_fp8/model.safetensors");

@@ -37,10 +37,13 @@ void add_threads_option(CLI::App* cmd, int* threads);
 void apply_threads(int threads);
 
 // DeepSeek-V4 (cmd_v4.cpp): the forward and generate commands on a deepseek_v4 model directory.
+// compat: the --compat value, "official" (default, also "") or "hf" (io/config_v4.h V4Compat); anything else,
+// or a non-default value on another architecture, is a usage error (check_compat).
+void check_compat(const std::string& compat, bool is_v4);
 void v4_forward(const std::string& model, const std::vector<int32_t>& tokens, const std::string& out, bool dump,
-                const std::string& dump_only, bool last_only, bool mtp);
+                const std::string& dump_only, bool last_only, bool mtp, const std::string& compat);
 std::vector<float> v4_generate_cmd(const std::string& model, const std::vector<int32_t>& prompt, int64_t max_new,
                                    double temperature, double top_p, uint64_t seed, bool stop_at_eos,
-                                   std::vector<int32_t>& tokens_out, int64_t& vocab);
+                                   std::vector<int32_t>& tokens_out, int64_t& vocab, const std::string& compat);
 
 }  // namespace dsref::cli

@@ -19,7 +19,7 @@
 namespace dsref::cli {
 
 // DeepSeek-V4: its dumps, and where transformers' deepseek_v4 differs from the official inference/model.py
-// (dsref follows the official code).
+// (dsref follows the official code; --compat hf follows transformers).
 static const char* kV4Differences = R"(
 DeepSeek-V4 (deepseek_v4, model/v4_model.h): a float32 forward of the official layout (io/checkpoint_layout_v4.h)
 or of the layout transformers 5 saves; F32/BF16 weights, FP8 E4M3 with UE8M0 .scale per 128x128 block, FP4
@@ -38,16 +38,34 @@ experts (I8, two E2M1 per byte) with F8_E8M0 .scale per 32, dequantized once (ac
   index_margin.{i}  [T]          CSA: score of the kk-th minus the next visible entry
   topk_idx.{i}      I32 [T, K]   the experts (hash layers: tid2eid[token], in table order)
   topk_weight.{i}   [T, K]       their weights (sqrtsoftplus, normalized, x routed_scaling_factor)
-Where transformers' deepseek_v4 differs from the official inference/model.py, dsref follows the official code:
-  - routing weights: transformers divides by (sum + 1e-20), official by the sum;
-  - routed experts: transformers scales the expert output by its weight, official scales the SwiGLU
-    activation before w2 (equal in exact arithmetic);
-  - FP8 / FP4 simulation: official fake-quantizes the window KV's non-rope dims (FP8, 64-wide blocks), the
-    indexer's q and compressed keys (FP4, after a Hadamard rotation); transformers and dsref do not;
-  - indexer: the official Hadamard rotation of q and k cancels in q.k without the FP4 simulation;
-  - a nested rope_parameters.compress (yarn) without attention_factor: transformers scales cos/sin by
-    0.1*ln(factor)+1, official does not; dsref refuses such a config.
-On the golden model transformers (float64) and the official code agree to 1.1e-5, so there is no --compat hf.
+Where transformers' DeepseekV4ForCausalLM (modeling_deepseek_v4.py) differs from the official inference/model.py,
+dsref follows the official code; --compat hf (forward, generate, info) follows transformers:
+  1. routing weights: transformers divides by (sum + 1e-20), official by the sum (hf: a zero sum gives
+     weights 0, official refuses it);
+  2. routed experts: transformers scales each expert's output by its weight, official scales the SwiGLU
+     activation before w2 (equal in exact arithmetic; hf does the former);
+  3. the compressed layers' (CSA / HCA) cos/sin: transformers multiplies them by its YaRN attention_factor,
+     official never does. A nested rope_parameters.compress (yarn) without attention_factor gets
+     0.1*ln(factor)+1 (1.277 at factor 16); the flat rope_scaling gets 1.0 (its config injects it). hf scales
+     every rotation of those layers (q, kv, the inverse rotation of o, the compressed entries, the indexer's q
+     and keys) by it; without --compat hf such a config, or an attention_factor other than 1, is refused;
+  4. swiglu_limit 0: transformers still clamps (gate <= 0, up in [0, 0]), so every expert outputs 0;
+     official clamps only when swiglu_limit > 0 (hf: the MoE sub-layer outputs 0);
+  5. scoring_func softmax: official does not normalize softmax weights (norm_topk_prob must be false or
+     absent); transformers cannot build a softmax router (ACT2FN has none): refused with --compat hf;
+  6. MTP: transformers has no MTP block (it drops mtp.*): --mtp with --compat hf is refused;
+  7. norm_topk_prob is read by neither (official: normalize iff not softmax; transformers: always); a nested
+     partial_rotary_factor sets transformers' rope dims and must agree with qk_rope_head_dim.
+Not modelled (rounding only, below float32 resolution; both modes are float32): transformers' mHC
+normalizes the streams before the hc_*_fn projection (official projects, then scales by 1/rms), and it
+rounds to float32 inside its float64 run (every RMSNorm, the mHC mixes, the compressor softmax, the indexer
+scores, cos/sin).
+Neither dsref mode, nor transformers, has the official FP8 / FP4 simulation: the window KV's non-rope dims
+(FP8, 64-wide blocks), the indexer's q and compressed keys (FP4, after a Hadamard rotation, which without
+the FP4 step cancels in q.k).
+Measured: on data/golden/deepseek_v4_hf_compat (where difference 3 moves the logits by 3.2) --compat hf is
+8.1e-6 from transformers' float64 logits; on the golden model the default is 1.2e-5 from the official float64
+model and --compat hf 8.3e-6 from transformers.
 )";
 
 static const char* kForwardHelp = R"(
@@ -102,7 +120,7 @@ With --mtp, the MTP layer's intermediates appear under i = L (T-1 rows): attn.{L
 void add_forward(CLI::App& app) {
     struct Opts {
         std::string model, tokens, out, dump_only, attn, emulate = "none", indexer, text, prompt_file,
-            tokenizer;
+            tokenizer, compat;
         bool dump = false, last_only = false, mtp = false, progress = false, allow_nonfinite = false;
         int threads = 0;
         int64_t repeat = 1;
@@ -129,6 +147,9 @@ void add_forward(CLI::App& app) {
     cmd->add_option("--emulate", o->emulate,
                     "reproduce a reference's rounding: none (default, float32) | hf-bf16 | official-bf16 | "
                     "official-fp8 (see below)");
+    cmd->add_option("--compat", o->compat,
+                    "DeepSeek-V4: where the official code and transformers differ, follow official (default) | hf "
+                    "(transformers' DeepseekV4ForCausalLM; the list is below)");
     cmd->add_flag("--progress", o->progress,
                   "a progress line on stderr (layer i/L, experts loaded, GB read, elapsed, ETA); on by default "
                   "when stderr is a terminal");
@@ -156,14 +177,16 @@ void add_forward(CLI::App& app) {
             if (o->tokens.empty()) usage_fail("forward: give --tokens, --text or --prompt-file");
             tokens = parse_tokens(o->tokens);
         }
-        if (path_is_v4_config(o->model)) {  // DeepSeek-V4: model/v4_model.h (cmd_v4.cpp)
+        const bool v4 = path_is_v4_config(o->model);
+        check_compat(o->compat, v4);
+        if (v4) {  // DeepSeek-V4: model/v4_model.h (cmd_v4.cpp)
             if (o->emulate != "none") usage_fail("--emulate ", o->emulate, ": not modelled for deepseek_v4 (float32 only)");
             if (!o->indexer.empty() && o->indexer != "exact")
                 usage_fail("--indexer ", o->indexer, ": deepseek_v4's CSA indexer is exact only");
             if (!o->attn.empty()) usage_fail("--attn ", o->attn, ": deepseek_v4 has no MLA paths");
             if (o->mtp && tokens.size() < 2) usage_fail("--mtp: multi-token prediction needs at least 2 tokens");
             if (o->repeat > 1) usage_fail("--repeat: the prefill timing runs the V2/V3 model only");
-            v4_forward(o->model, tokens, o->out, o->dump, o->dump_only, o->last_only, o->mtp);
+            v4_forward(o->model, tokens, o->out, o->dump, o->dump_only, o->last_only, o->mtp, o->compat);
             return;
         }
         ModelOptions mo;

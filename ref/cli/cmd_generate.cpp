@@ -14,7 +14,7 @@ namespace dsref::cli {
 
 void add_generate(CLI::App& app) {
     struct Opts {
-        std::string model, tokens, out, attn, text, prompt_file, tokenizer, seed = "0";
+        std::string model, tokens, out, attn, text, prompt_file, tokenizer, seed = "0", compat;
         bool print_text = false, allow_nonfinite = false;
         int64_t max_new = 0;
         double temperature = 0.0, top_p = 1.0;
@@ -43,6 +43,8 @@ void add_generate(CLI::App& app) {
     cmd->add_flag("--stop-at-eos", o->stop_at_eos, "stop after the eos token");
     cmd->add_option("--out", o->out, "write the chosen logits [N, vocab] to this safetensors file");
     cmd->add_option("--attn", o->attn, "MLA path for V2/V3: naive | absorb (default absorb)");
+    cmd->add_option("--compat", o->compat,
+                    "DeepSeek-V4: official (default) | hf, as for forward (see dsref forward --help)");
     cmd->add_flag("--allow-nonfinite", o->allow_nonfinite,
                   "a NaN/Inf activation is a warning, not an error (the first trace point holding one is named)");
     add_threads_option(cmd, &o->threads);
@@ -65,12 +67,14 @@ void add_generate(CLI::App& app) {
         } else {
             prompt = parse_tokens(o->tokens);
         }
-        if (path_is_v4_config(o->model)) {  // DeepSeek-V4: model/v4_model.h (cmd_v4.cpp)
+        const bool v4 = path_is_v4_config(o->model);
+        check_compat(o->compat, v4);
+        if (v4) {  // DeepSeek-V4: model/v4_model.h (cmd_v4.cpp)
             if (!o->attn.empty()) usage_fail("--attn ", o->attn, ": deepseek_v4 has no MLA paths");
             std::vector<int32_t> toks;
             int64_t V = 0;
             const std::vector<float> lg = v4_generate_cmd(o->model, prompt, o->max_new, o->temperature, o->top_p, parse_seed(o->seed),
-                                                          o->stop_at_eos, toks, V);
+                                                          o->stop_at_eos, toks, V, o->compat);
             for (size_t i = 0; i < toks.size(); i++) std::cout << (i ? " " : "") << toks[i];
             std::cout << "\n";
             if (tok) (o->print_text ? std::cout : std::cerr) << tok->decode(toks) << (o->print_text ? "" : "\n");

@@ -26,7 +26,7 @@ static std::string human(double n) {
 
 void add_info(CLI::App& app) {
     struct Opts {
-        std::string model, tokenizer;
+        std::string model, tokenizer, compat;
         bool json = false;
         int64_t T = 1;
         int threads = 0;
@@ -38,11 +38,15 @@ void add_info(CLI::App& app) {
     cmd->add_option("--tokenizer", o->tokenizer, "a tokenizer.json to report (default: the model directory's, if any)");
     cmd->add_option("--T", o->T, "tokens of the prefill whose memory and reads are estimated (default 1)")
         ->check(positive());
+    cmd->add_option("--compat", o->compat, "DeepSeek-V4: read the config as official (default) | hf (see dsref forward --help)");
     add_threads_option(cmd, &o->threads);
     cmd->callback([o]() {
         apply_threads(o->threads);
-        if (path_is_v4_config(o->model)) {  // DeepSeek-V4: its own config reader and counts (tools/v4_info.h)
-            const nlohmann::json j = v4_model_info(load_v4_config(o->model));
+        const bool v4 = path_is_v4_config(o->model);
+        check_compat(o->compat, v4);
+        if (v4) {  // DeepSeek-V4: its own config reader and counts (tools/v4_info.h)
+            const nlohmann::json j =
+                v4_model_info(load_v4_config(o->model, o->compat == "hf" ? V4Compat::Hf : V4Compat::Official));
             if (o->json) {
                 std::cout << j.dump(2) << "\n";
                 return;

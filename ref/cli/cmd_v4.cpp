@@ -11,9 +11,22 @@
 
 namespace dsref::cli {
 
+void check_compat(const std::string& compat, bool is_v4) {
+    if (!compat.empty() && compat != "official" && compat != "hf")
+        usage_fail("--compat '", compat, "': expected official or hf");
+    if (!is_v4 && compat == "hf")
+        usage_fail("--compat hf: only deepseek_v4 has it (DeepSeek-V2/V3 reproduce transformers' bf16 run with "
+                   "--emulate hf-bf16)");
+}
+
+static V4Compat compat_of(const std::string& s) { return s == "hf" ? V4Compat::Hf : V4Compat::Official; }
+
 void v4_forward(const std::string& model, const std::vector<int32_t>& tokens, const std::string& out, bool dump,
-                const std::string& dump_only, bool last_only, bool mtp) {
-    V4Model m(model);
+                const std::string& dump_only, bool last_only, bool mtp, const std::string& compat) {
+    if (mtp && compat == "hf")
+        usage_fail("--mtp with --compat hf: transformers' DeepseekV4ForCausalLM has no MTP block (it drops the "
+                   "mtp.* tensors)");
+    V4Model m(model, compat_of(compat));
     const V4Config& c = m.config();
     if (mtp && c.num_nextn_predict_layers < 1)
         fail(c.source, ": field 'num_nextn_predict_layers' is 0; --mtp needs an MTP block");
@@ -37,14 +50,14 @@ void v4_forward(const std::string& model, const std::vector<int32_t>& tokens, co
     o["logits"] = Tensor::from_f32({last_only ? 1 : T, V}, logits);
     if (mtp) o["mtp_logits"] = Tensor::from_f32({T - 1, V}, mtp_logits);
     write_safetensors(out, o);
-    std::cerr << "dsref forward: deepseek_v4, " << T << " tokens, wrote " << o.size() << " tensors to " << out
-              << " (cache " << cache.bytes() << " bytes)\n";
+    std::cerr << "dsref forward: deepseek_v4 (--compat " << v4_compat_name(c.compat) << "), " << T
+              << " tokens, wrote " << o.size() << " tensors to " << out << " (cache " << cache.bytes() << " bytes)\n";
 }
 
 std::vector<float> v4_generate_cmd(const std::string& model, const std::vector<int32_t>& prompt, int64_t max_new,
                                    double temperature, double top_p, uint64_t seed, bool stop_at_eos,
-                                   std::vector<int32_t>& tokens_out, int64_t& vocab) {
-    V4Model m(model);
+                                   std::vector<int32_t>& tokens_out, int64_t& vocab, const std::string& compat) {
+    V4Model m(model, compat_of(compat));
     vocab = m.config().vocab_size;
     for (size_t i = 0; i < prompt.size(); i++)
         if (prompt[i] < 0 || prompt[i] >= vocab)

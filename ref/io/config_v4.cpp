@@ -3,6 +3,8 @@
 
 #include <sys/stat.h>
 
+#include <cmath>
+
 #include "core/error.h"
 #include "io/config_keys.h"
 #include "io/regular_file.h"
@@ -18,6 +20,14 @@ const char* v4_layer_type_name(V4LayerType t) {
         case V4LayerType::Hca: return "heavily_compressed_attention";
     }
     return "?";
+}
+
+const char* v4_compat_name(V4Compat c) { return c == V4Compat::Hf ? "hf" : "official"; }
+
+V4Compat v4_compat_from_name(const std::string& s) {
+    if (s == "official") return V4Compat::Official;
+    if (s == "hf") return V4Compat::Hf;
+    fail("--compat '", s, "': expected official or hf");
 }
 
 V4LayerType V4Config::layer_type(int64_t i) const {
@@ -54,33 +64,47 @@ static std::vector<std::string> str_list(FieldReader& r, const std::string& k) {
     return v;
 }
 
-// One YaRN description (rope_scaling or rope_parameters.compress).
-static RopeScaling read_yarn(FieldReader& q) {
+// One YaRN description (rope_scaling or rope_parameters.compress), and its attention_factor when given.
+struct V4Yarn {
     RopeScaling s;
+    bool has_af = false;  // attention_factor present
+    double af = 1.0;
+};
+
+static V4Yarn read_yarn(FieldReader& q, V4Compat compat) {
+    V4Yarn y;
     std::string type = q.str_opt("rope_type", "");
     const std::string t2 = q.str_opt("type", "");
     if (type.empty()) type = t2;
-    if (type == "default" || type.empty()) return s;
+    if (type == "default" || type.empty()) return y;
     if (type != "yarn") q.fail_field("rope_type", "is '" + type + "'; DeepSeek-V4 uses yarn on the compressed layers");
+    RopeScaling& s = y.s;
     s.type = RopeScalingType::Yarn;
     s.factor = q.num_req("factor");
     s.original_max_position_embeddings = q.int_req("original_max_position_embeddings");
     s.beta_fast = q.num_opt("beta_fast", 32.0);
     s.beta_slow = q.num_opt("beta_slow", 1.0);
-    // The official precompute_freqs_cis never scales cos/sin; transformers' V4 config forces
-    // attention_factor = 1.0 for the same reason. Any other value would change the math.
-    const double af = q.num_opt("attention_factor", 1.0);
-    if (af != 1.0) q.fail_field("attention_factor", "must be 1 (the official code does not scale cos/sin)");
+    // The official precompute_freqs_cis never scales cos/sin; transformers multiplies them by attention_factor
+    // (its V4 config sets 1.0 when it builds the nested form itself).
+    y.has_af = q.present("attention_factor");
+    y.af = q.num_opt("attention_factor", 1.0);
+    if (compat == V4Compat::Official && y.af != 1.0)
+        q.fail_field("attention_factor", "must be 1 (the official code does not scale cos/sin; --compat hf scales "
+                                         "them by it, as transformers does)");
+    if (compat == V4Compat::Hf && !(y.af > 0 && std::isfinite(y.af)))
+        q.fail_field("attention_factor", "must be a positive number");
     if (q.present("mscale") || q.present("mscale_all_dim"))
         q.fail_field("mscale", "is not used by DeepSeek-V4 (no softmax-scale correction); refusing to guess");
-    return s;
+    return y;
 }
 
-V4Config parse_v4_config(const json& j, const std::string& src) {
+V4Config parse_v4_config(const json& j, const std::string& src, V4Compat compat) {
     if (!is_v4_config(j)) fail(src, ": not a deepseek_v4 config");
     FieldReader r(j, src);
     V4Config c;
     c.source = src;
+    c.compat = compat;
+    const bool hf = compat == V4Compat::Hf;
     r.str_opt("model_type", "");
     r.present("architectures");
     c.vocab_size = r.int_req("vocab_size");
@@ -139,13 +163,21 @@ V4Config parse_v4_config(const json& j, const std::string& src) {
     if (c.qk_rope_head_dim <= 0 || c.qk_rope_head_dim % 2 || c.qk_rope_head_dim > c.head_dim)
         r.fail_field("qk_rope_head_dim", "must be even and in (0, head_dim]");
 
-    // MoE routing
+    // MoE routing: the official Gate.forward normalizes iff the score is not a softmax; transformers' routers
+    // normalize every score (they never read norm_topk_prob) and cannot build a softmax one.
     c.scoring_func = parse_moe_scoring(r.str_opt("scoring_func", "sqrtsoftplus"));
     const std::string tm = r.str_opt("topk_method", "noaux_tc");
     if (tm != "noaux_tc") r.fail_field("topk_method", "is '" + tm + "'; DeepSeek-V4 selects with noaux_tc (no groups)");
-    c.norm_topk_prob = r.bool_opt("norm_topk_prob", true);
-    if (!c.norm_topk_prob && c.scoring_func != MoeScoring::Softmax)
-        r.fail_field("norm_topk_prob", "is false, but the official Gate.forward normalizes every non-softmax score");
+    const bool softmax = c.scoring_func == MoeScoring::Softmax;
+    if (hf && softmax)
+        r.fail_field("scoring_func", "is softmax, which transformers' DeepseekV4 cannot run (ACT2FN has no "
+                                     "'softmax'); --compat hf has nothing to reproduce");
+    c.norm_topk_prob = r.bool_opt("norm_topk_prob", !softmax);
+    if (!c.norm_topk_prob && !softmax)
+        r.fail_field("norm_topk_prob", "is false, but the official Gate.forward (and transformers) normalizes every "
+                                       "non-softmax score");
+    if (c.norm_topk_prob && softmax)
+        r.fail_field("norm_topk_prob", "is true, but the official Gate.forward does not normalize softmax scores");
     for (const char* k : {"n_group", "topk_group"})
         if (r.present(k) && r.int_req(k) != 1) r.fail_field(k, "must be 1: DeepSeek-V4 routing has no groups");
     if (r.present("first_k_dense_replace") && r.int_req("first_k_dense_replace") != 0)
@@ -221,12 +253,24 @@ V4Config parse_v4_config(const json& j, const std::string& src) {
     }
 
     // RoPE: rope_scaling (hub; the YaRN of the compressed layers) or rope_parameters {main, compress}
+    // The cos/sin multiplier: official 1; transformers its attention_factor (the flat spelling: given, else 1.0
+    // injected by its config; the nested one: given, else derived, 0.1·ln(factor) + 1).
     const bool has_rs = r.object("rope_scaling") != nullptr, has_rp = r.object("rope_parameters") != nullptr;
+    double scale_rs = 1.0;
     if (has_rs) {
         FieldReader q = r.child("rope_scaling");
-        c.compress_rope = read_yarn(q);
+        const V4Yarn y = read_yarn(q, compat);
+        c.compress_rope = y.s;
+        if (y.s.is_yarn()) scale_rs = y.af;
         q.refuse_unread({});
     }
+    c.compress_rope_scale = scale_rs;
+    // a nested partial_rotary_factor sets transformers' rope dims (cos/sin size): it must give qk_rope_head_dim
+    auto check_prf = [&](FieldReader& q) {
+        if (q.present("partial_rotary_factor") &&
+            (int64_t)(c.head_dim * q.num_req("partial_rotary_factor")) != c.qk_rope_head_dim)
+            q.fail_field("partial_rotary_factor", "disagrees with qk_rope_head_dim / head_dim");
+    };
     if (has_rp) {
         FieldReader p = r.child("rope_parameters");
         FieldReader mn = p.child("main");
@@ -234,19 +278,26 @@ V4Config parse_v4_config(const json& j, const std::string& src) {
         if (mtp != "default") mn.fail_field("rope_type", "must be default (window-only layers have no YaRN)");
         if (mn.present("rope_theta") && mn.num_req("rope_theta") != c.rope_theta)
             mn.fail_field("rope_theta", "disagrees with rope_theta");
-        mn.present("partial_rotary_factor");
+        check_prf(mn);
         mn.refuse_unread({});
         FieldReader cp = p.child("compress");
-        const RopeScaling s = read_yarn(cp);
+        const V4Yarn y = read_yarn(cp, compat);
+        const RopeScaling& s = y.s;
         // A nested rope_parameters without attention_factor: transformers' DeepseekV4Config injects 1.0 only when
-        // it builds the nested form itself, so here it would scale cos/sin by 0.1·ln(factor) + 1 (1.277 at 16)
-        // and the official code would not. Ambiguous: refused.
-        if (s.is_yarn() && !cp.present("attention_factor"))
-            cp.fail_field("attention_factor", "is absent: transformers would scale cos/sin by 0.1*ln(factor)+1, the "
-                                              "official code does not; give 1.0 to say which");
+        // it builds the nested form itself, so here it scales cos/sin by 0.1·ln(factor) + 1 (1.277 at 16) and
+        // the official code does not.
+        if (s.is_yarn() && !y.has_af && !hf)
+            cp.fail_field("attention_factor", "is absent: transformers scales cos/sin by 0.1*ln(factor)+1 there, the "
+                                              "official code does not; give 1.0 for the official code, or run with "
+                                              "--compat hf to reproduce transformers");
+        const double scale_rp = !s.is_yarn() ? 1.0 : y.has_af ? y.af : yarn_get_mscale(s.factor, 1.0);
+        if (has_rs && scale_rp != scale_rs)
+            fail(src, ": fields 'rope_scaling' and 'rope_parameters.compress' give transformers different "
+                      "attention_factor (", scale_rs, " and ", scale_rp, ")");
+        c.compress_rope_scale = scale_rp;
         if (cp.present("rope_theta") && cp.num_req("rope_theta") != c.compress_rope_theta)
             cp.fail_field("rope_theta", "disagrees with compress_rope_theta");
-        cp.present("partial_rotary_factor");
+        check_prf(cp);
         cp.refuse_unread({});
         p.refuse_unread({});
         if (has_rs && (s.type != c.compress_rope.type || s.factor != c.compress_rope.factor ||
@@ -302,7 +353,7 @@ bool path_is_v4_config(const std::string& path) {
     return !j.is_discarded() && is_v4_config(j);
 }
 
-V4Config load_v4_config(const std::string& path) {
+V4Config load_v4_config(const std::string& path, V4Compat compat) {
     const std::string file = config_file(path);
     json j;
     try {
@@ -310,7 +361,7 @@ V4Config load_v4_config(const std::string& path) {
     } catch (const json::exception& e) {
         fail(file, ": not valid JSON (", e.what(), ")");
     }
-    return parse_v4_config(j, file);
+    return parse_v4_config(j, file, compat);
 }
 
 }  // namespace dsref

@@ -11,6 +11,16 @@
 //   the hub list has num_hidden_layers + num_nextn_predict_layers entries (the MTP blocks' ratios last);
 //   window-only layers use rope_theta without YaRN, compressed layers compress_rope_theta with YaRN;
 //   the first num_hash_layers MoE layers route by tid2eid; every layer is MoE (no dense layers).
+//
+// The compat mode (V4Compat) decides the two readings that depend on which reference is followed
+// (`dsref forward --help` lists every difference of transformers' DeepseekV4ForCausalLM from the official code):
+//   - the compressed layers' cos/sin multiplier (compress_rope_scale). Official: 1, always; an attention_factor
+//     other than 1 is refused, and so is a nested rope_parameters.compress (yarn) WITHOUT attention_factor (there
+//     transformers derives 0.1·ln(factor) + 1). Hf: transformers' value — the given attention_factor, else 1.0 in
+//     the flat spelling (its config injects it) and 0.1·ln(factor) + 1 in the nested one (1 when factor ≤ 1);
+//   - the routing normalization. Official Gate.forward normalizes iff scoring_func ≠ softmax (norm_topk_prob
+//     must say the same; it defaults to that). Hf: transformers normalizes every score with + 1e-20 and has no
+//     softmax router at all (ACT2FN has no "softmax"): scoring_func softmax is refused.
 #pragma once
 #include <cstdint>
 #include <nlohmann/json.hpp>
@@ -24,6 +34,11 @@ namespace dsref {
 
 enum class V4LayerType { Sliding, Csa, Hca };
 const char* v4_layer_type_name(V4LayerType t);  // the transformers names: sliding_attention, ...
+
+// Which reference the V4 forward follows where the official code and transformers differ.
+enum class V4Compat { Official, Hf };  // official DeepSeek-V4 inference/model.py | transformers' deepseek_v4
+const char* v4_compat_name(V4Compat c);               // "official" | "hf"
+V4Compat v4_compat_from_name(const std::string& s);  // the names above; else an error listing them
 
 struct V4Config {
     std::string source;
@@ -39,6 +54,8 @@ struct V4Config {
     double hc_eps = 0, rms_norm_eps = 0;
     double rope_theta = 0, compress_rope_theta = 0;
     RopeScaling compress_rope;  // YaRN of the compressed layers
+    V4Compat compat = V4Compat::Official;
+    double compress_rope_scale = 1.0;  // the compressed layers' cos/sin multiplier (transformers' attention_factor)
     int64_t num_nextn_predict_layers = 0;
     int64_t max_position_embeddings = 0;
     bool tie_word_embeddings = false;
@@ -52,8 +69,9 @@ struct V4Config {
 };
 
 bool is_v4_config(const nlohmann::json& j);  // model_type deepseek_v4 or architectures[0] DeepseekV4ForCausalLM
-V4Config parse_v4_config(const nlohmann::json& j, const std::string& source);
-V4Config load_v4_config(const std::string& path);  // a config.json or a directory holding one
+V4Config parse_v4_config(const nlohmann::json& j, const std::string& source, V4Compat compat = V4Compat::Official);
+// a config.json or a directory holding one
+V4Config load_v4_config(const std::string& path, V4Compat compat = V4Compat::Official);
 bool path_is_v4_config(const std::string& path);    // that file parses as JSON and is_v4_config (no throw)
 
 }  // namespace dsref

@@ -18,6 +18,18 @@ size_t V4LayerCache::bytes() const {
     return n * sizeof(float);
 }
 
+// RoPE (interleaved) on d_r dims, with cos/sin times `scale`: the rotation, then the d_r dims times scale
+// (scale 1 is rope_forward itself, bit for bit). Arguments as rope_forward's.
+static void v4_rope(float* x, int64_t T, int64_t N, int64_t dr, int64_t row_stride, int64_t vec_stride,
+                    const int64_t* pos, const std::vector<double>& inv_freq, double scale) {
+    rope_forward(x, T, N, dr, row_stride, vec_stride, pos, inv_freq, RopeLayout::Interleaved);
+    if (scale == 1.0) return;
+    const float a = (float)scale;
+    for (int64_t t = 0; t < T; ++t)
+        for (int64_t n = 0; n < N; ++n)
+            for (int64_t j = 0; j < dr; ++j) x[t * row_stride + n * vec_stride + j] *= a;
+}
+
 void v4_sink_attention(float* o, const float* q, const float* kv, const int64_t* idx, int64_t T, int64_t H,
                        int64_t d_h, int64_t n_idx, const float* sink, double scale) {
 #pragma omp parallel for schedule(static)
@@ -50,7 +62,7 @@ void v4_sink_attention(float* o, const float* q, const float* kv, const int64_t*
 
 void v4_compressor_step(std::vector<float>& entries, V4CompressorState& st, const float* x, int64_t T, int64_t pos0,
                         int64_t d, int64_t m, int64_t dc, int64_t dr, const V4CompressorWeights& w, double eps,
-                        const std::vector<double>& inv_freq) {
+                        const std::vector<double>& inv_freq, double rope_scale) {
     if (m <= 0) fail("v4 compressor: ratio ", m, " must be positive");
     const bool overlap = m == 4;
     const int64_t c = overlap ? 2 : 1, W = c * dc;
@@ -99,7 +111,7 @@ void v4_compressor_step(std::vector<float>& entries, V4CompressorState& st, cons
     if (n == 0) return;
     float* e = entries.data() + n0 * dc;
     rmsnorm_forward(e, e, w.norm, n, dc, (float)eps);
-    rope_forward(e + (dc - dr), n, 1, dr, dc, dc, pos.data(), inv_freq, RopeLayout::Interleaved);
+    v4_rope(e + (dc - dr), n, 1, dr, dc, dc, pos.data(), inv_freq, rope_scale);
 }
 
 std::vector<float> v4_compress(const float* x, int64_t T, const V4AttnDims& D, const V4AttnWeights& w,
@@ -107,7 +119,7 @@ std::vector<float> v4_compress(const float* x, int64_t T, const V4AttnDims& D, c
     std::vector<float> out;
     V4CompressorState st;
     v4_compressor_step(out, st, x, T, 0, D.d, D.ratio, D.d_h, D.d_r, {w.c_wkv, w.c_wgate, w.c_ape, w.c_norm}, D.eps,
-                       inv_freq);
+                       inv_freq, D.rope_scale);
     return out;
 }
 
@@ -123,8 +135,9 @@ static void v4_indexer_step(V4AttnOut& r, const float* x, const float* qr, int64
     for (int64_t t = 0; t < T; ++t) pos[t] = pos0 + t;
     std::vector<float> q((size_t)(T * nI * dI)), wt((size_t)(T * nI));
     linear_forward(q.data(), qr, w.i_wq_b, T, D.q_lora, nI * dI);
-    rope_forward(q.data() + (dI - dr), T, nI, dr, nI * dI, dI, pos.data(), inv_freq, RopeLayout::Interleaved);
-    v4_compressor_step(cache.index_k, cache.index_comp, x, T, pos0, D.d, m, dI, dr, w.i_comp, D.eps, inv_freq);
+    v4_rope(q.data() + (dI - dr), T, nI, dr, nI * dI, dI, pos.data(), inv_freq, D.rope_scale);
+    v4_compressor_step(cache.index_k, cache.index_comp, x, T, pos0, D.d, m, dI, dr, w.i_comp, D.eps, inv_freq,
+                       D.rope_scale);
     linear_forward(wt.data(), x, w.i_weights_proj, T, D.d, nI);
     const double ws = 1.0 / std::sqrt((double)dI) / std::sqrt((double)nI);
     const int64_t nc = (int64_t)cache.index_k.size() / dI, kk = std::min(D.topk, (pos0 + T) / m);
@@ -177,10 +190,10 @@ V4AttnOut v4_attention_step(const float* x, int64_t T, const V4AttnDims& D, cons
         const double inv = 1.0 / std::sqrt(ss / (double)dh + D.eps);
         for (int64_t i = 0; i < dh; ++i) q[r * dh + i] = (float)(q[r * dh + i] * inv);
     }
-    rope_forward(q.data() + (dh - dr), T, H, dr, H * dh, dh, pos.data(), inv_freq, RopeLayout::Interleaved);
+    v4_rope(q.data() + (dh - dr), T, H, dr, H * dh, dh, pos.data(), inv_freq, D.rope_scale);
     linear_forward(kv.data(), x, w.wkv, T, D.d, dh);
     rmsnorm_forward(kv.data(), kv.data(), w.kv_norm, T, dh, (float)D.eps);
-    rope_forward(kv.data() + (dh - dr), T, 1, dr, dh, dh, pos.data(), inv_freq, RopeLayout::Interleaved);
+    v4_rope(kv.data() + (dh - dr), T, 1, dr, dh, dh, pos.data(), inv_freq, D.rope_scale);
 
     V4AttnOut r;
     // keys: the cached window rows (positions kv0 .. pos0−1), the new rows, then the compressed entries
@@ -192,7 +205,7 @@ V4AttnOut v4_attention_step(const float* x, int64_t T, const V4AttnDims& D, cons
     if (D.ratio > 0) {
         if (D.ratio == 4) v4_indexer_step(r, x, c.data(), T, pos0, D, w, inv_freq, cache);
         v4_compressor_step(cache.ckv, cache.comp, x, T, pos0, D.d, D.ratio, dh, dr,
-                           {w.c_wkv, w.c_wgate, w.c_ape, w.c_norm}, D.eps, inv_freq);
+                           {w.c_wkv, w.c_wgate, w.c_ape, w.c_norm}, D.eps, inv_freq, D.rope_scale);
         r.compressed_kv = cache.ckv;
         keys.insert(keys.end(), cache.ckv.begin(), cache.ckv.end());
         n_sel = D.ratio == 4 ? r.kk : S / D.ratio;
@@ -216,7 +229,7 @@ V4AttnOut v4_attention_step(const float* x, int64_t T, const V4AttnDims& D, cons
     std::vector<float> o((size_t)(T * H * dh));
     v4_sink_attention(o.data(), q.data(), keys.data(), idx.data(), T, H, dh, n_idx, w.sink, 1.0 / std::sqrt((double)dh));
     r.window_attn = o;
-    rope_forward(o.data() + (dh - dr), T, H, dr, H * dh, dh, neg.data(), inv_freq, RopeLayout::Interleaved);
+    v4_rope(o.data() + (dh - dr), T, H, dr, H * dh, dh, neg.data(), inv_freq, D.rope_scale);
 
     // the cache keeps the last `window` rows
     const int64_t keep = std::min(D.window, n_rows);

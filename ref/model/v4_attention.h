@@ -36,6 +36,10 @@
 // The official code rotates q_I and K_I by a Hadamard matrix and fake-quantizes them to FP4; the rotation
 // is orthonormal, so without the FP4 step it cancels in q_I · K_I, and dsref does neither (ref/README.md).
 //
+// --compat hf (V4AttnDims::rope_scale = a ≠ 1): transformers multiplies the compressed layers' cos/sin by its
+// YaRN attention_factor a, so every rotation above — q_h, kv, the inverse rotation of o_h, the compressed
+// entries, q_I and K_I — also scales its d_r rope dims by a (the official code has a = 1).
+//
 // Precision: float32 storage, linear_forward products; softmax, pooling and indexer dot products in
 // double. The official code fake-quantizes the window KV's non-rope dims to FP8 (64-wide blocks) and runs
 // in bf16; dsref does neither (a pinned choice, ref/README.md).
@@ -55,6 +59,7 @@ struct V4AttnDims {
     int64_t n_I = 0, d_I = 0;   // index_n_heads, index_head_dim (CSA)
     int64_t topk = 0;           // index_topk (CSA)
     double eps = 1e-6;          // rms_norm_eps
+    double rope_scale = 1.0;    // cos/sin multiplier a (1: official; --compat hf: transformers' attention_factor)
 };
 
 // One compressor's weights. c = 2 when m = 4 (overlap), else 1; d_c = d_h (attention) or d_I (indexer).
@@ -123,10 +128,10 @@ V4AttnOut v4_attention_forward(const float* x, int64_t T, const V4AttnDims& dims
                                const std::vector<double>& inv_freq);
 
 // One compressor step: appends the entries the T new tokens complete to `entries` [n_c, d_c].
-// x: [T, d] at positions pos0.. · m ratio · d_c head size · d_r rope dims.
+// x: [T, d] at positions pos0.. · m ratio · d_c head size · d_r rope dims · rope_scale: the cos/sin multiplier.
 void v4_compressor_step(std::vector<float>& entries, V4CompressorState& st, const float* x, int64_t T, int64_t pos0,
                         int64_t d, int64_t m, int64_t d_c, int64_t d_r, const V4CompressorWeights& w, double eps,
-                        const std::vector<double>& inv_freq);
+                        const std::vector<double>& inv_freq, double rope_scale = 1.0);
 
 // The attention's compressor alone over a prefill. x: [T, d] · returns [⌊T/m⌋, d_h]
 std::vector<float> v4_compress(const float* x, int64_t T, const V4AttnDims& dims, const V4AttnWeights& w,

@@ -23,7 +23,8 @@ size_t V4Cache::bytes() const {
     return n;
 }
 
-V4Model::V4Model(const std::string& dir) : cfg_(load_v4_config(dir)), ckpt_(dir), loader_(ckpt_) {
+V4Model::V4Model(const std::string& dir, V4Compat compat)
+    : cfg_(load_v4_config(dir, compat)), ckpt_(dir), loader_(ckpt_) {
     hf_layout_ = ckpt_.has("model.embed_tokens.weight");
     for (V4Spec s : v4_checkpoint_layout(cfg_)) {
         if (s.w.layer >= cfg_.num_hidden_layers && !ckpt_.has(stored(s.w.name))) continue;  // MTP: checked when used
@@ -159,6 +160,7 @@ void V4Model::block(int64_t i, std::vector<float>& h, int64_t T, const std::vect
     const int64_t d = c.hidden_size, n = c.hc_mult, M = (2 + n) * n;
     const std::string p = v4_layer_prefix(c, i), a = p + "attn.", f = p + "ffn.", si = "." + std::to_string(i);
     const HcParams hp = hc_params(c);
+    const bool hf = c.compat == V4Compat::Hf;
     std::vector<float> y((size_t)(T * d)), pre((size_t)(T * n)), post((size_t)(T * n)), comb((size_t)(T * n * n));
     std::vector<float> nh((size_t)(T * n * d));
     (void)M;
@@ -174,6 +176,7 @@ void V4Model::block(int64_t i, std::vector<float>& h, int64_t T, const std::vect
     D.d = d, D.H = c.num_attention_heads, D.d_h = c.head_dim, D.d_r = c.qk_rope_head_dim, D.q_lora = c.q_lora_rank;
     D.G = c.o_groups, D.R = c.o_lora_rank, D.window = c.sliding_window, D.ratio = v4_layer_ratio(c, i);
     D.n_I = c.index_n_heads, D.d_I = c.index_head_dim, D.topk = c.index_topk, D.eps = c.rms_norm_eps;
+    D.rope_scale = D.ratio > 0 ? c.compress_rope_scale : 1.0;  // window-only layers: transformers' "main", unscaled
     V4AttnWeights W;
     W.wq_a = w(a + "wq_a.weight").data(), W.q_norm = w(a + "q_norm.weight").data(), W.wq_b = w(a + "wq_b.weight").data();
     W.wkv = w(a + "wkv.weight").data(), W.kv_norm = w(a + "kv_norm.weight").data();
@@ -216,6 +219,7 @@ void V4Model::block(int64_t i, std::vector<float>& h, int64_t T, const std::vect
     MoeGateConfig g;
     g.E = E, g.K = K, g.n_group = 1, g.topk_group = 1, g.scoring = c.scoring_func, g.topk_method = MoeTopk::NoauxTc;
     g.norm_topk_prob = c.norm_topk_prob, g.routed_scaling_factor = c.routed_scaling_factor;
+    g.norm_eps = hf ? 1e-20 : 0.0;  // transformers' routers divide by (sum + 1e-20)
     std::vector<float> logits((size_t)(T * E));
     linear_forward(logits.data(), y.data(), w(f + "gate.weight").data(), T, d, E);
     MoeRouting rt;
@@ -228,12 +232,16 @@ void V4Model::block(int64_t i, std::vector<float>& h, int64_t T, const std::vect
     }
     if (trace && trace->wants("topk_idx" + si)) trace->record("topk_idx" + si, Tensor::from_i32({T, K}, rt.topk_idx));
     trace_f32(trace, "topk_weight" + si, {T, K}, rt.topk_weight.data());
-    std::vector<float> out((size_t)(T * d));
-    swiglu_forward_clamped(out.data(), y.data(), w(f + "shared_experts.w1.weight").data(),
-                           w(f + "shared_experts.w3.weight").data(), w(f + "shared_experts.w2.weight").data(), T, d, I,
-                           (float)c.swiglu_limit);
+    std::vector<float> out((size_t)(T * d), 0.0f);
+    // transformers clamps with swiglu_limit 0 as well (gate ≤ 0, up in [0, 0]): every expert, shared and routed,
+    // then outputs exactly 0; the official Expert clamps only when swiglu_limit > 0
+    const bool zero_ffn = hf && c.swiglu_limit == 0.0;
+    if (!zero_ffn)
+        swiglu_forward_clamped(out.data(), y.data(), w(f + "shared_experts.w1.weight").data(),
+                               w(f + "shared_experts.w3.weight").data(), w(f + "shared_experts.w2.weight").data(), T, d,
+                               I, (float)c.swiglu_limit);
     std::vector<float> routed((size_t)(T * d), 0.0f);
-    for (int64_t e = 0; e < E; ++e) {  // experts in id order, their tokens in order: thread-count independent
+    for (int64_t e = 0; e < E && !zero_ffn; ++e) {  // experts in id order, their tokens in order: thread-count independent
         std::vector<int64_t> rows, slot;
         for (int64_t t = 0; t < T; ++t)
             for (int64_t k = 0; k < K; ++k)
@@ -243,12 +251,26 @@ void V4Model::block(int64_t i, std::vector<float>& h, int64_t T, const std::vect
         std::vector<float> xe((size_t)(nr * d)), ye((size_t)(nr * d));
         for (int64_t r = 0; r < nr; ++r) std::copy(y.begin() + rows[r] * d, y.begin() + (rows[r] + 1) * d, xe.begin() + r * d);
         const std::string q = f + "experts." + std::to_string(e) + ".";
-        swiglu_forward_clamped(ye.data(), xe.data(), w(q + "w1.weight").data(), w(q + "w3.weight").data(),
-                               w(q + "w2.weight").data(), nr, d, I, (float)c.swiglu_limit);
-        for (int64_t r = 0; r < nr; ++r) {
-            const float g_k = rt.topk_weight[rows[r] * K + slot[r]];
-            for (int64_t j = 0; j < d; ++j) routed[rows[r] * d + j] += g_k * ye[r * d + j];
+        if (hf) {  // transformers DeepseekV4Experts: w2 · act, then × g_k
+            swiglu_forward_clamped(ye.data(), xe.data(), w(q + "w1.weight").data(), w(q + "w3.weight").data(),
+                                   w(q + "w2.weight").data(), nr, d, I, (float)c.swiglu_limit);
+            for (int64_t r = 0; r < nr; ++r) {
+                const float g_k = rt.topk_weight[rows[r] * K + slot[r]];
+                for (int64_t j = 0; j < d; ++j) ye[r * d + j] *= g_k;
+            }
+        } else {  // official Expert.forward(x, weights): the activation × g_k (float32), then w2
+            std::vector<float> ge((size_t)(nr * I)), ue((size_t)(nr * I));
+            linear_forward(ge.data(), xe.data(), w(q + "w1.weight").data(), nr, d, I);
+            linear_forward(ue.data(), xe.data(), w(q + "w3.weight").data(), nr, d, I);
+            swiglu_gate_clamped(ge.data(), ue.data(), nr * I, (float)c.swiglu_limit);
+            for (int64_t r = 0; r < nr; ++r) {
+                const float g_k = rt.topk_weight[rows[r] * K + slot[r]];
+                for (int64_t j = 0; j < I; ++j) ge[r * I + j] *= g_k;
+            }
+            linear_forward(ye.data(), ge.data(), w(q + "w2.weight").data(), nr, I, d);
         }
+        for (int64_t r = 0; r < nr; ++r)
+            for (int64_t j = 0; j < d; ++j) routed[rows[r] * d + j] += ye[r * d + j];
     }
     for (int64_t j = 0; j < T * d; ++j) out[j] += routed[j];
     hc_post(nh.data(), out.data(), h.data(), post.data(), comb.data(), T, d, hp);
@@ -294,6 +316,8 @@ std::vector<float> V4Model::mtp_forward(const std::vector<float>& hidden, const 
         fail(cfg_.source, ": field 'num_nextn_predict_layers' is ", cfg_.num_nextn_predict_layers, "; MTP block ", k,
              " does not exist");
     if (T < 1) fail("--mtp: multi-token prediction needs at least 2 tokens");
+    if (cfg_.compat == V4Compat::Hf)
+        fail("--mtp with --compat hf: transformers' DeepseekV4ForCausalLM has no MTP block (it drops the mtp.* tensors)");
     if ((int64_t)hidden.size() != (T + 1) * n * d) fail("mtp: hidden holds ", hidden.size(), " values, expected ", (T + 1) * n * d);
     v4_layer_ratio(cfg_, L + k);  // the block needs its compress_ratios entry (transformers' layer_types has none)
     const std::string p = v4_layer_prefix(cfg_, L + k);

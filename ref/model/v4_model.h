@@ -14,7 +14,8 @@
 //             h = hc_post(f, h, post, C)
 //   logits  = head · RMSNorm(hc_head(h; hc_head_*); norm)  [T, V]
 //   MoE_i(x) = Σ_k g_k · E_{idx_k}(x) + S(x),  E(x) = w2 · (silu(min(w1 x, L)) ⊙ clamp(w3 x, −L, L)),
-//              L = swiglu_limit (moe/moe_gate.h for g and idx; core/swiglu.h for the clamp)
+//              L = swiglu_limit (moe/moe_gate.h for g and idx; core/swiglu.h for the clamp); the official
+//              Expert scales the activation, w2 · (g_k · act); --compat hf scales the output, g_k · (w2 · act)
 //   MTP k (row r < T−1 predicts t_{r+2}): x_r = e_proj · enorm(E[t_{r+1}]) + h_proj · hnorm(h^L_r) per stream,
 //              block L+k over x at positions 0..T−2 with token ids t_1.., then mtp.k's hc_head_*, norm and the
 //              main head (official MTPBlock.forward; the caller shifts the ids, as the V3 MTP does).
@@ -30,6 +31,9 @@
 // [out, in/2] (two E2M1 codes per byte) with `.scale` F8_E8M0 [out, in/32] (fp8/fp4_dequant.h). Dequantized to
 // float32 once (weight-only: activations are not quantized, unlike the official fp8_gemm / fp4_gemm). Cached decode: V4Cache holds each layer's window rows,
 // compressed entries and compressor states; forward(tokens at positions cache.len..) continues it.
+// V4Compat::Hf follows transformers' DeepseekV4ForCausalLM where it differs from the official code: routing
+// weights / (sum + 1e-20), each routed expert's output (not its activation) times its weight, the compressed
+// layers' cos/sin times V4Config::compress_rope_scale, swiglu_limit 0 clamping to 0, and no MTP block.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -53,7 +57,9 @@ struct V4Cache {
 
 class V4Model {
 public:
-    explicit V4Model(const std::string& dir);  // reads config.json, checks every tensor's name and shape
+    // reads config.json, checks every tensor's name and shape; compat: the reference followed where the
+    // official code and transformers differ (io/config_v4.h, `dsref forward --help`)
+    explicit V4Model(const std::string& dir, V4Compat compat = V4Compat::Official);
     const V4Config& config() const { return cfg_; }
 
     // Logits [T, V] for tokens at positions cache.len .. cache.len + T − 1; advances the cache.

@@ -71,6 +71,8 @@ void moe_gate_check(const MoeGateConfig& g, int64_t bias_len) {
         fail("moe gate: n_routed_experts = ", g.E, " is not divisible by n_group = ", g.n_group);
     if (!(g.routed_scaling_factor > 0) || !std::isfinite(g.routed_scaling_factor))
         fail("moe gate: routed_scaling_factor must be a positive number, got ", g.routed_scaling_factor);
+    if (!(g.norm_eps >= 0) || !std::isfinite(g.norm_eps))
+        fail("moe gate: the normalization epsilon must be a number >= 0, got ", g.norm_eps);
     if (uses_groups(g)) {
         if (g.topk_group < 1 || g.topk_group > g.n_group)
             fail("moe gate: topk_group = ", g.topk_group, " must be in [1, n_group = ", g.n_group, "]");
@@ -193,14 +195,15 @@ MoeRouting moe_route(const float* logits, const float* bias, int64_t T, const Mo
             normalize = K > 1 && g.norm_topk_prob;
             scale = !normalize;
         }
-        if (normalize && !(sum > 0)) {  // every selected sigmoid underflowed: refuse rather than divide by 0
+        const double den = sum + g.norm_eps;
+        if (normalize && !(den > 0)) {  // every selected sigmoid underflowed: refuse rather than divide by 0
 #pragma omp critical(moe_gate_zero_sum)
             zero_sum_token = std::min(zero_sum_token, t);
             continue;
         }
         for (int64_t k = 0; k < K; k++) {
             double v = w[k];
-            if (normalize) v /= sum;
+            if (normalize) v /= den;
             if (scale) v *= g.routed_scaling_factor;
             w[k] = (float)v;
         }
@@ -240,10 +243,11 @@ MoeRouting moe_route_hash(const float* logits, const int32_t* tid2eid, int64_t V
             r.topk_idx[t * K + k] = e;
             sum += s[e];
         }
-        if (g.norm_topk_prob && !(sum > 0)) fail("moe gate: token ", t, ": the hash-selected scores sum to 0");
+        const double den = sum + g.norm_eps;
+        if (g.norm_topk_prob && !(den > 0)) fail("moe gate: token ", t, ": the hash-selected scores sum to 0");
         for (int64_t k = 0; k < K; k++) {
             double v = s[r.topk_idx[t * K + k]];
-            if (g.norm_topk_prob) v /= sum;
+            if (g.norm_topk_prob) v /= den;
             r.topk_weight[t * K + k] = (float)(v * g.routed_scaling_factor);
         }
     }

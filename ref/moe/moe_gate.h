@@ -39,7 +39,10 @@
 //                 configs; the rule follows topk_method because each method ships with exactly one
 //                 of the two codes (the official code ties normalization to score_func == "sigmoid"
 //                 and ignores the flag; it agrees too). The official code adds no 1e-20 to the
-//                 denominator (transformers does), and neither do we.
+//                 denominator (transformers does), and neither do we unless norm_eps says so: with
+//                 norm_eps > 0 the divisor is Σ_j g_j + norm_eps (DeepSeek-V4 under --compat hf:
+//                 transformers' DeepseekV4TopKRouter / DeepseekV4HashRouter add 1e-20), and a zero sum
+//                 gives zero weights instead of an error.
 //
 // Output order: topk_idx is sorted by the masked selection score u, descending, ties to the lower
 // expert id (every reference calls torch.topk, whose order on ties is unspecified, so dsref pins one
@@ -74,6 +77,7 @@ struct MoeGateConfig {
     MoeTopk topk_method = MoeTopk::Greedy;
     bool norm_topk_prob = false;
     double routed_scaling_factor = 1.0;
+    double norm_eps = 0.0;         // added to Σ_j g_j before normalizing (transformers' V4 routers: 1e-20)
 };
 
 // Parse the HF strings; the error names the field and lists the accepted values.
