@@ -2,7 +2,8 @@
 // its step-0 loss equals the cross-entropy of `dsref forward`'s logits on the same tokens (the trainer's
 // forward is the model's), the loss falls, the CSV / SVG / checkpoint are written, the result is
 // bit-identical at 1 and 2 threads, text through the tokenizer equals its ids, the held-out eval loss,
-// --save-every and --resume (bit-identical to the uninterrupted run), and bad input exits with a message.
+// --save-every and --resume (bit-identical to the uninterrupted run), --dtype bf16 (master weights), and bad
+// input exits with a message.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "core/tensor.h"
 #include "io/safetensors.h"
 #include "test_util.h"
 #include "train/loss_backward.h"
@@ -130,6 +132,73 @@ TEST_CASE("dsref train: bad input exits with a message", "[train][cli]") {
     CHECK(out.find("MTP module") != std::string::npos);  // the tiny V3 config has no MTP layer
     CHECK(run_dsref("train --model " + t.file("init") + " --data " + t.file("ok.bin") + " --out " + t.file("o") +
                         " --seq-len 4 --schedule linear", &out) == 1);
+}
+
+TEST_CASE("dsref train --dtype bf16: float32 master weights, the forward through their bf16 rounding, a bf16 "
+          "checkpoint, resume bit-identical", "[train][cli][resume]") {
+    TempDir t;
+    std::string out;
+    // the same seed in float32 and in bf16: init rounds the float32 draw to nearest even
+    REQUIRE(run_dsref("init --config data/train/tiny_v3.config.json --seed 5 --out " + t.file("i32"), &out) == 0);
+    REQUIRE(run_dsref("init --config data/train/tiny_v3.config.json --seed 5 --dtype bf16 --out " + t.file("i16"),
+                      &out) == 0);
+    std::vector<uint32_t> ids;
+    const std::string text = "bf16 weights, float32 masters. ";
+    for (int r = 0; r < 8; r++)
+        for (char ch : text) ids.push_back((uint32_t)(unsigned char)ch);
+    write_ids(t.file("d.bin"), ids);
+    const std::string common = " --data " + t.file("d.bin") + " --steps 4 --batch 2 --seq-len 12 --lr 1e-2"
+                               " --bias-gamma 0.01 --aux-alpha 1e-3";
+    REQUIRE(run_dsref("train --model " + t.file("i32") + " --dtype bf16" + common + " --out " + t.file("b") +
+                          " --log " + t.file("b.csv") + " --save-every 2", &out) == 0);
+    INFO(out);
+    REQUIRE(run_dsref("train --model " + t.file("i16") + common + " --out " + t.file("r") + " --log " +
+                          t.file("r.csv"), &out) == 0);
+    REQUIRE(run_dsref("train --model " + t.file("i32") + common + " --out " + t.file("f") + " --log " +
+                          t.file("f.csv"), &out) == 0);
+    const auto b = lines(t.file("b.csv")), r = lines(t.file("r.csv")), f = lines(t.file("f.csv"));
+    REQUIRE(b.size() == 5);
+    REQUIRE(r.size() == 5);
+    REQUIRE(f.size() == 5);
+    // step 0 sees the bf16 rounding of the float32 init: exactly the float32 run on the bf16 init ...
+    CHECK(field(b[1], 1) == field(r[1], 1));
+    // ... and not the float32 run on the float32 init (the rounding moves the loss by ~1e-2 here)
+    CHECK(field(b[1], 1) != field(f[1], 1));
+    // later steps differ from the float32 run on the bf16 init: that one updates unrounded weights
+    CHECK(field(b[4], 1) != field(r[4], 1));
+    CHECK(field(b[4], 1) < field(b[1], 1));  // it learns
+    // the checkpoint: BF16 weights (the router bias F32) that are the rounding of the master weights
+    const auto m = dsref::read_safetensors(t.file("b/model.safetensors"));
+    const auto opt = dsref::read_safetensors(t.file("b/optimizer.safetensors"));
+    int64_t bf16_tensors = 0, unrounded_masters = 0;
+    for (const auto& [name, ten] : m) {
+        if (name.find("e_score_correction_bias") != std::string::npos) {
+            CHECK(ten.dtype == dsref::DType::F32);
+            continue;
+        }
+        REQUIRE(ten.dtype == dsref::DType::BF16);
+        bf16_tensors++;
+        const auto w = ten.to_f32(), master = opt.at("master." + name).to_f32();
+        REQUIRE(w.size() == master.size());
+        for (size_t i = 0; i < w.size(); i++) {
+            if (w[i] != dsref::bf16_round(master[i])) FAIL(name << "[" << i << "] is not the master weight rounded");
+            unrounded_masters += master[i] != w[i];
+        }
+    }
+    CHECK(bf16_tensors > 10);
+    CHECK(unrounded_masters > 1000);  // the masters keep the bits the bf16 weights lose
+    CHECK(slurp(t.file("b/config.json")).find("\"torch_dtype\": \"bfloat16\"") != std::string::npos);
+    // resume from step 2: the master weights come back from optimizer.safetensors
+    REQUIRE(run_dsref("train --resume " + t.file("b/step-000002") + " --dtype bf16" + common + " --out " +
+                          t.file("res"), &out) == 0);
+    CHECK(slurp(t.file("res/model.safetensors")) == slurp(t.file("b/model.safetensors")));
+    CHECK(slurp(t.file("res/optimizer.safetensors")) == slurp(t.file("b/optimizer.safetensors")));
+    // resuming it as float32 is another run: refused, naming the option
+    CHECK(run_dsref("train --resume " + t.file("b/step-000002") + common + " --out " + t.file("x"), &out) == 1);
+    CHECK(out.find("dtype") != std::string::npos);
+    REQUIRE(run_dsref("forward --model " + t.file("b") + " --tokens 98,102 --out " + t.file("fw.safetensors"), &out) == 0);
+    CHECK(run_dsref("train --model " + t.file("i32") + " --dtype f16" + common + " --out " + t.file("y"), &out) != 0);
+    CHECK(out.find("--dtype") != std::string::npos);
 }
 
 TEST_CASE("dsref train --tokenizer: text trains exactly as its dsref tokenize ids; eval loss; tokenizer copied",

@@ -22,6 +22,15 @@
 // checkpoint also holds trainer_state.json (steps done, the log so far, the options that decide the
 // result, which must match) and optimizer.safetensors (the AdamW moments). SIGINT stops after the
 // current step and saves such a checkpoint to OUT_DIR.
+//
+// --dtype bf16 is mixed-precision training as bf16 trainers hold it: the optimizer keeps float32 master
+// weights (and float32 moments); every step's forward and backward use the weights rounded to bf16
+// (round to nearest even; the router bias e_score_correction_bias stays float32, as in V3's
+// checkpoints), and the gradient with respect to those is applied to the master weights. Activations and
+// gradients stay float32: it is the rounding of the weights that is modelled, not bf16 arithmetic. The
+// checkpoint's model.safetensors then holds the bf16 weights (torch_dtype bfloat16), exactly the ones the
+// run computed with, and optimizer.safetensors the master weights too (master.NAME), so --resume stays
+// bit-identical.
 #include <sys/stat.h>
 
 #include <chrono>
@@ -51,6 +60,7 @@ namespace {
 
 struct TrainOpts {
     std::string model, data, out, log, schedule = "constant", tokenizer, eval_data, resume, dump_grads;
+    std::string dtype = "f32";  // f32 | bf16 (the weights the forward and backward see)
     int64_t steps = 100, batch = 4, seq_len = 64, warmup = 0, eval_every = 0, save_every = 0;
     double lr = 1e-3, min_lr_frac = 0.1, weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, clip = 1.0;
     double mtp_lambda = 0.0, bias_gamma = 0.0, aux_alpha = 0.0;
@@ -193,30 +203,50 @@ nlohmann::json run_options(const TrainOpts& o, int64_t n_tokens) {
     j["mtp_lambda"] = o.mtp_lambda;
     j["bias_gamma"] = o.bias_gamma;
     j["aux_alpha"] = o.aux_alpha;
+    j["dtype"] = o.dtype;
     j["data_tokens"] = n_tokens;
     return j;
 }
 
-// OUT_DIR: config.json + model.safetensors (the HF layout, float32), the tokenizer.json when training
-// on text, and trainer_state.json + optimizer.safetensors (adam.m.NAME, adam.v.NAME) for --resume.
+// Parameters that stay float32 under --dtype bf16: the router bias (selection only; F32 in V3's checkpoints)
+bool keeps_f32(const std::string& name) {
+    const std::string tail = "e_score_correction_bias";
+    return name.size() >= tail.size() && name.compare(name.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+// The weights the forward and backward use: the master weights, or their bf16 rounding (--dtype bf16).
+void compute_weights(ParamMap<float>& pw, const ParamMap<float>& p, bool bf16) {
+    for (const auto& [name, v] : p) {
+        std::vector<float>& w = pw[name];
+        w = v;
+        if (bf16 && !keeps_f32(name))
+            for (float& x : w) x = bf16_round(x);
+    }
+}
+
+// OUT_DIR: config.json + model.safetensors (the HF layout; float32, or bf16 with --dtype bf16), the
+// tokenizer.json when training on text, and trainer_state.json + optimizer.safetensors (adam.m.NAME,
+// adam.v.NAME, and master.NAME with --dtype bf16) for --resume.
 void save_run(const std::string& dir, const Checkpoint& ck, const ModelConfig& mc,
               const std::map<std::string, std::vector<int64_t>>& shapes, const ParamMap<float>& p,
-              const TrainState& st, const nlohmann::json& options, const std::string& tokenizer_json) {
+              const TrainState& st, const nlohmann::json& options, const std::string& tokenizer_json, bool bf16) {
     ::mkdir(dir.c_str(), 0755);
     struct stat sb;
     if (::stat(dir.c_str(), &sb) != 0 || !S_ISDIR(sb.st_mode)) fail(dir, ": cannot create the output directory");
     TensorMap outt, opt;
     for (const auto& name : ck.names()) {
         auto it = p.find(name);
-        if (it != p.end()) outt[name] = Tensor::from_f32(shapes.at(name), it->second);
-        else outt[name] = Tensor::from_f32(ck.get(name).shape, ck.load_f32(name, ck.get(name).shape));
+        const DType t = (bf16 && !keeps_f32(name)) ? DType::BF16 : DType::F32;
+        if (it != p.end()) outt[name] = Tensor::encode_f32(shapes.at(name), it->second, t);
+        else outt[name] = Tensor::encode_f32(ck.get(name).shape, ck.load_f32(name, ck.get(name).shape), t);
+        if (it != p.end() && bf16) opt["master." + name] = Tensor::from_f32({(int64_t)it->second.size()}, it->second);
     }
     for (const auto& [name, s] : st.adam) {
         opt["adam.m." + name] = Tensor::from_f32({(int64_t)s.m.size()}, s.m);
         opt["adam.v." + name] = Tensor::from_f32({(int64_t)s.v.size()}, s.v);
     }
     nlohmann::json cfg = mc.raw;
-    cfg["torch_dtype"] = "float32";
+    cfg["torch_dtype"] = bf16 ? "bfloat16" : "float32";
     {
         std::ofstream f(dir + "/config.json");
         f << cfg.dump(2) << "\n";
@@ -240,7 +270,7 @@ void save_run(const std::string& dir, const Checkpoint& ck, const ModelConfig& m
     if (!f) fail(dir, "/trainer_state.json: write failed");
 }
 
-TrainState load_run(const std::string& dir, const nlohmann::json& options, const ParamMap<float>& p) {
+TrainState load_run(const std::string& dir, const nlohmann::json& options, ParamMap<float>& p, bool bf16) {
     std::ifstream in(dir + "/trainer_state.json");
     if (!in) fail(dir, ": no trainer_state.json (not a checkpoint written by dsref train)");
     nlohmann::json js;
@@ -270,6 +300,13 @@ TrainState load_run(const std::string& dir, const nlohmann::json& options, const
         if (s.m.size() != it->second.size() || s.v.size() != it->second.size())
             fail(dir, "/optimizer.safetensors: the moments of ", name, " do not have its ", it->second.size(), " elements");
     }
+    if (bf16)  // the master weights (model.safetensors holds their bf16 rounding)
+        for (auto& [name, v] : p) {
+            if (keeps_f32(name)) continue;
+            std::vector<float> m = opt.get("master." + name).to_f32();  // throws, naming the file and tensor
+            if (m.size() != v.size()) fail(dir, "/optimizer.safetensors: master.", name, " does not have ", v.size(), " elements");
+            v = std::move(m);
+        }
     return st;
 }
 
@@ -281,6 +318,8 @@ void run_train(const TrainOpts& o) {
     if (o.steps < 1 || o.batch < 1 || o.seq_len < 1) usage_fail("--steps, --batch and --seq-len must be >= 1");
     if (o.model.empty() && o.resume.empty()) usage_fail("--model INIT_DIR or --resume OUT_DIR is required");
     if (o.eval_every < 0 || o.save_every < 0) usage_fail("--eval-every and --save-every must be >= 0");
+    if (o.dtype != "f32" && o.dtype != "bf16") usage_fail("--dtype must be f32 or bf16, not '" + o.dtype + "'");
+    const bool bf16 = o.dtype == "bf16";
     const LrSchedule sched = parse_lr_schedule(o.schedule);
     const std::string from = o.resume.empty() ? o.model : o.resume;
     const ModelConfig mc = load_config(from);
@@ -316,7 +355,8 @@ void run_train(const TrainOpts& o) {
         if (!probe) fail(o.out, ": output directory is not writable");
     }
     std::remove((o.out + "/.write_test").c_str());
-    TrainState st = o.resume.empty() ? TrainState{} : load_run(o.resume, options, p);
+    TrainState st = o.resume.empty() ? TrainState{} : load_run(o.resume, options, p, bf16);
+    ParamMap<float> pw;  // the weights of the forward and backward (compute_weights of p, every step)
     if (st.step > o.steps) fail(o.resume, ": has ", st.step, " steps done, more than --steps ", o.steps);
     std::ofstream log, elog;
     if (!o.log.empty()) {
@@ -339,7 +379,8 @@ void run_train(const TrainOpts& o) {
         std::vector<const int32_t*> rows_in(n), rows_tgt(n);
         for (int64_t j = 0; j < n; j++) rows_in[j] = eval_ids.data() + j * S, rows_tgt[j] = eval_ids.data() + j * S + 1;
         double sum = 0;
-        for (const TinyV3Losses& l : tiny_v3_batch<float>(tc, p, nullptr, rows_in, rows_tgt, S, 0.0)) sum += l.ce;
+        compute_weights(pw, p, bf16);
+        for (const TinyV3Losses& l : tiny_v3_batch<float>(tc, pw, nullptr, rows_in, rows_tgt, S, 0.0)) sum += l.ce;
         return sum / (double)n;
     };
     auto record_eval = [&](int64_t k) {
@@ -368,7 +409,8 @@ void run_train(const TrainOpts& o) {
             const int64_t off = ((k * B + b) * S) % (N - S - 1);
             rows_in[b] = ids.data() + off, rows_tgt[b] = ids.data() + off + 1;
         }
-        for (const TinyV3Losses& l : tiny_v3_batch(tc, p, &g, rows_in, rows_tgt, S, o.aux_alpha, o.mtp_lambda)) {
+        compute_weights(pw, p, bf16);
+        for (const TinyV3Losses& l : tiny_v3_batch(tc, pw, &g, rows_in, rows_tgt, S, o.aux_alpha, o.mtp_lambda)) {
             ce += l.ce / (double)B;
             aux += l.aux / (double)B;
             mtp += l.mtp / (double)B;
@@ -431,7 +473,7 @@ void run_train(const TrainOpts& o) {
                      (long long)o.steps, loss, tps, eta);
         if (g_interrupted) {
             std::signal(SIGINT, old_handler);
-            save_run(o.out, ck, mc, shapes, p, st, options, tokenizer_json);
+            save_run(o.out, ck, mc, shapes, p, st, options, tokenizer_json, bf16);
             std::fprintf(stderr, "\ndsref train: interrupted after step %lld; resumable checkpoint in %s "
                                  "(continue with --resume %s)\n", (long long)st.step, o.out.c_str(), o.out.c_str());
             std::exit(130);
@@ -439,14 +481,14 @@ void run_train(const TrainOpts& o) {
         if (o.save_every > 0 && st.step % o.save_every == 0 && st.step < o.steps) {
             char name[32];
             std::snprintf(name, sizeof name, "/step-%06lld", (long long)st.step);
-            save_run(o.out + name, ck, mc, shapes, p, st, options, tokenizer_json);
+            save_run(o.out + name, ck, mc, shapes, p, st, options, tokenizer_json, bf16);
         }
     }
     std::signal(SIGINT, old_handler);
     record_eval(o.steps);
     std::fprintf(stderr, "\n");
     if (!o.log.empty() && !st.losses.empty()) write_svg(strip_csv(o.log) + ".svg", st.losses, st.eval);
-    save_run(o.out, ck, mc, shapes, p, st, options, tokenizer_json);
+    save_run(o.out, ck, mc, shapes, p, st, options, tokenizer_json, bf16);
     if (!st.losses.empty())
         std::cerr << "dsref train: " << o.steps << " steps, loss " << st.losses.front() << " -> " << st.losses.back()
                   << (st.eval.empty() ? "" : ", eval loss " + std::to_string(st.eval.back().second))
@@ -483,6 +525,9 @@ void add_train(CLI::App& app) {
     cmd->add_option("--bias-gamma", o->bias_gamma, "aux-loss-free bias update speed gamma (default 0)");
     cmd->add_option("--aux-alpha", o->aux_alpha, "sequence-wise balance loss weight alpha (default 0)");
     cmd->add_option("--log", o->log, "CSV log step,loss,ce,mtp,aux,lr,grad_norm,tokens_per_s,max_load_ratio (+ LOG.svg)");
+    cmd->add_option("--dtype", o->dtype,
+                    "f32 | bf16: bf16 trains float32 master weights through their bf16 rounding and saves bf16 "
+                    "(default f32)");
     cmd->add_option("--dump-grads", o->dump_grads,
                     "write step 0's gradients (of the batch-mean loss, before clipping) as grad.NAME F32 safetensors");
     add_threads_option(cmd, &o->threads);
