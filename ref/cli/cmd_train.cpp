@@ -14,9 +14,9 @@
 //
 // Batching is deterministic: step k (0-based), row b starts at o = ((k·B + b)·S) mod (N − S − 1);
 // inputs ids[o .. o+S−1], targets ids[o+1 .. o+S]. Loss = mean cross-entropy over the B·S targets
-// + λ · the MTP loss + the weighted balance losses (mean over the B sequences; the CSV's aux). The log has one row per step k with the loss
-// computed before step k's update (and max_load_ratio: the largest max/mean expert load of the step's
-// batch over the MoE layers, 1 = balanced). With --mtp-lambda λ > 0 (a config with
+// + λ · the MTP loss + the weighted balance losses (mean over the B sequences; the CSV's aux). The log
+// has one row per step k with the loss computed before step k's update (and max_load_ratio: the largest
+// max/mean expert load of the step's batch over the MoE layers, 1 = balanced). With --mtp-lambda λ > 0 (a config with
 // num_nextn_predict_layers = 1) the loss adds λ · the MTP module's cross-entropy (V3 report §2.2,
 // eq. 25; train/mtp_backward.h), logged as mtp (unweighted), and the MTP layer's router gets the bias
 // update and the balance loss like every MoE layer. The B rows of a step run in parallel, each into its
