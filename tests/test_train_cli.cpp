@@ -405,3 +405,110 @@ TEST_CASE("dsref train: SIGINT stops after the current step and saves that step'
     CHECK(slurp(t.file("int/model.safetensors")) == slurp(t.file("ref/model.safetensors")));
     CHECK(slurp(t.file("int/optimizer.safetensors")) == slurp(t.file("ref/optimizer.safetensors")));
 }
+
+namespace {
+// a tiny deepseek_v2: MLA with q_proj (q_lora_rank null, as V2-Lite), YaRN with mscale = mscale_all_dim,
+// DeepSeekMoE with softmax gating, device-limited routing over n_group = 2 devices (topk_group = 1), no
+// bias (data/configs/deepseek_v2.json's rules, scaled down)
+std::string tiny_v2_config(int n_group, const std::string& topk_method) {
+    return std::string(R"({
+  "architectures": ["DeepseekV2ForCausalLM"], "model_type": "deepseek_v2",
+  "hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 2, "num_attention_heads": 2,
+  "num_key_value_heads": 2, "q_lora_rank": null, "kv_lora_rank": 16, "qk_nope_head_dim": 8,
+  "qk_rope_head_dim": 8, "v_head_dim": 8, "vocab_size": 256, "max_position_embeddings": 256,
+  "rms_norm_eps": 1e-06, "rope_theta": 10000,
+  "rope_scaling": {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64, "beta_fast": 32,
+                   "beta_slow": 1, "mscale": 0.707, "mscale_all_dim": 0.707},
+  "hidden_act": "silu", "attention_bias": false, "tie_word_embeddings": false, "torch_dtype": "float32",
+  "bos_token_id": 0, "eos_token_id": 1, "first_k_dense_replace": 1, "moe_layer_freq": 1,
+  "n_routed_experts": 8, "n_shared_experts": 1, "num_experts_per_tok": 2, "moe_intermediate_size": 16,
+  "scoring_func": "softmax", "norm_topk_prob": false, "routed_scaling_factor": 2.0,
+  "n_group": )") + std::to_string(n_group) + R"(, "topk_group": 1, "topk_method": ")" + topk_method + R"("
+})";
+}
+}  // namespace
+
+TEST_CASE("dsref train on deepseek_v2: three balance losses, forward's CE, V2 checkpoint, refusals",
+          "[train][cli][v2]") {
+    // V2's losses (aux), the step-0 CE is dsref forward's, the checkpoint keeps the V2 layout, and the
+    // V3-only options (and the V2 losses where they are undefined) are refused naming the option
+    TempDir t;
+    std::string out;
+    std::ofstream(t.file("v2.json")) << tiny_v2_config(2, "group_limited_greedy");
+    REQUIRE(run_dsref("init --config " + t.file("v2.json") + " --seed 3 --out " + t.file("init"), &out) == 0);
+    const int64_t S = 12;
+    std::vector<uint32_t> ids;
+    for (int64_t i = 0; i < 60; i++) ids.push_back((uint32_t)((i * 37 + 11) % 256));
+    write_ids(t.file("d.bin"), ids);
+    const std::string common = "train --model " + t.file("init") + " --data " + t.file("d.bin") +
+                               " --batch 2 --seq-len 12 --lr 1e-2";
+    REQUIRE(run_dsref(common + " --steps 4 --aux-alpha 0.01 --aux-device-alpha 0.02 --aux-comm-alpha 0.03 --out " +
+                          t.file("o") + " --log " + t.file("l.csv"),
+                      &out) == 0);
+    INFO(out);
+    const auto log = lines(t.file("l.csv"));
+    REQUIRE(log.size() == 5);
+    CHECK(log[0] == "step,loss,ce,mtp,aux,lr,grad_norm,tokens_per_s,max_load_ratio");
+    const double aux_all = field(log[1], 4);
+    CHECK(aux_all > 0);
+    CHECK(field(log[1], 1) == Approx(field(log[1], 2) + aux_all).epsilon(1e-6));  // loss = ce + aux
+    CHECK(field(log[4], 1) < field(log[1], 1));                                   // it learns
+    // the same step 0 with the expert-level loss alone: the same CE, a smaller aux (α2, α3 are in aux)
+    REQUIRE(run_dsref(common + " --steps 1 --aux-alpha 0.01 --out " + t.file("o1") + " --log " + t.file("l1.csv"),
+                      &out) == 0);
+    const auto log1 = lines(t.file("l1.csv"));
+    REQUIRE(log1.size() == 2);
+    CHECK(field(log1[1], 2) == field(log[1], 2));
+    CHECK(field(log1[1], 4) > 0);
+    CHECK(aux_all > field(log1[1], 4) + 1e-3);
+    // the trainer's forward is the V2 inference forward: the step-0 CE of a single row at offset 0
+    write_ids(t.file("one.bin"), std::vector<uint32_t>(ids.begin(), ids.begin() + S + 2));
+    REQUIRE(run_dsref("train --model " + t.file("init") + " --data " + t.file("one.bin") + " --out " + t.file("o2") +
+                          " --steps 1 --batch 1 --seq-len 12 --log " + t.file("l2.csv"),
+                      &out) == 0);
+    std::string toks;
+    for (int64_t i = 0; i < S; i++) toks += (i ? "," : "") + std::to_string(ids[i]);
+    REQUIRE(run_dsref("forward --model " + t.file("init") + " --tokens " + toks + " --out " + t.file("f.safetensors"),
+                      &out) == 0);
+    const auto logits = dsref::read_safetensors(t.file("f.safetensors")).at("logits").to_f32();
+    std::vector<int32_t> tg(ids.begin() + 1, ids.begin() + 1 + S);
+    // the tolerance of the V3 test above: float32 both, different product orders, 9 printed digits
+    CHECK(field(lines(t.file("l2.csv"))[1], 2) ==
+          Approx(dsref::xent_fwd_bwd<float>(nullptr, logits.data(), tg.data(), S, 256, 1.0)).epsilon(1e-5));
+    // the checkpoint: model_type deepseek_v2, no e_score_correction_bias, the router moved; it loads in forward
+    std::ifstream cf(t.file("o/config.json"));
+    const nlohmann::json cfg = nlohmann::json::parse(cf);
+    CHECK(cfg["model_type"] == "deepseek_v2");
+    const auto a = dsref::read_safetensors(t.file("init/model.safetensors"));
+    const auto b = dsref::read_safetensors(t.file("o/model.safetensors"));
+    CHECK(a.size() == b.size());
+    for (const auto& [name, ten] : b) CHECK(name.find("e_score_correction_bias") == std::string::npos);
+    CHECK(b.count("model.layers.0.self_attn.q_proj.weight") == 1);
+    CHECK(a.at("model.layers.1.mlp.gate.weight").to_f32() != b.at("model.layers.1.mlp.gate.weight").to_f32());
+    CHECK(run_dsref("forward --model " + t.file("o") + " --tokens " + toks + " --out " + t.file("g.safetensors"),
+                    &out) == 0);
+    // refusals, each naming its option
+    const std::string bad = common + " --steps 1 --out " + t.file("bad");
+    CHECK(run_dsref(bad + " --bias-gamma 0.001", &out) == 1);
+    CHECK(out.find("--bias-gamma") != std::string::npos);
+    CHECK(out.find("e_score_correction_bias") != std::string::npos);
+    CHECK(run_dsref(bad + " --mtp-lambda 0.3", &out) == 1);
+    CHECK(out.find("--mtp-lambda") != std::string::npos);
+    CHECK(out.find("deepseek_v2 has no MTP module") != std::string::npos);
+    // one device (n_group = 1): no device-level or communication loss
+    std::ofstream(t.file("v2g1.json")) << tiny_v2_config(1, "greedy");
+    REQUIRE(run_dsref("init --config " + t.file("v2g1.json") + " --seed 3 --out " + t.file("init1"), &out) == 0);
+    const std::string bad1 = "train --model " + t.file("init1") + " --data " + t.file("d.bin") +
+                             " --steps 1 --batch 1 --seq-len 12 --out " + t.file("bad");
+    CHECK(run_dsref(bad1 + " --aux-comm-alpha 0.01", &out) == 1);
+    CHECK(out.find("--aux-comm-alpha") != std::string::npos);
+    CHECK(out.find("n_group >= 2") != std::string::npos);
+    CHECK(run_dsref(bad1 + " --aux-alpha 0.01", &out) == 0);  // the expert-level loss needs no devices
+    // sigmoid scoring (the tiny V3): the V2 losses are defined on softmax affinities
+    REQUIRE(run_dsref("init --config data/train/tiny_v3.config.json --seed 5 --out " + t.file("v3"), &out) == 0);
+    CHECK(run_dsref("train --model " + t.file("v3") + " --data " + t.file("d.bin") +
+                        " --steps 1 --batch 1 --seq-len 12 --aux-device-alpha 0.01 --out " + t.file("bad"),
+                    &out) == 1);
+    CHECK(out.find("--aux-device-alpha") != std::string::npos);
+    CHECK(out.find("softmax") != std::string::npos);
+}

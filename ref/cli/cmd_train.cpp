@@ -1,13 +1,22 @@
-// cmd_train.cpp — `dsref train`: train a DeepSeek-V3-shaped checkpoint on the CPU with the hand-written
-// backward passes of ref/train/ (tiny_v3_step), AdamW (train/adamw.h) and the V3 recipe's
+// cmd_train.cpp — `dsref train`: train a DeepSeek-V3- or V2-shaped checkpoint on the CPU with the
+// hand-written backward passes of ref/train/ (tiny_v3_step), AdamW (train/adamw.h) and the V3 recipe's
 // aux-loss-free bias update (moe/moe_balance.h, aux_free_bias_update; V3 report §2.1.2) and
 // sequence-wise balance loss (--aux-alpha).
 //
+// deepseek_v2 configs (V2 report §2.1–2.2: MLA, with q_proj when q_lora_rank is null as in V2-Lite, and
+// DeepSeekMoE with softmax gating, greedy or group_limited_greedy routing and no selection bias) train
+// with V2's balance losses (V2 report §2.2.3; train/moe_backward.h): --aux-alpha is the expert-level α1
+// (the sequence-wise loss on softmax affinities), --aux-device-alpha α2 the device-level and
+// --aux-comm-alpha α3 the communication loss, over D = n_group devices with the device limit
+// M = topk_group. The two V2 losses need softmax scoring and n_group >= 2; --bias-gamma and
+// --mtp-lambda are refused on V2 (no e_score_correction_bias, no MTP module), and the checkpoint keeps
+// the V2 layout and model_type.
+//
 // Batching is deterministic: step k (0-based), row b starts at o = ((k·B + b)·S) mod (N − S − 1);
 // inputs ids[o .. o+S−1], targets ids[o+1 .. o+S]. Loss = mean cross-entropy over the B·S targets
-// + λ · the MTP loss + α · the balance loss (mean over the B sequences). The log has one row per step k with the loss
-// computed before step k's update (and max_load_ratio: the largest max/mean expert load of the step's
-// batch over the MoE layers, 1 = balanced). With --mtp-lambda λ > 0 (a config with
+// + λ · the MTP loss + the weighted balance losses (mean over the B sequences; the CSV's aux). The log
+// has one row per step k with the loss computed before step k's update (and max_load_ratio: the largest
+// max/mean expert load of the step's batch over the MoE layers, 1 = balanced). With --mtp-lambda λ > 0 (a config with
 // num_nextn_predict_layers = 1) the loss adds λ · the MTP module's cross-entropy (V3 report §2.2,
 // eq. 25; train/mtp_backward.h), logged as mtp (unweighted), and the MTP layer's router gets the bias
 // update and the balance loss like every MoE layer. The B rows of a step run in parallel, each into its
@@ -63,12 +72,16 @@ struct TrainOpts {
     std::string dtype = "f32";  // f32 | bf16 (the weights the forward and backward see)
     int64_t steps = 100, batch = 4, seq_len = 64, warmup = 0, eval_every = 0, save_every = 0;
     double lr = 1e-3, min_lr_frac = 0.1, weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, clip = 1.0;
-    double mtp_lambda = 0.0, bias_gamma = 0.0, aux_alpha = 0.0;
+    double mtp_lambda = 0.0, bias_gamma = 0.0, aux_alpha = 0.0, aux_device_alpha = 0.0, aux_comm_alpha = 0.0;
     int threads = 0;
 };
 
 TinyV3Config tiny_config_from(const ModelConfig& c) {
-    if (c.arch != Arch::DeepseekV3) fail(c.source, ": dsref train supports model_type deepseek_v3 only");
+    if (c.arch != Arch::DeepseekV3 && c.arch != Arch::DeepseekV2)
+        fail(c.source, ": dsref train supports model_type deepseek_v3 and deepseek_v2 only");
+    if (c.arch == Arch::DeepseekV2 && c.num_nextn_predict_layers != 0)
+        fail(c.source, ": num_nextn_predict_layers = ", c.num_nextn_predict_layers,
+             " on a deepseek_v2 config: DeepSeek-V2 has no MTP module (it is V3's, V3 report §2.2)");
     if (!c.has_moe()) fail(c.source, ": dsref train needs a MoE config (n_routed_experts > 0)");
     if (c.moe_layer_freq != 1) fail(c.source, ": moe_layer_freq = ", c.moe_layer_freq, " is not supported by dsref train");
     TinyV3Config t;
@@ -203,6 +216,8 @@ nlohmann::json run_options(const TrainOpts& o, int64_t n_tokens) {
     j["mtp_lambda"] = o.mtp_lambda;
     j["bias_gamma"] = o.bias_gamma;
     j["aux_alpha"] = o.aux_alpha;
+    j["aux_device_alpha"] = o.aux_device_alpha;
+    j["aux_comm_alpha"] = o.aux_comm_alpha;
     j["dtype"] = o.dtype;
     j["data_tokens"] = n_tokens;
     return j;
@@ -279,9 +294,13 @@ TrainState load_run(const std::string& dir, const nlohmann::json& options, Param
     } catch (const std::exception& e) {
         fail(dir, "/trainer_state.json: ", e.what());
     }
+    nlohmann::json saved = js["options"];
+    for (const char* key : {"aux_device_alpha", "aux_comm_alpha"})  // runs saved before these options had them 0
+        if (saved.is_object() && !saved.contains(key)) saved[key] = 0.0;
+    if (saved.is_object() && !saved.contains("dtype")) saved["dtype"] = "f32";  // and trained in float32
     for (const auto& [key, v] : options.items())
-        if (!js["options"].contains(key) || js["options"][key] != v)
-            fail(dir, ": --resume of a run with ", key, " = ", js["options"].value(key, nlohmann::json()).dump(),
+        if (!saved.contains(key) || saved[key] != v)
+            fail(dir, ": --resume of a run with ", key, " = ", saved.value(key, nlohmann::json()).dump(),
                  ", this run has ", v.dump());
     TrainState st;
     st.step = js.at("step").get<int64_t>();
@@ -329,9 +348,33 @@ void run_train(const TrainOpts& o) {
         if (a != b) fail(o.resume, ": --resume directory has another config than --model ", o.model);
     }
     const TinyV3Config tc = tiny_config_from(mc);
+    const bool v2 = mc.arch == Arch::DeepseekV2;
+    if (v2 && o.mtp_lambda > 0)
+        fail(from, ": --mtp-lambda ", o.mtp_lambda, ": deepseek_v2 has no MTP module (multi-token prediction is V3's, "
+             "V3 report §2.2)");
     if (o.mtp_lambda > 0 && tc.n_mtp != 1)
         fail(from, ": --mtp-lambda ", o.mtp_lambda, " needs an MTP module (num_nextn_predict_layers = 1), the config has ",
              tc.n_mtp);
+    if (o.bias_gamma != 0.0 && (v2 || !has_bias(tc)))
+        fail(from, ": --bias-gamma ", o.bias_gamma, ": ", v2 ? "deepseek_v2" : "this config",
+             " has no e_score_correction_bias (the aux-loss-free bias is V3's noaux_tc rule, V3 report §2.1.2); "
+             "balance a V2 model with --aux-alpha, --aux-device-alpha and --aux-comm-alpha");
+    BalanceLossWeights bw(o.aux_alpha);
+    bw.alpha_device = o.aux_device_alpha;
+    bw.alpha_comm = o.aux_comm_alpha;
+    bw.D = tc.gate.n_group;
+    bw.M = tc.gate.topk_group;
+    for (const auto& [opt, a] : {std::pair<const char*, double>{"--aux-device-alpha", o.aux_device_alpha},
+                                 {"--aux-comm-alpha", o.aux_comm_alpha}}) {
+        if (a < 0) usage_fail(opt, " must be >= 0, got ", a);
+        if (a == 0) continue;
+        if (tc.gate.scoring != MoeScoring::Softmax)
+            fail(from, ": ", opt, " ", a, ": V2's device-level and communication balance losses are defined on "
+                 "softmax affinities (V2 report §2.2.3), this config's scoring_func is not softmax");
+        if (tc.gate.n_group < 2)
+            fail(from, ": ", opt, " ", a, " needs n_group >= 2 (the D devices of V2 report §2.2.3, D = n_group), "
+                 "this config has n_group = ", tc.gate.n_group);
+    }
     const auto shapes = tiny_v3_shapes(tc);
     const Checkpoint ck(from);
     ParamMap<float> p;
@@ -410,7 +453,7 @@ void run_train(const TrainOpts& o) {
             rows_in[b] = ids.data() + off, rows_tgt[b] = ids.data() + off + 1;
         }
         compute_weights(pw, p, bf16);
-        for (const TinyV3Losses& l : tiny_v3_batch(tc, pw, &g, rows_in, rows_tgt, S, o.aux_alpha, o.mtp_lambda)) {
+        for (const TinyV3Losses& l : tiny_v3_batch(tc, pw, &g, rows_in, rows_tgt, S, bw, o.mtp_lambda)) {
             ce += l.ce / (double)B;
             aux += l.aux / (double)B;
             mtp += l.mtp / (double)B;
@@ -499,7 +542,7 @@ void run_train(const TrainOpts& o) {
 
 void add_train(CLI::App& app) {
     auto o = std::make_shared<TrainOpts>();
-    CLI::App* cmd = app.add_subcommand("train", "train a DeepSeek-V3-shaped checkpoint on the CPU (hand-written backward)");
+    CLI::App* cmd = app.add_subcommand("train", "train a DeepSeek-V3- or V2-shaped checkpoint on the CPU (hand-written backward)");
     cmd->add_option("--model", o->model, "initial HF checkpoint directory (e.g. from dsref init)");
     cmd->add_option("--data", o->data, "training tokens: little-endian uint32 ids (.bin), or text with --tokenizer")
         ->required();
@@ -522,8 +565,15 @@ void add_train(CLI::App& app) {
     cmd->add_option("--eps", o->eps, "AdamW eps (default 1e-8)");
     cmd->add_option("--clip", o->clip, "global gradient-norm clip C, <= 0 for none (default 1.0)");
     cmd->add_option("--mtp-lambda", o->mtp_lambda, "MTP loss weight lambda (V3: 0.3, then 0.1); needs num_nextn_predict_layers = 1 (default 0)");
-    cmd->add_option("--bias-gamma", o->bias_gamma, "aux-loss-free bias update speed gamma (default 0)");
-    cmd->add_option("--aux-alpha", o->aux_alpha, "sequence-wise balance loss weight alpha (default 0)");
+    cmd->add_option("--bias-gamma", o->bias_gamma, "aux-loss-free bias update speed gamma; V3 (noaux_tc) only (default 0)");
+    cmd->add_option("--aux-alpha", o->aux_alpha,
+                    "sequence-wise balance loss weight alpha (V2: the expert-level alpha1) (default 0)");
+    cmd->add_option("--aux-device-alpha", o->aux_device_alpha,
+                    "V2 device-level balance loss weight alpha2 over D = n_group devices; softmax scoring, "
+                    "n_group >= 2 (default 0)");
+    cmd->add_option("--aux-comm-alpha", o->aux_comm_alpha,
+                    "V2 communication balance loss weight alpha3, D = n_group, M = topk_group; softmax scoring, "
+                    "n_group >= 2 (default 0)");
     cmd->add_option("--log", o->log, "CSV log step,loss,ce,mtp,aux,lr,grad_norm,tokens_per_s,max_load_ratio (+ LOG.svg)");
     cmd->add_option("--dtype", o->dtype,
                     "f32 | bf16: bf16 trains float32 master weights through their bf16 rounding and saves bf16 "
