@@ -9,6 +9,9 @@
 // term (a missing factor or a dropped path is off by O(|g|)). Per-module exceptions are stated below.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <functional>
 #include <random>
 
@@ -49,9 +52,11 @@ struct Tensor {
     const std::vector<double>* grad;
 };
 
-// Compares each tensor's analytic gradient with central differences of loss().
-void fd_check(const std::function<double()>& loss, const std::vector<Tensor>& ts, double tol = 1e-6) {
+// Compares each tensor's analytic gradient with central differences of loss(); returns the largest
+// |analytic − numeric| / max(1, |numeric|) seen.
+double fd_check(const std::function<double()>& loss, const std::vector<Tensor>& ts, double tol = 1e-6) {
     const double h = 1e-6;
+    double worst = 0;
     for (const auto& t : ts) {
         const size_t n = t.value->size();
         const size_t step = std::max<size_t>(1, n / 24);
@@ -63,6 +68,7 @@ void fd_check(const std::function<double()>& loss, const std::vector<Tensor>& ts
             const double lm = loss();
             (*t.value)[i] = keep;
             const double num = (lp - lm) / (2 * h), ana = (*t.grad)[i];
+            worst = std::max(worst, std::abs(ana - num) / std::max(1.0, std::abs(num)));
             const bool ok = std::abs(ana - num) <= tol * std::max(1.0, std::abs(num));
             // the first mismatching element of this tensor (the rest of it is not checked: one message a tensor)
             INFO("d" << t.name << ": first mismatch at index " << i << " of " << n << ": expected " << num
@@ -72,6 +78,7 @@ void fd_check(const std::function<double()>& loss, const std::vector<Tensor>& ts
             if (!ok) break;
         }
     }
+    return worst;
 }
 
 }  // namespace
@@ -360,4 +367,137 @@ TEST_CASE("DeepSeekMoE layer backward: router through the combine weights, exper
             CHECK(balance_loss_fwd_bwd<float>(nullptr, cf.s.data(), cf.idx.data(), T, g.E, g.K, alpha) ==
                   Approx(v2_expert_balance_loss(cf.s.data(), cf.idx.data(), T, g.E, g.K, alpha)).epsilon(1e-6));
     }
+}
+
+TEST_CASE("V2 device-level and communication losses: gradient vs finite differences, value vs moe_balance",
+          "[train][backward][balance]") {
+    // T tokens, E = 8 experts on D = 4 devices (2 each), K = 3 routed per token under the device limit M = 2
+    const int64_t T = 7, E = 8, K = 3, D = 4, M = 2;
+    std::vector<double> s(T * E);  // softmax affinities of random logits
+    {
+        const auto z = rnd(T * E, 120);
+        for (int64_t t = 0; t < T; t++) {
+            double sum = 0;
+            for (int64_t i = 0; i < E; i++) sum += std::exp(z[t * E + i]);
+            for (int64_t i = 0; i < E; i++) s[t * E + i] = std::exp(z[t * E + i]) / sum;
+        }
+    }
+    const auto sf = to_f(s);
+    std::vector<int32_t> idx(T * K);
+    device_limited_topk(idx.data(), sf.data(), T, E, D, M, K);  // the V2 routing: each token on <= M devices
+    const double a2 = 0.05, a3 = 0.02;
+    // the values are moe/moe_balance.cpp's (an independent implementation: fractions, then dot products)
+    // on the same float inputs; both sum in double, so only summation order differs: 1e-12 relative
+    const double Ld = device_balance_loss_fwd_bwd<float>(nullptr, sf.data(), idx.data(), T, E, K, D, a2);
+    const double Lc = comm_balance_loss_fwd_bwd<float>(nullptr, sf.data(), idx.data(), T, E, K, D, M, a3);
+    CHECK(Ld > 0);
+    CHECK(Lc > 0);
+    CHECK(Ld == Approx(v2_device_balance_loss(sf.data(), idx.data(), T, E, K, D, a2)).epsilon(1e-12));
+    CHECK(Lc == Approx(v2_comm_balance_loss(sf.data(), idx.data(), T, E, K, D, M, a3)).epsilon(1e-12));
+    // linear in α
+    CHECK(device_balance_loss_fwd_bwd<float>(nullptr, sf.data(), idx.data(), T, E, K, D, 2 * a2) ==
+          Approx(2 * Ld).epsilon(1e-12));
+    // the gradient on the affinities (taken as free variables) against central differences; both losses are
+    // linear in s, so the differences have no truncation error: the default tolerance is ample
+    std::vector<double> dsd(T * E, 0.0), dsc(T * E, 0.0);
+    const double Ldd = device_balance_loss_fwd_bwd(dsd.data(), s.data(), idx.data(), T, E, K, D, a2);
+    const double Lcd = comm_balance_loss_fwd_bwd(dsc.data(), s.data(), idx.data(), T, E, K, D, M, a3);
+    CHECK(Ldd == Approx(Ld).epsilon(1e-6));  // the float copy of s differs by ~1e-7 relative
+    CHECK(Lcd == Approx(Lc).epsilon(1e-6));
+    const double wd = fd_check(
+        [&] { return device_balance_loss_fwd_bwd<double>(nullptr, s.data(), idx.data(), T, E, K, D, a2); },
+        {{"s (device-level)", &s, &dsd}});
+    const double wc = fd_check(
+        [&] { return comm_balance_loss_fwd_bwd<double>(nullptr, s.data(), idx.data(), T, E, K, D, M, a3); },
+        {{"s (communication)", &s, &dsc}});
+    std::printf("report: V2 device-level / communication loss dL/ds vs central differences: worst %.1e / %.1e\n", wd,
+                wc);
+    // the gradient is not uniform over the devices (else it would vanish through the softmax)
+    CHECK(*std::max_element(dsd.begin(), dsd.end()) > *std::min_element(dsd.begin(), dsd.end()) + 1e-6);
+    CHECK(*std::max_element(dsc.begin(), dsc.end()) > *std::min_element(dsc.begin(), dsc.end()) + 1e-6);
+    // ds accumulates (+=)
+    std::vector<double> twice = dsd;
+    device_balance_loss_fwd_bwd(twice.data(), s.data(), idx.data(), T, E, K, D, a2);
+    CHECK(twice[5] == Approx(2 * dsd[5]));
+    // the weighted sum of BalanceLossWeights is the three terms
+    BalanceLossWeights w(0.1);
+    w.alpha_device = a2, w.alpha_comm = a3, w.D = D, w.M = M;
+    CHECK(balance_losses_fwd_bwd<double>(nullptr, s.data(), idx.data(), T, E, K, w) ==
+          Approx(balance_loss_fwd_bwd<double>(nullptr, s.data(), idx.data(), T, E, K, 0.1) + Ldd + Lcd).epsilon(1e-12));
+    // experts that do not split over the devices, and a device limit outside [1, D], are refused
+    CHECK_THROWS_WITH(device_balance_loss_fwd_bwd<double>(nullptr, s.data(), idx.data(), T, E, K, 3, a2),
+                      Catch::Contains("cannot be split evenly over D = 3"));
+    CHECK_THROWS_WITH(comm_balance_loss_fwd_bwd<double>(nullptr, s.data(), idx.data(), T, E, K, D, 5, a3),
+                      Catch::Contains("M = 5"));
+}
+
+TEST_CASE("DeepSeekMoE layer backward with V2's three balance losses", "[train][backward][balance]") {
+    MoeGateConfig g;  // V2 rules: softmax, device-limited routing (n_group = D = 3, topk_group = M = 2), scaled
+    g.E = 6;
+    g.K = 2;
+    g.n_group = 3;
+    g.topk_group = 2;
+    g.scoring = MoeScoring::Softmax;
+    g.topk_method = MoeTopk::GroupLimitedGreedy;
+    g.norm_topk_prob = false;
+    g.routed_scaling_factor = 1.5;
+    const int64_t T = 6, d = 5, I = 3;
+    auto x = rnd(T * d, 130), r = rnd(T * d, 131), wr = rnd(g.E * d, 132);
+    std::vector<std::vector<double>> wg, wu, wd, gg, gu, gdn;
+    for (int64_t e = 0; e < g.E; e++) {
+        wg.push_back(rnd(I * d, 140 + e, 0.5));
+        wu.push_back(rnd(I * d, 150 + e, 0.5));
+        wd.push_back(rnd(d * I, 160 + e, 0.5));
+        gg.emplace_back(I * d, 0.0);
+        gu.emplace_back(I * d, 0.0);
+        gdn.emplace_back(d * I, 0.0);
+    }
+    std::vector<double> gwr(wr.size(), 0.0);
+    MoeTrainWeights<double> w;
+    w.w_router = wr.data();
+    w.I = I;
+    MoeTrainGrads<double> gr;
+    gr.w_router = gwr.data();
+    for (int64_t e = 0; e < g.E; e++) {
+        w.w_gate.push_back(wg[e].data());
+        w.w_up.push_back(wu[e].data());
+        w.w_down.push_back(wd[e].data());
+        gr.w_gate.push_back(gg[e].data());
+        gr.w_up.push_back(gu[e].data());
+        gr.w_down.push_back(gdn[e].data());
+    }
+    BalanceLossWeights bw(0.3);  // large weights, so the balance terms are a real part of dW_router
+    bw.alpha_device = 0.4, bw.alpha_comm = 0.5, bw.D = g.n_group, bw.M = g.topk_group;
+    std::vector<double> y(T * d), dx(T * d);
+    MoeTrainCache<double> c;
+    std::vector<int32_t> idx0;
+    auto loss = [&] {
+        moe_fwd(y.data(), c, x.data(), w, g, T, d);
+        if (!idx0.empty()) REQUIRE(c.idx == idx0);  // h = 1e-6 never flips a routing decision here
+        return dot(r, y.data()) + balance_losses_fwd_bwd<double>(nullptr, c.s.data(), c.idx.data(), T, g.E, g.K, bw);
+    };
+    loss();
+    idx0 = c.idx;
+    std::vector<double> ds(T * g.E, 0.0);
+    const double Lb = balance_losses_fwd_bwd(ds.data(), c.s.data(), c.idx.data(), T, g.E, g.K, bw);
+    CHECK(Lb > balance_loss_fwd_bwd<double>(nullptr, c.s.data(), c.idx.data(), T, g.E, g.K, bw.alpha));
+    moe_bwd(dx.data(), gr, r.data(), ds.data(), c, x.data(), w, g, T, d);
+    std::vector<Tensor> ts = {{"x", &x, &dx}, {"gate.weight", &wr, &gwr}};
+    for (int64_t e = 0; e < g.E; e++) ts.push_back({"expert gate_proj", &wg[e], &gg[e]});
+    // the default tolerance (the header's: central differences in double agree to ~1e-8)
+    const double worst = fd_check(loss, ts);
+    std::printf("report: MoE layer with V2's three balance losses vs central differences: worst %.1e\n", worst);
+    // the device-level and communication terms reach the router: without them dW_router differs
+    loss();  // the cache of the unperturbed weights again
+    std::vector<double> gwr0(wr.size(), 0.0), ds0(T * g.E, 0.0), dx0(T * d);
+    MoeTrainGrads<double> gr0 = gr;
+    gr0.w_router = gwr0.data();
+    std::vector<std::vector<double>> sink(3 * g.E, std::vector<double>(I * d, 0.0));
+    for (int64_t e = 0; e < g.E; e++)
+        gr0.w_gate[e] = sink[3 * e].data(), gr0.w_up[e] = sink[3 * e + 1].data(), gr0.w_down[e] = sink[3 * e + 2].data();
+    balance_loss_fwd_bwd(ds0.data(), c.s.data(), c.idx.data(), T, g.E, g.K, bw.alpha);
+    moe_bwd(dx0.data(), gr0, r.data(), ds0.data(), c, x.data(), w, g, T, d);
+    double diff = 0;
+    for (size_t i = 0; i < gwr.size(); i++) diff += std::abs(gwr[i] - gwr0[i]);
+    CHECK(diff > 1e-3);
 }

@@ -1,11 +1,15 @@
 // test_train_model.cpp — the whole tiny DeepSeek-V3 network of ref/train/tiny_v3.h: its gradient of
 // every parameter against central finite differences in double, its float32 gradient against the
-// double one, and a few AdamW steps that must drive the loss down (the pieces assembled really learn).
+// double one, and a few AdamW steps that must drive the loss down (the pieces assembled really learn);
+// the same network with the V2 rules (softmax, device-limited routing, q_proj) and V2's three balance
+// losses (V2 report §2.2.3) against finite differences.
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstdio>
 #include <random>
 
+#include "core/rope.h"
 #include "train/adamw.h"
 #include "train/tiny_v3.h"
 
@@ -201,4 +205,70 @@ TEST_CASE("tiny V3 with the MTP module: loss ce + λ·L_MTP + balance; every gra
     for (size_t i = 0; i < g["model.embed_tokens.weight"].size(); i++)
         diff += std::abs(g["model.embed_tokens.weight"][i] - g0["model.embed_tokens.weight"][i]);
     CHECK(diff > 1e-6);
+}
+
+TEST_CASE("tiny V2 with its three balance losses: every gradient matches finite differences",
+          "[train][model][balance]") {
+    // V2 rules: softmax, group_limited_greedy, q_proj, YaRN; α1 (expert), α2 (device), α3 (communication)
+    TinyV3Config c = tiny_config();
+    c.mla.d_q = 0;  // q_lora_rank null (V2-Lite): q_proj
+    RopeScaling yarn;  // V2's rope_scaling: YaRN with mscale = mscale_all_dim (model/mla.h's softmax scale)
+    yarn.type = RopeScalingType::Yarn;
+    yarn.factor = 4.0;
+    yarn.original_max_position_embeddings = 4;
+    yarn.mscale = yarn.mscale_all_dim = 0.707;
+    c.mla.inv_freq = rope_inv_freq(4, 10000.0, yarn);
+    c.mla.scale = yarn_softmax_scale(7, yarn);
+    c.gate.scoring = MoeScoring::Softmax;
+    c.gate.topk_method = MoeTopk::GroupLimitedGreedy;  // n_group = D = 2 devices, topk_group = M = 1
+    c.gate.norm_topk_prob = false;
+    c.gate.routed_scaling_factor = 1.5;
+    auto p = init(c, 13);
+    CHECK(p.count("model.layers.1.mlp.gate.e_score_correction_bias") == 0);  // the V2 layout: no bias
+    CHECK(p.count("model.layers.0.self_attn.q_proj.weight") == 1);
+    const std::vector<int32_t> ids = {1, 4, 4, 9, 0, 10}, tg = {4, 4, 9, 0, 10, 2};
+    const int64_t T = 6;
+    BalanceLossWeights bw(0.05);
+    bw.alpha_device = 0.1, bw.alpha_comm = 0.2, bw.D = c.gate.n_group, bw.M = c.gate.topk_group;
+    ParamMap<double> g;
+    const TinyV3Losses l0 = tiny_v3_step(c, p, &g, ids.data(), tg.data(), T, bw);
+    const TinyV3Losses l_expert = tiny_v3_step<double>(c, p, nullptr, ids.data(), tg.data(), T, bw.alpha);
+    CHECK(l0.ce == l_expert.ce);
+    CHECK(l_expert.aux > 0);
+    CHECK(l0.aux > l_expert.aux + 1e-3);  // the device and communication terms are in aux
+    auto loss = [&] {
+        const auto l = tiny_v3_step<double>(c, p, nullptr, ids.data(), tg.data(), T, bw);
+        return l.ce + l.aux;
+    };
+    const double h = 1e-6;
+    int checked = 0;
+    double worst = 0;
+    for (auto& [name, v] : p) {
+        REQUIRE(g.count(name));
+        const size_t step = std::max<size_t>(1, v.size() / 6);
+        for (size_t i = 0; i < v.size(); i += step) {
+            const double keep = v[i];
+            v[i] = keep + h;
+            const double lp = loss();
+            v[i] = keep - h;
+            const double lm = loss();
+            v[i] = keep;
+            const double num = (lp - lm) / (2 * h);
+            INFO(name << "[" << i << "] analytic " << g[name][i] << " numeric " << num);
+            // the tolerance of the V3 test above: central differences in double, no routing flip under ±h
+            CHECK(std::abs(g[name][i] - num) <= 1e-6 * std::max(1.0, std::abs(num)));
+            worst = std::max(worst, std::abs(g[name][i] - num) / std::max(1.0, std::abs(num)));
+            checked++;
+        }
+    }
+    CHECK(checked > 150);
+    std::printf("report: tiny V2 with alpha1, alpha2, alpha3: %d gradient elements vs central differences, worst %.1e\n",
+                checked, worst);
+    // the balance terms reach the router: mlp.gate.weight's gradient differs from the CE-and-α1-only one
+    ParamMap<double> g1;
+    tiny_v3_step(c, p, &g1, ids.data(), tg.data(), T, bw.alpha);
+    double diff = 0;
+    for (size_t i = 0; i < g["model.layers.1.mlp.gate.weight"].size(); i++)
+        diff += std::abs(g["model.layers.1.mlp.gate.weight"][i] - g1["model.layers.1.mlp.gate.weight"][i]);
+    CHECK(diff > 1e-4);
 }

@@ -5,7 +5,7 @@
 # (MTP) parameters, vocab 512)
 # trained by `dsref train` with the V3 recipe (AdamW, aux-loss-free bias update γ, sequence-wise balance
 # loss α, MTP loss λ = 0.3) on train.txt through tokenizer.json, eval loss on the held-out eval.txt.
-# Run from anywhere: data/demo_v3/train.sh [path/to/dsref]  (about 5 minutes on 2 idle cores).
+# Run from anywhere: data/demo_v3/train.sh [path/to/dsref]  (about 35 seconds on 2 cores).
 # Writes model/ (config.json, model.safetensors, tokenizer.json) and train_log.{csv,eval.csv,svg} here.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)

@@ -1,16 +1,26 @@
-// cmd_train.cpp — `dsref train`: train a DeepSeek-V3-shaped checkpoint on the CPU with the hand-written
-// backward passes of ref/train/ (tiny_v3_step), AdamW (train/adamw.h) and the V3 recipe's
+// cmd_train.cpp — `dsref train`: train a DeepSeek-V3- or V2-shaped checkpoint on the CPU with the
+// hand-written backward passes of ref/train/ (tiny_v3_step), AdamW (train/adamw.h) and the V3 recipe's
 // aux-loss-free bias update (moe/moe_balance.h, aux_free_bias_update; V3 report §2.1.2) and
 // sequence-wise balance loss (--aux-alpha).
 //
+// deepseek_v2 configs (V2 report §2.1–2.2: MLA, with q_proj when q_lora_rank is null as in V2-Lite, and
+// DeepSeekMoE with softmax gating, greedy or group_limited_greedy routing and no selection bias) train
+// with V2's balance losses (V2 report §2.2.3; train/moe_backward.h): --aux-alpha is the expert-level α1
+// (the sequence-wise loss on softmax affinities), --aux-device-alpha α2 the device-level and
+// --aux-comm-alpha α3 the communication loss, over D = n_group devices with the device limit
+// M = topk_group. The two V2 losses need softmax scoring and n_group >= 2; --bias-gamma and
+// --mtp-lambda are refused on V2 (no e_score_correction_bias, no MTP module), and the checkpoint keeps
+// the V2 layout and model_type.
+//
 // Batching is deterministic: step k (0-based), row b starts at o = ((k·B + b)·S) mod (N − S − 1);
 // inputs ids[o .. o+S−1], targets ids[o+1 .. o+S]. Loss = mean cross-entropy over the B·S targets
-// + λ · the MTP loss + α · the balance loss (mean over the B sequences). The log has one row per step k with the loss
-// computed before step k's update (and max_load_ratio: the largest max/mean expert load of the step's
-// batch over the MoE layers, 1 = balanced). With --mtp-lambda λ > 0 (a config with
+// + λ · the MTP loss + the weighted balance losses (mean over the B sequences; the CSV's aux). The log
+// has one row per step k with the loss computed before step k's update (and max_load_ratio: the largest
+// max/mean expert load of the step's batch over the MoE layers, 1 = balanced). With --mtp-lambda λ > 0 (a config with
 // num_nextn_predict_layers = 1) the loss adds λ · the MTP module's cross-entropy (V3 report §2.2,
 // eq. 25; train/mtp_backward.h), logged as mtp (unweighted), and the MTP layer's router gets the bias
-// update and the balance loss like every MoE layer. Everything runs serially in a fixed order, so the result is
+// update and the balance loss like every MoE layer. The B rows of a step run in parallel, each into its
+// own gradient buffer, summed in row order (train/tiny_v3.h: tiny_v3_batch), so the result is
 // bit-identical at any --threads. The output directory is an HF checkpoint (config.json +
 // model.safetensors, float32) that `dsref forward` loads; tensors the trainer does not model (the MTP
 // layer) are copied through unchanged. With --tokenizer the data is text, encoded as `dsref tokenize`
@@ -21,6 +31,15 @@
 // checkpoint also holds trainer_state.json (steps done, the log so far, the options that decide the
 // result, which must match) and optimizer.safetensors (the AdamW moments). SIGINT stops after the
 // current step and saves such a checkpoint to OUT_DIR.
+//
+// --dtype bf16 is mixed-precision training as bf16 trainers hold it: the optimizer keeps float32 master
+// weights (and float32 moments); every step's forward and backward use the weights rounded to bf16
+// (round to nearest even; the router bias e_score_correction_bias stays float32, as in V3's
+// checkpoints), and the gradient with respect to those is applied to the master weights. Activations and
+// gradients stay float32: it is the rounding of the weights that is modelled, not bf16 arithmetic. The
+// checkpoint's model.safetensors then holds the bf16 weights (torch_dtype bfloat16), exactly the ones the
+// run computed with, and optimizer.safetensors the master weights too (master.NAME), so --resume stays
+// bit-identical.
 #include <sys/stat.h>
 
 #include <chrono>
@@ -50,14 +69,19 @@ namespace {
 
 struct TrainOpts {
     std::string model, data, out, log, schedule = "constant", tokenizer, eval_data, resume, dump_grads;
+    std::string dtype = "f32";  // f32 | bf16 (the weights the forward and backward see)
     int64_t steps = 100, batch = 4, seq_len = 64, warmup = 0, eval_every = 0, save_every = 0;
     double lr = 1e-3, min_lr_frac = 0.1, weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, clip = 1.0;
-    double mtp_lambda = 0.0, bias_gamma = 0.0, aux_alpha = 0.0;
+    double mtp_lambda = 0.0, bias_gamma = 0.0, aux_alpha = 0.0, aux_device_alpha = 0.0, aux_comm_alpha = 0.0;
     int threads = 0;
 };
 
 TinyV3Config tiny_config_from(const ModelConfig& c) {
-    if (c.arch != Arch::DeepseekV3) fail(c.source, ": dsref train supports model_type deepseek_v3 only");
+    if (c.arch != Arch::DeepseekV3 && c.arch != Arch::DeepseekV2)
+        fail(c.source, ": dsref train supports model_type deepseek_v3 and deepseek_v2 only");
+    if (c.arch == Arch::DeepseekV2 && c.num_nextn_predict_layers != 0)
+        fail(c.source, ": num_nextn_predict_layers = ", c.num_nextn_predict_layers,
+             " on a deepseek_v2 config: DeepSeek-V2 has no MTP module (it is V3's, V3 report §2.2)");
     if (!c.has_moe()) fail(c.source, ": dsref train needs a MoE config (n_routed_experts > 0)");
     if (c.moe_layer_freq != 1) fail(c.source, ": moe_layer_freq = ", c.moe_layer_freq, " is not supported by dsref train");
     TinyV3Config t;
@@ -192,30 +216,52 @@ nlohmann::json run_options(const TrainOpts& o, int64_t n_tokens) {
     j["mtp_lambda"] = o.mtp_lambda;
     j["bias_gamma"] = o.bias_gamma;
     j["aux_alpha"] = o.aux_alpha;
+    j["aux_device_alpha"] = o.aux_device_alpha;
+    j["aux_comm_alpha"] = o.aux_comm_alpha;
+    j["dtype"] = o.dtype;
     j["data_tokens"] = n_tokens;
     return j;
 }
 
-// OUT_DIR: config.json + model.safetensors (the HF layout, float32), the tokenizer.json when training
-// on text, and trainer_state.json + optimizer.safetensors (adam.m.NAME, adam.v.NAME) for --resume.
+// Parameters that stay float32 under --dtype bf16: the router bias (selection only; F32 in V3's checkpoints)
+bool keeps_f32(const std::string& name) {
+    const std::string tail = "e_score_correction_bias";
+    return name.size() >= tail.size() && name.compare(name.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+// The weights the forward and backward use: the master weights, or their bf16 rounding (--dtype bf16).
+void compute_weights(ParamMap<float>& pw, const ParamMap<float>& p, bool bf16) {
+    for (const auto& [name, v] : p) {
+        std::vector<float>& w = pw[name];
+        w = v;
+        if (bf16 && !keeps_f32(name))
+            for (float& x : w) x = bf16_round(x);
+    }
+}
+
+// OUT_DIR: config.json + model.safetensors (the HF layout; float32, or bf16 with --dtype bf16), the
+// tokenizer.json when training on text, and trainer_state.json + optimizer.safetensors (adam.m.NAME,
+// adam.v.NAME, and master.NAME with --dtype bf16) for --resume.
 void save_run(const std::string& dir, const Checkpoint& ck, const ModelConfig& mc,
               const std::map<std::string, std::vector<int64_t>>& shapes, const ParamMap<float>& p,
-              const TrainState& st, const nlohmann::json& options, const std::string& tokenizer_json) {
+              const TrainState& st, const nlohmann::json& options, const std::string& tokenizer_json, bool bf16) {
     ::mkdir(dir.c_str(), 0755);
     struct stat sb;
     if (::stat(dir.c_str(), &sb) != 0 || !S_ISDIR(sb.st_mode)) fail(dir, ": cannot create the output directory");
     TensorMap outt, opt;
     for (const auto& name : ck.names()) {
         auto it = p.find(name);
-        if (it != p.end()) outt[name] = Tensor::from_f32(shapes.at(name), it->second);
-        else outt[name] = Tensor::from_f32(ck.get(name).shape, ck.load_f32(name, ck.get(name).shape));
+        const DType t = (bf16 && !keeps_f32(name)) ? DType::BF16 : DType::F32;
+        if (it != p.end()) outt[name] = Tensor::encode_f32(shapes.at(name), it->second, t);
+        else outt[name] = Tensor::encode_f32(ck.get(name).shape, ck.load_f32(name, ck.get(name).shape), t);
+        if (it != p.end() && bf16) opt["master." + name] = Tensor::from_f32({(int64_t)it->second.size()}, it->second);
     }
     for (const auto& [name, s] : st.adam) {
         opt["adam.m." + name] = Tensor::from_f32({(int64_t)s.m.size()}, s.m);
         opt["adam.v." + name] = Tensor::from_f32({(int64_t)s.v.size()}, s.v);
     }
     nlohmann::json cfg = mc.raw;
-    cfg["torch_dtype"] = "float32";
+    cfg["torch_dtype"] = bf16 ? "bfloat16" : "float32";
     {
         std::ofstream f(dir + "/config.json");
         f << cfg.dump(2) << "\n";
@@ -239,7 +285,7 @@ void save_run(const std::string& dir, const Checkpoint& ck, const ModelConfig& m
     if (!f) fail(dir, "/trainer_state.json: write failed");
 }
 
-TrainState load_run(const std::string& dir, const nlohmann::json& options, const ParamMap<float>& p) {
+TrainState load_run(const std::string& dir, const nlohmann::json& options, ParamMap<float>& p, bool bf16) {
     std::ifstream in(dir + "/trainer_state.json");
     if (!in) fail(dir, ": no trainer_state.json (not a checkpoint written by dsref train)");
     nlohmann::json js;
@@ -248,9 +294,13 @@ TrainState load_run(const std::string& dir, const nlohmann::json& options, const
     } catch (const std::exception& e) {
         fail(dir, "/trainer_state.json: ", e.what());
     }
+    nlohmann::json saved = js["options"];
+    for (const char* key : {"aux_device_alpha", "aux_comm_alpha"})  // runs saved before these options had them 0
+        if (saved.is_object() && !saved.contains(key)) saved[key] = 0.0;
+    if (saved.is_object() && !saved.contains("dtype")) saved["dtype"] = "f32";  // and trained in float32
     for (const auto& [key, v] : options.items())
-        if (!js["options"].contains(key) || js["options"][key] != v)
-            fail(dir, ": --resume of a run with ", key, " = ", js["options"].value(key, nlohmann::json()).dump(),
+        if (!saved.contains(key) || saved[key] != v)
+            fail(dir, ": --resume of a run with ", key, " = ", saved.value(key, nlohmann::json()).dump(),
                  ", this run has ", v.dump());
     TrainState st;
     st.step = js.at("step").get<int64_t>();
@@ -269,6 +319,13 @@ TrainState load_run(const std::string& dir, const nlohmann::json& options, const
         if (s.m.size() != it->second.size() || s.v.size() != it->second.size())
             fail(dir, "/optimizer.safetensors: the moments of ", name, " do not have its ", it->second.size(), " elements");
     }
+    if (bf16)  // the master weights (model.safetensors holds their bf16 rounding)
+        for (auto& [name, v] : p) {
+            if (keeps_f32(name)) continue;
+            std::vector<float> m = opt.get("master." + name).to_f32();  // throws, naming the file and tensor
+            if (m.size() != v.size()) fail(dir, "/optimizer.safetensors: master.", name, " does not have ", v.size(), " elements");
+            v = std::move(m);
+        }
     return st;
 }
 
@@ -280,6 +337,8 @@ void run_train(const TrainOpts& o) {
     if (o.steps < 1 || o.batch < 1 || o.seq_len < 1) usage_fail("--steps, --batch and --seq-len must be >= 1");
     if (o.model.empty() && o.resume.empty()) usage_fail("--model INIT_DIR or --resume OUT_DIR is required");
     if (o.eval_every < 0 || o.save_every < 0) usage_fail("--eval-every and --save-every must be >= 0");
+    if (o.dtype != "f32" && o.dtype != "bf16") usage_fail("--dtype must be f32 or bf16, not '" + o.dtype + "'");
+    const bool bf16 = o.dtype == "bf16";
     const LrSchedule sched = parse_lr_schedule(o.schedule);
     const std::string from = o.resume.empty() ? o.model : o.resume;
     const ModelConfig mc = load_config(from);
@@ -289,9 +348,33 @@ void run_train(const TrainOpts& o) {
         if (a != b) fail(o.resume, ": --resume directory has another config than --model ", o.model);
     }
     const TinyV3Config tc = tiny_config_from(mc);
+    const bool v2 = mc.arch == Arch::DeepseekV2;
+    if (v2 && o.mtp_lambda > 0)
+        fail(from, ": --mtp-lambda ", o.mtp_lambda, ": deepseek_v2 has no MTP module (multi-token prediction is V3's, "
+             "V3 report §2.2)");
     if (o.mtp_lambda > 0 && tc.n_mtp != 1)
         fail(from, ": --mtp-lambda ", o.mtp_lambda, " needs an MTP module (num_nextn_predict_layers = 1), the config has ",
              tc.n_mtp);
+    if (o.bias_gamma != 0.0 && (v2 || !has_bias(tc)))
+        fail(from, ": --bias-gamma ", o.bias_gamma, ": ", v2 ? "deepseek_v2" : "this config",
+             " has no e_score_correction_bias (the aux-loss-free bias is V3's noaux_tc rule, V3 report §2.1.2); "
+             "balance a V2 model with --aux-alpha, --aux-device-alpha and --aux-comm-alpha");
+    BalanceLossWeights bw(o.aux_alpha);
+    bw.alpha_device = o.aux_device_alpha;
+    bw.alpha_comm = o.aux_comm_alpha;
+    bw.D = tc.gate.n_group;
+    bw.M = tc.gate.topk_group;
+    for (const auto& [opt, a] : {std::pair<const char*, double>{"--aux-device-alpha", o.aux_device_alpha},
+                                 {"--aux-comm-alpha", o.aux_comm_alpha}}) {
+        if (a < 0) usage_fail(opt, " must be >= 0, got ", a);
+        if (a == 0) continue;
+        if (tc.gate.scoring != MoeScoring::Softmax)
+            fail(from, ": ", opt, " ", a, ": V2's device-level and communication balance losses are defined on "
+                 "softmax affinities (V2 report §2.2.3), this config's scoring_func is not softmax");
+        if (tc.gate.n_group < 2)
+            fail(from, ": ", opt, " ", a, " needs n_group >= 2 (the D devices of V2 report §2.2.3, D = n_group), "
+                 "this config has n_group = ", tc.gate.n_group);
+    }
     const auto shapes = tiny_v3_shapes(tc);
     const Checkpoint ck(from);
     ParamMap<float> p;
@@ -315,7 +398,8 @@ void run_train(const TrainOpts& o) {
         if (!probe) fail(o.out, ": output directory is not writable");
     }
     std::remove((o.out + "/.write_test").c_str());
-    TrainState st = o.resume.empty() ? TrainState{} : load_run(o.resume, options, p);
+    TrainState st = o.resume.empty() ? TrainState{} : load_run(o.resume, options, p, bf16);
+    ParamMap<float> pw;  // the weights of the forward and backward (compute_weights of p, every step)
     if (st.step > o.steps) fail(o.resume, ": has ", st.step, " steps done, more than --steps ", o.steps);
     std::ofstream log, elog;
     if (!o.log.empty()) {
@@ -335,9 +419,11 @@ void run_train(const TrainOpts& o) {
     // the eval loss: mean cross-entropy over the non-overlapping windows of the eval data
     auto eval_loss = [&]() {
         const int64_t n = ((int64_t)eval_ids.size() - 1) / S;
+        std::vector<const int32_t*> rows_in(n), rows_tgt(n);
+        for (int64_t j = 0; j < n; j++) rows_in[j] = eval_ids.data() + j * S, rows_tgt[j] = eval_ids.data() + j * S + 1;
         double sum = 0;
-        for (int64_t j = 0; j < n; j++)
-            sum += tiny_v3_step<float>(tc, p, nullptr, eval_ids.data() + j * S, eval_ids.data() + j * S + 1, S, 0.0).ce;
+        compute_weights(pw, p, bf16);
+        for (const TinyV3Losses& l : tiny_v3_batch<float>(tc, pw, nullptr, rows_in, rows_tgt, S, 0.0)) sum += l.ce;
         return sum / (double)n;
     };
     auto record_eval = [&](int64_t k) {
@@ -361,10 +447,13 @@ void run_train(const TrainOpts& o) {
         ParamMap<float> g;
         double ce = 0, aux = 0, mtp = 0;
         std::vector<std::vector<int64_t>> load;
+        std::vector<const int32_t*> rows_in(B), rows_tgt(B);
         for (int64_t b = 0; b < B; b++) {
             const int64_t off = ((k * B + b) * S) % (N - S - 1);
-            const TinyV3Losses l = tiny_v3_step(tc, p, &g, ids.data() + off, ids.data() + off + 1, S, o.aux_alpha,
-                                                o.mtp_lambda);
+            rows_in[b] = ids.data() + off, rows_tgt[b] = ids.data() + off + 1;
+        }
+        compute_weights(pw, p, bf16);
+        for (const TinyV3Losses& l : tiny_v3_batch(tc, pw, &g, rows_in, rows_tgt, S, bw, o.mtp_lambda)) {
             ce += l.ce / (double)B;
             aux += l.aux / (double)B;
             mtp += l.mtp / (double)B;
@@ -427,7 +516,7 @@ void run_train(const TrainOpts& o) {
                      (long long)o.steps, loss, tps, eta);
         if (g_interrupted) {
             std::signal(SIGINT, old_handler);
-            save_run(o.out, ck, mc, shapes, p, st, options, tokenizer_json);
+            save_run(o.out, ck, mc, shapes, p, st, options, tokenizer_json, bf16);
             std::fprintf(stderr, "\ndsref train: interrupted after step %lld; resumable checkpoint in %s "
                                  "(continue with --resume %s)\n", (long long)st.step, o.out.c_str(), o.out.c_str());
             std::exit(130);
@@ -435,14 +524,14 @@ void run_train(const TrainOpts& o) {
         if (o.save_every > 0 && st.step % o.save_every == 0 && st.step < o.steps) {
             char name[32];
             std::snprintf(name, sizeof name, "/step-%06lld", (long long)st.step);
-            save_run(o.out + name, ck, mc, shapes, p, st, options, tokenizer_json);
+            save_run(o.out + name, ck, mc, shapes, p, st, options, tokenizer_json, bf16);
         }
     }
     std::signal(SIGINT, old_handler);
     record_eval(o.steps);
     std::fprintf(stderr, "\n");
     if (!o.log.empty() && !st.losses.empty()) write_svg(strip_csv(o.log) + ".svg", st.losses, st.eval);
-    save_run(o.out, ck, mc, shapes, p, st, options, tokenizer_json);
+    save_run(o.out, ck, mc, shapes, p, st, options, tokenizer_json, bf16);
     if (!st.losses.empty())
         std::cerr << "dsref train: " << o.steps << " steps, loss " << st.losses.front() << " -> " << st.losses.back()
                   << (st.eval.empty() ? "" : ", eval loss " + std::to_string(st.eval.back().second))
@@ -453,7 +542,7 @@ void run_train(const TrainOpts& o) {
 
 void add_train(CLI::App& app) {
     auto o = std::make_shared<TrainOpts>();
-    CLI::App* cmd = app.add_subcommand("train", "train a DeepSeek-V3-shaped checkpoint on the CPU (hand-written backward)");
+    CLI::App* cmd = app.add_subcommand("train", "train a DeepSeek-V3- or V2-shaped checkpoint on the CPU (hand-written backward)");
     cmd->add_option("--model", o->model, "initial HF checkpoint directory (e.g. from dsref init)");
     cmd->add_option("--data", o->data, "training tokens: little-endian uint32 ids (.bin), or text with --tokenizer")
         ->required();
@@ -476,9 +565,19 @@ void add_train(CLI::App& app) {
     cmd->add_option("--eps", o->eps, "AdamW eps (default 1e-8)");
     cmd->add_option("--clip", o->clip, "global gradient-norm clip C, <= 0 for none (default 1.0)");
     cmd->add_option("--mtp-lambda", o->mtp_lambda, "MTP loss weight lambda (V3: 0.3, then 0.1); needs num_nextn_predict_layers = 1 (default 0)");
-    cmd->add_option("--bias-gamma", o->bias_gamma, "aux-loss-free bias update speed gamma (default 0)");
-    cmd->add_option("--aux-alpha", o->aux_alpha, "sequence-wise balance loss weight alpha (default 0)");
+    cmd->add_option("--bias-gamma", o->bias_gamma, "aux-loss-free bias update speed gamma; V3 (noaux_tc) only (default 0)");
+    cmd->add_option("--aux-alpha", o->aux_alpha,
+                    "sequence-wise balance loss weight alpha (V2: the expert-level alpha1) (default 0)");
+    cmd->add_option("--aux-device-alpha", o->aux_device_alpha,
+                    "V2 device-level balance loss weight alpha2 over D = n_group devices; softmax scoring, "
+                    "n_group >= 2 (default 0)");
+    cmd->add_option("--aux-comm-alpha", o->aux_comm_alpha,
+                    "V2 communication balance loss weight alpha3, D = n_group, M = topk_group; softmax scoring, "
+                    "n_group >= 2 (default 0)");
     cmd->add_option("--log", o->log, "CSV log step,loss,ce,mtp,aux,lr,grad_norm,tokens_per_s,max_load_ratio (+ LOG.svg)");
+    cmd->add_option("--dtype", o->dtype,
+                    "f32 | bf16: bf16 trains float32 master weights through their bf16 rounding and saves bf16 "
+                    "(default f32)");
     cmd->add_option("--dump-grads", o->dump_grads,
                     "write step 0's gradients (of the batch-mean loss, before clipping) as grad.NAME F32 safetensors");
     add_threads_option(cmd, &o->threads);

@@ -59,8 +59,7 @@ void write_row(std::ofstream& f, const StepRow& r, bool trained) {
 }  // namespace
 
 std::vector<ArithProblem> grpo_heldout_problems(const GrpoTrainOptions& o) {
-    std::set<std::string> ex(o.exclude.begin(), o.exclude.end());
-    for (const auto& p : arith_problems(o.task, o.seed, pool_size(o))) ex.insert(p.prompt);
+    const std::set<std::string> ex(o.exclude.begin(), o.exclude.end());
     return arith_problems(o.task, o.heldout_seed, o.heldout, ex);
 }
 
@@ -118,8 +117,10 @@ GrpoTrainSummary grpo_train(const GrpoTrainOptions& o) {
     if (eos < 0 || eos >= policy.net.V) fail(o.model, ": the trainer needs an eos_token_id in the vocabulary");
 
     const int64_t pool_n = pool_size(o);
-    const std::vector<ArithProblem> pool = arith_problems(o.task, o.seed, pool_n);
     const std::vector<ArithProblem> heldout = grpo_heldout_problems(o);
+    std::set<std::string> not_in_pool;  // the RL prompts never include a held-out problem
+    for (const auto& p : heldout) not_in_pool.insert(p.prompt);
+    const std::vector<ArithProblem> pool = arith_problems(o.task, o.seed, pool_n, not_in_pool);
     std::vector<std::vector<int32_t>> pool_ids;
     for (const auto& p : pool) pool_ids.push_back(byte_prompt(p.prompt));
     grpo_check_inputs(pool_ids, o.G, o.max_new, ctx, o.temperature);

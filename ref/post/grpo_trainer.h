@@ -37,7 +37,7 @@ struct GrpoTrainOptions {
     std::string log;                   // CSV path ("" = none); LOG.svg next to it
     ArithTaskConfig task;
     uint64_t seed = 1;                 // the RL prompts and the sampling seeds
-    uint64_t heldout_seed = 1000;      // the held-out problems (the RL prompts and `exclude` removed)
+    uint64_t heldout_seed = 1000;      // the held-out problems (`exclude` removed; the RL prompts avoid them)
     int64_t heldout = 200;             // held-out problems, scored greedily
     std::vector<std::string> exclude;  // prompts never to evaluate on (the SFT set)
     int64_t steps = 100, prompts = 8, G = 8, max_new = 48, mu = 1, eval_every = 25;
@@ -70,7 +70,9 @@ std::vector<int32_t> byte_prompt(const std::string& text);
 void grpo_check_inputs(const std::vector<std::vector<int32_t>>& prompts, int64_t G, int64_t max_new,
                        int64_t context, double temperature);
 
-// The held-out problems of a run: drawn from heldout_seed, the RL prompt pool and `exclude` removed.
+// The held-out problems of a run: drawn from heldout_seed with `exclude` (the SFT set) removed. They do not
+// depend on the RL seed, steps or prompts (the RL prompt pool is drawn around them), so every run with the
+// same SFT set is scored on the same problems.
 std::vector<ArithProblem> grpo_heldout_problems(const GrpoTrainOptions& o);
 
 // Greedy completions of `problems` from the checkpoint in `dir`, scored by arith_score.

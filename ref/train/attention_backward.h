@@ -5,7 +5,8 @@
 //   dP = dO vᵀ,   dS = P ⊙ (dP − Σ_u dP ⊙ P),   dq = scale · dS k,   dk += scale · dSᵀ q,   dv += Pᵀ dO
 //
 // g(h) = ⌊h · H_kv / H⌋ as core/attention.h (HF repeat_kv); H_kv = H is MHA and MLA's naive path
-// (model/mla.h: every head has its own k and v). Softmax in double after subtracting the row max.
+// (model/mla.h: every head has its own k and v). The products run per head in F (Eigen, on the [T, H, d]
+// buffers in place); the softmax and dS's row sums in double, after subtracting the row max.
 #pragma once
 #include <cstdint>
 #include <vector>

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/error.h"
 
 namespace dsref {
 
@@ -171,12 +172,81 @@ double balance_loss_fwd_bwd(F* ds, const F* s, const int32_t* idx, int64_t T, in
     return alpha * L;
 }
 
+namespace {
+// f'_d (device) or f''_d (comm) of one sequence: the constant factors of moe_backward.h → [D]
+std::vector<double> device_factor(const int32_t* idx, int64_t T, int64_t E, int64_t K, int64_t D, int64_t M, bool comm,
+                                  const char* who) {
+    if (T < 1 || K < 1 || E < 1) fail(who, ": need T, K, E >= 1, got ", T, ", ", K, ", ", E);
+    if (D < 1 || E % D != 0) fail(who, ": ", E, " experts cannot be split evenly over D = ", D, " devices");
+    if (comm && (M < 1 || M > D)) fail(who, ": the device limit M = ", M, " must be in [1, D = ", D, "]");
+    for (int64_t j = 0; j < T * K; j++)
+        if (idx[j] < 0 || idx[j] >= E)
+            fail(who, ": idx[", j / K, ", ", j % K, "] = ", idx[j], " is outside [0, ", E, ")");
+    const int64_t per = E / D;
+    std::vector<double> fd(D, 0.0);
+    if (!comm) {  // f'_d = mean over the device's experts of f_i = E/(K·T) · c_i
+        for (int64_t j = 0; j < T * K; j++) fd[idx[j] / per] += (double)E / (double)(K * T) / (double)per;
+        return fd;
+    }
+    std::vector<char> sent(D);  // f''_d = D/(M·T) · #tokens routed (at least once) to device d
+    for (int64_t t = 0; t < T; t++) {
+        std::fill(sent.begin(), sent.end(), 0);
+        for (int64_t k = 0; k < K; k++) sent[idx[t * K + k] / per] = 1;
+        for (int64_t dv = 0; dv < D; dv++)
+            if (sent[dv]) fd[dv] += (double)D / (double)(M * T);
+    }
+    return fd;
+}
+// α Σ_d fd_d P'_d, and ds_{j,t} += α fd_{d(j)} / T
+template <class F>
+double device_loss(F* ds, const F* s, const std::vector<double>& fd, int64_t T, int64_t E, double alpha) {
+    const int64_t D = (int64_t)fd.size(), per = E / D;
+    double L = 0;
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t i = 0; i < E; i++) L += fd[i / per] * (double)s[t * E + i];
+    if (ds)
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t i = 0; i < E; i++) ds[t * E + i] += (F)(alpha * fd[i / per] / (double)T);
+    return alpha * L / (double)T;
+}
+}  // namespace
+
+template <class F>
+double device_balance_loss_fwd_bwd(F* ds, const F* s, const int32_t* idx, int64_t T, int64_t E, int64_t K, int64_t D,
+                                   double alpha2) {
+    const auto fd = device_factor(idx, T, E, K, D, 1, false, "device_balance_loss_fwd_bwd");
+    return device_loss(ds, s, fd, T, E, alpha2);
+}
+
+template <class F>
+double comm_balance_loss_fwd_bwd(F* ds, const F* s, const int32_t* idx, int64_t T, int64_t E, int64_t K, int64_t D,
+                                 int64_t M, double alpha3) {
+    const auto fd = device_factor(idx, T, E, K, D, M, true, "comm_balance_loss_fwd_bwd");
+    return device_loss(ds, s, fd, T, E, alpha3);
+}
+
+template <class F>
+double balance_losses_fwd_bwd(F* ds, const F* s, const int32_t* idx, int64_t T, int64_t E, int64_t K,
+                              const BalanceLossWeights& w) {
+    double L = 0;
+    if (w.alpha > 0) L += balance_loss_fwd_bwd(ds, s, idx, T, E, K, w.alpha);
+    if (w.alpha_device > 0) L += device_balance_loss_fwd_bwd(ds, s, idx, T, E, K, w.D, w.alpha_device);
+    if (w.alpha_comm > 0) L += comm_balance_loss_fwd_bwd(ds, s, idx, T, E, K, w.D, w.M, w.alpha_comm);
+    return L;
+}
+
 #define DSREF_MOE(F)                                                                                          \
     template void moe_fwd<F>(F*, MoeTrainCache<F>&, const F*, const MoeTrainWeights<F>&, const MoeGateConfig&, int64_t, \
                              int64_t);                                                                        \
     template void moe_bwd<F>(F*, MoeTrainGrads<F>&, const F*, const F*, const MoeTrainCache<F>&, const F*,              \
                              const MoeTrainWeights<F>&, const MoeGateConfig&, int64_t, int64_t);                   \
-    template double balance_loss_fwd_bwd<F>(F*, const F*, const int32_t*, int64_t, int64_t, int64_t, double);
+    template double balance_loss_fwd_bwd<F>(F*, const F*, const int32_t*, int64_t, int64_t, int64_t, double);      \
+    template double device_balance_loss_fwd_bwd<F>(F*, const F*, const int32_t*, int64_t, int64_t, int64_t, int64_t,  \
+                                                   double);                                                     \
+    template double comm_balance_loss_fwd_bwd<F>(F*, const F*, const int32_t*, int64_t, int64_t, int64_t, int64_t,    \
+                                                 int64_t, double);                                              \
+    template double balance_losses_fwd_bwd<F>(F*, const F*, const int32_t*, int64_t, int64_t, int64_t,             \
+                                              const BalanceLossWeights&);
 DSREF_MOE(float)
 DSREF_MOE(double)
 

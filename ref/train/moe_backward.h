@@ -17,6 +17,15 @@
 // Balance loss (one sequence; V3 eqs 17–20, V2's expert-level loss with s' = s since softmax already
 // sums to 1): L = α Σ_i f_i P_i, P_i = (1/T) Σ_t s'_{i,t}, s' = s / Σ_j s_j. f (the routed fraction)
 // is a count and constant; dL/ds_{j,t} = (α/T)(f_j − Σ_i f_i s'_{i,t}) / Σ_i s_{i,t}.
+//
+// V2's device-level and communication balance losses (V2 report §2.2.3, eqs 26–28 and 29–31; the
+// forward formulas are moe/moe_balance.h's v2_device_balance_loss / v2_comm_balance_loss), one
+// sequence, s = the softmax affinities (not renormalized), D devices holding E/D consecutive experts
+// each (device d(i) = i / (E/D)), P_i = (1/T) Σ_t s_{i,t}, P'_d = Σ_{i∈d} P_i:
+//   L_DevBal  = α2 Σ_d f'_d P'_d,   f'_d  = (1/|d|) Σ_{i∈d} f_i                         (eqs 26–28)
+//   L_CommBal = α3 Σ_d f''_d P'_d,  f''_d = D/(M·T) · #{t : token t is routed to d}      (eqs 29–31)
+// f' and f'' are counts of the routing decision, constant like f, so the gradients are
+//   dL_DevBal/ds_{j,t} = α2 f'_{d(j)} / T,   dL_CommBal/ds_{j,t} = α3 f''_{d(j)} / T.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -63,5 +72,32 @@ void moe_bwd(F* dx, MoeTrainGrads<F>& gr, const F* dy, const F* ds_extra, const 
 // The balance loss of one sequence; returns L and writes ds: [T, E] (+=) · s: [T, E] · idx: [T, K]
 template <class F>
 double balance_loss_fwd_bwd(F* ds, const F* s, const int32_t* idx, int64_t T, int64_t E, int64_t K, double alpha);
+
+// V2's device-level loss L_DevBal of one sequence (above); returns it and adds dL/ds into ds: [T, E]
+// (nullptr: the loss only) · s: [T, E] · idx: [T, K] · D devices, E % D == 0 (else an error)
+template <class F>
+double device_balance_loss_fwd_bwd(F* ds, const F* s, const int32_t* idx, int64_t T, int64_t E, int64_t K, int64_t D,
+                                   double alpha2);
+// V2's communication loss L_CommBal of one sequence (above), as device_balance_loss_fwd_bwd · M: the
+// device limit of the routing, in [1, D]
+template <class F>
+double comm_balance_loss_fwd_bwd(F* ds, const F* s, const int32_t* idx, int64_t T, int64_t E, int64_t K, int64_t D,
+                                 int64_t M, double alpha3);
+
+// The weights of the balance losses a MoE layer trains with. `alpha` is V3's sequence-wise α (or V2's
+// expert-level α1: the same loss on softmax affinities); alpha_device (α2) and alpha_comm (α3) are V2's
+// device-level and communication losses over D devices with the device limit M (the gate's n_group and
+// topk_group). Built implicitly from a double, which sets `alpha` alone (the V3 recipe).
+struct BalanceLossWeights {
+    double alpha = 0, alpha_device = 0, alpha_comm = 0;
+    int64_t D = 1, M = 1;
+    BalanceLossWeights(double a = 0) : alpha(a) {}  // implicit on purpose: a bare α is the V3 recipe
+    bool any() const { return alpha > 0 || alpha_device > 0 || alpha_comm > 0; }
+};
+// The weighted sum of the three losses of one sequence (each term only when its weight is > 0); adds
+// their gradient into ds: [T, E] (nullptr: the loss only)
+template <class F>
+double balance_losses_fwd_bwd(F* ds, const F* s, const int32_t* idx, int64_t T, int64_t E, int64_t K,
+                              const BalanceLossWeights& w);
 
 }  // namespace dsref

@@ -10,7 +10,8 @@ namespace dsref {
 
 template <class F>
 MtpLosses mtp_fwd_bwd(const TinyV3Config& c, const ParamMap<F>& p, ParamMap<F>* grads, const F* hf, F* dhf,
-                      const int32_t* ids, const int32_t* targets, int64_t T, double lambda, double aux_alpha) {
+                      const int32_t* ids, const int32_t* targets, int64_t T, double lambda,
+                      const BalanceLossWeights& aux) {
     const int64_t d = c.d, V = c.V, n = T - 1;  // MTP positions 0..T-2
     if (n < 1) fail("mtp: multi-token prediction needs at least 2 tokens per row, got ", T);
     const std::string pre = "model.layers." + std::to_string(c.L) + ".";
@@ -55,11 +56,14 @@ MtpLosses mtp_fwd_bwd(const TinyV3Config& c, const ParamMap<F>& p, ParamMap<F>* 
     for (int64_t k = 0; k < n * d; k++) x[k] += tmp[k];
     const std::vector<F> x_mid = x;
     rms_fwd(h2.data(), r2.data(), x.data(), P("post_attention_layernorm.weight"), n, d, c.eps);
-    const auto& bias_p = p.at(pre + "mlp.gate.e_score_correction_bias");
-    const std::vector<float> bias(bias_p.begin(), bias_p.end());
+    std::vector<float> bias;
     MoeTrainWeights<F> mw;
+    if (has_bias(c)) {
+        const auto& bias_p = p.at(pre + "mlp.gate.e_score_correction_bias");
+        bias.assign(bias_p.begin(), bias_p.end());
+        mw.bias = bias.data();
+    }
     mw.w_router = P("mlp.gate.weight");
-    mw.bias = bias.data();
     mw.I = c.I_moe;
     for (int64_t ex = 0; ex < c.gate.E; ex++) {
         const std::string q = "mlp.experts." + std::to_string(ex) + ".";
@@ -77,8 +81,7 @@ MtpLosses mtp_fwd_bwd(const TinyV3Config& c, const ParamMap<F>& p, ParamMap<F>* 
     moe_fwd(tmp.data(), moe, h2.data(), mw, c.gate, n, d);
     out.load.assign(c.gate.E, 0);
     for (int32_t ex : moe.idx) out.load[ex]++;
-    if (aux_alpha > 0)
-        out.aux = balance_loss_fwd_bwd<F>(nullptr, moe.s.data(), moe.idx.data(), n, c.gate.E, c.gate.K, aux_alpha);
+    if (aux.any()) out.aux = balance_losses_fwd_bwd<F>(nullptr, moe.s.data(), moe.idx.data(), n, c.gate.E, c.gate.K, aux);
     for (int64_t k = 0; k < n * d; k++) x[k] += tmp[k];
     // ---- the shared head and the loss: row i predicts t_{i+2} = targets[i+1] ----
     std::vector<F> hn(n * d), rn(n), logits(n * V), dlogits(n * V);
@@ -104,8 +107,8 @@ MtpLosses mtp_fwd_bwd(const TinyV3Config& c, const ParamMap<F>& p, ParamMap<F>* 
         mg.s_down = G("mlp.shared_experts.down_proj.weight");
     }
     std::vector<F> ds(n * c.gate.E, F(0));
-    if (aux_alpha > 0) balance_loss_fwd_bwd(ds.data(), moe.s.data(), moe.idx.data(), n, c.gate.E, c.gate.K, aux_alpha);
-    moe_bwd(dtmp.data(), mg, dx.data(), aux_alpha > 0 ? ds.data() : nullptr, moe, h2.data(), mw, c.gate, n, d);
+    if (aux.any()) balance_losses_fwd_bwd(ds.data(), moe.s.data(), moe.idx.data(), n, c.gate.E, c.gate.K, aux);
+    moe_bwd(dtmp.data(), mg, dx.data(), aux.any() ? ds.data() : nullptr, moe, h2.data(), mw, c.gate, n, d);
     rms_bwd(dh.data(), G("post_attention_layernorm.weight"), dtmp.data(), x_mid.data(),
             P("post_attention_layernorm.weight"), r2.data(), n, d);
     for (int64_t k = 0; k < n * d; k++) dx[k] += dh[k];
@@ -139,8 +142,10 @@ MtpLosses mtp_fwd_bwd(const TinyV3Config& c, const ParamMap<F>& p, ParamMap<F>* 
 }
 
 template MtpLosses mtp_fwd_bwd<float>(const TinyV3Config&, const ParamMap<float>&, ParamMap<float>*, const float*,
-                                      float*, const int32_t*, const int32_t*, int64_t, double, double);
+                                      float*, const int32_t*, const int32_t*, int64_t, double,
+                                      const BalanceLossWeights&);
 template MtpLosses mtp_fwd_bwd<double>(const TinyV3Config&, const ParamMap<double>&, ParamMap<double>*,
-                                       const double*, double*, const int32_t*, const int32_t*, int64_t, double, double);
+                                       const double*, double*, const int32_t*, const int32_t*, int64_t, double,
+                                       const BalanceLossWeights&);
 
 }  // namespace dsref

@@ -19,15 +19,16 @@
 namespace dsref {
 
 struct MtpLosses {
-    double ce = 0, aux = 0;          // L_MTP (unweighted) · α · the layer's balance loss
+    double ce = 0, aux = 0;          // L_MTP (unweighted) · the layer's weighted balance losses
     std::vector<int64_t> load;       // tokens routed to each expert [E]
 };
 
 // p, grads: as tiny_v3_step (grads nullptr: loss only) · hf: [T, d] the main model's normed final hidden
 // state · dhf: [T, d] += λ · ∂L_MTP/∂hf (ignored without grads) · ids, targets: [T] the row's inputs and
-// targets (targets[i] = t_{i+1}) · lambda: λ · aux_alpha: the MTP layer's balance-loss weight
+// targets (targets[i] = t_{i+1}) · lambda: λ · aux: the MTP layer's balance-loss weights
 template <class F>
 MtpLosses mtp_fwd_bwd(const TinyV3Config& c, const ParamMap<F>& p, ParamMap<F>* grads, const F* hf, F* dhf,
-                      const int32_t* ids, const int32_t* targets, int64_t T, double lambda, double aux_alpha);
+                      const int32_t* ids, const int32_t* targets, int64_t T, double lambda,
+                      const BalanceLossWeights& aux);
 
 }  // namespace dsref

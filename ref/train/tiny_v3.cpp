@@ -1,6 +1,8 @@
 // tiny_v3.cpp — the whole-network forward and backward (tiny_v3.h).
 #include "train/tiny_v3.h"
 
+#include <exception>
+
 #include "core/error.h"
 #include "train/dense_backward.h"
 #include "train/loss_backward.h"
@@ -12,6 +14,11 @@ namespace dsref {
 namespace {
 std::string L_(int64_t i) { return "model.layers." + std::to_string(i) + "."; }
 bool is_moe(const TinyV3Config& c, int64_t i) { return i >= c.first_dense; }
+}  // namespace
+
+bool has_bias(const TinyV3Config& c) { return c.gate.topk_method == MoeTopk::NoauxTc; }
+
+namespace {
 }  // namespace
 
 std::map<std::string, std::vector<int64_t>> tiny_v3_shapes(const TinyV3Config& c) {
@@ -41,7 +48,7 @@ std::map<std::string, std::vector<int64_t>> tiny_v3_shapes(const TinyV3Config& c
             s[p + "mlp.down_proj.weight"] = {c.d, c.I_dense};
         } else {
             s[p + "mlp.gate.weight"] = {c.gate.E, c.d};
-            s[p + "mlp.gate.e_score_correction_bias"] = {c.gate.E};
+            if (has_bias(c)) s[p + "mlp.gate.e_score_correction_bias"] = {c.gate.E};
             for (int64_t e = 0; e < c.gate.E; e++) {
                 const std::string q = p + "mlp.experts." + std::to_string(e) + ".";
                 s[q + "gate_proj.weight"] = {c.I_moe, c.d};
@@ -78,19 +85,50 @@ std::map<std::string, std::vector<int64_t>> tiny_v3_shapes(const TinyV3Config& c
 
 template <class F>
 TinyV3Losses tiny_v3_step(const TinyV3Config& c, const ParamMap<F>& p, ParamMap<F>* grads, const int32_t* ids,
-                          const int32_t* targets, int64_t T, double aux_alpha, double mtp_lambda) {
+                          const int32_t* targets, int64_t T, const BalanceLossWeights& aux, double mtp_lambda) {
     for (int64_t t = 0; t < T; t++)
         if (targets[t] < 0 || targets[t] >= c.V)
             fail("tiny_v3: token id at position ", t, " outside the vocabulary of ", c.V);
     const TinyV3Head<F> xent = [targets](const F* logits, F* dlogits, int64_t n, int64_t V) {
         return xent_fwd_bwd(dlogits, logits, targets, n, V, 1.0);
     };
-    return tiny_v3_step_head(c, p, grads, ids, T, aux_alpha, xent, targets, mtp_lambda);
+    return tiny_v3_step_head(c, p, grads, ids, T, aux, xent, targets, mtp_lambda);
+}
+
+template <class F>
+std::vector<TinyV3Losses> tiny_v3_batch(const TinyV3Config& c, const ParamMap<F>& p, ParamMap<F>* grads,
+                                        const std::vector<const int32_t*>& ids,
+                                        const std::vector<const int32_t*>& targets, int64_t T, const BalanceLossWeights& aux,
+                                        double mtp_lambda) {
+    const int64_t B = (int64_t)ids.size();
+    if ((int64_t)targets.size() != B) fail("tiny_v3_batch: ", B, " rows of ids but ", targets.size(), " of targets");
+    std::vector<TinyV3Losses> losses(B);
+    std::vector<ParamMap<F>> row_grads(grads ? B : 0);
+    std::vector<std::exception_ptr> errors(B);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t b = 0; b < B; b++) {
+        try {
+            losses[b] = tiny_v3_step(c, p, grads ? &row_grads[b] : nullptr, ids[b], targets[b], T, aux, mtp_lambda);
+        } catch (...) {
+            errors[b] = std::current_exception();  // rethrown below, the first row's first
+        }
+    }
+    for (const auto& e : errors)
+        if (e) std::rethrow_exception(e);
+    if (!grads) return losses;
+    for (int64_t b = 0; b < B; b++)  // the sum in row order: independent of which thread ran which row
+        for (auto& [name, gv] : row_grads[b]) {
+            auto& acc = (*grads)[name];
+            if (acc.empty()) acc.assign(gv.size(), F(0));
+            for (size_t i = 0; i < gv.size(); i++) acc[i] += gv[i];
+            std::vector<F>().swap(gv);  // release the row's buffer as soon as it is summed
+        }
+    return losses;
 }
 
 template <class F>
 TinyV3Losses tiny_v3_step_head(const TinyV3Config& c, const ParamMap<F>& p, ParamMap<F>* grads, const int32_t* ids,
-                               int64_t T, double aux_alpha, const TinyV3Head<F>& loss_head, const int32_t* targets,
+                               int64_t T, const BalanceLossWeights& aux, const TinyV3Head<F>& loss_head, const int32_t* targets,
                                double mtp_lambda) {
     const int64_t d = c.d, V = c.V;
     for (int64_t t = 0; t < T; t++)
@@ -155,9 +193,11 @@ TinyV3Losses tiny_v3_step_head(const TinyV3Config& c, const ParamMap<F>& p, Para
             mlp_fwd(tmp.data(), l.mlp, l.h2.data(), P(pre + "mlp.gate_proj.weight"), P(pre + "mlp.up_proj.weight"),
                     P(pre + "mlp.down_proj.weight"), T, d, c.I_dense);
         } else {
-            l.bias = float_bias(pre + "mlp.gate.e_score_correction_bias");
+            if (has_bias(c)) {
+                l.bias = float_bias(pre + "mlp.gate.e_score_correction_bias");
+                l.mw.bias = l.bias.data();
+            }
             l.mw.w_router = P(pre + "mlp.gate.weight");
-            l.mw.bias = l.bias.data();
             l.mw.I = c.I_moe;
             for (int64_t e = 0; e < c.gate.E; e++) {
                 const std::string q = pre + "mlp.experts." + std::to_string(e) + ".";
@@ -175,9 +215,9 @@ TinyV3Losses tiny_v3_step_head(const TinyV3Config& c, const ParamMap<F>& p, Para
             std::vector<int64_t> load(c.gate.E, 0);
             for (int32_t e : l.moe.idx) load[e]++;
             out.load.push_back(load);
-            if (aux_alpha > 0)
-                out.aux += balance_loss_fwd_bwd<F>(nullptr, l.moe.s.data(), l.moe.idx.data(), T, c.gate.E, c.gate.K,
-                                                   aux_alpha);
+            if (aux.any())
+                out.aux += balance_losses_fwd_bwd<F>(nullptr, l.moe.s.data(), l.moe.idx.data(), T, c.gate.E, c.gate.K,
+                                                     aux);
         }
         for (int64_t k = 0; k < T * d; k++) x[k] += tmp[k];
     }
@@ -190,7 +230,7 @@ TinyV3Losses tiny_v3_step_head(const TinyV3Config& c, const ParamMap<F>& p, Para
     if (mtp_lambda > 0) {
         if (!targets) fail("tiny_v3: an MTP loss weight without the next-token targets");
         if (c.n_mtp != 1) fail("tiny_v3: an MTP loss weight without an MTP module (num_nextn_predict_layers = 0)");
-        const MtpLosses m = mtp_fwd_bwd(c, p, grads, hf.data(), dhf_mtp.data(), ids, targets, T, mtp_lambda, aux_alpha);
+        const MtpLosses m = mtp_fwd_bwd(c, p, grads, hf.data(), dhf_mtp.data(), ids, targets, T, mtp_lambda, aux);
         out.mtp = m.ce;
         out.aux += m.aux;
         out.load.push_back(m.load);
@@ -223,10 +263,10 @@ TinyV3Losses tiny_v3_step_head(const TinyV3Config& c, const ParamMap<F>& p, Para
                 mg.s_down = G(pre + "mlp.shared_experts.down_proj.weight");
             }
             std::vector<F> ds(T * c.gate.E, F(0));
-            if (aux_alpha > 0)
-                balance_loss_fwd_bwd(ds.data(), l.moe.s.data(), l.moe.idx.data(), T, c.gate.E, c.gate.K, aux_alpha);
-            moe_bwd(dtmp.data(), mg, dx.data(), aux_alpha > 0 ? ds.data() : nullptr, l.moe, l.h2.data(), l.mw, c.gate,
-                    T, d);
+            if (aux.any())
+                balance_losses_fwd_bwd(ds.data(), l.moe.s.data(), l.moe.idx.data(), T, c.gate.E, c.gate.K, aux);
+            moe_bwd(dtmp.data(), mg, dx.data(), aux.any() ? ds.data() : nullptr, l.moe, l.h2.data(), l.mw, c.gate, T,
+                    d);
         }
         rms_bwd(dh.data(), G(pre + "post_attention_layernorm.weight"), dtmp.data(), l.x_mid.data(),
                 P(pre + "post_attention_layernorm.weight"), l.r2.data(), T, d);
@@ -252,15 +292,17 @@ TinyV3Losses tiny_v3_step_head(const TinyV3Config& c, const ParamMap<F>& p, Para
     return out;
 }
 
-template TinyV3Losses tiny_v3_step<float>(const TinyV3Config&, const ParamMap<float>&, ParamMap<float>*,
-                                          const int32_t*, const int32_t*, int64_t, double, double);
-template TinyV3Losses tiny_v3_step<double>(const TinyV3Config&, const ParamMap<double>&, ParamMap<double>*,
-                                           const int32_t*, const int32_t*, int64_t, double, double);
-template TinyV3Losses tiny_v3_step_head<float>(const TinyV3Config&, const ParamMap<float>&, ParamMap<float>*,
-                                               const int32_t*, int64_t, double, const TinyV3Head<float>&,
+#define DSREF_TINY_V3(F)                                                                                      \
+    template TinyV3Losses tiny_v3_step<F>(const TinyV3Config&, const ParamMap<F>&, ParamMap<F>*, const int32_t*,     \
+                                          const int32_t*, int64_t, const BalanceLossWeights&, double);              \
+    template std::vector<TinyV3Losses> tiny_v3_batch<F>(const TinyV3Config&, const ParamMap<F>&, ParamMap<F>*,      \
+                                                        const std::vector<const int32_t*>&,                         \
+                                                        const std::vector<const int32_t*>&, int64_t,                \
+                                                        const BalanceLossWeights&, double);                         \
+    template TinyV3Losses tiny_v3_step_head<F>(const TinyV3Config&, const ParamMap<F>&, ParamMap<F>*, const int32_t*, \
+                                               int64_t, const BalanceLossWeights&, const TinyV3Head<F>&,             \
                                                const int32_t*, double);
-template TinyV3Losses tiny_v3_step_head<double>(const TinyV3Config&, const ParamMap<double>&, ParamMap<double>*,
-                                                const int32_t*, int64_t, double, const TinyV3Head<double>&,
-                                                const int32_t*, double);
+DSREF_TINY_V3(float)
+DSREF_TINY_V3(double)
 
 }  // namespace dsref
