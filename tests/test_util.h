@@ -1,5 +1,5 @@
 // test_util.h — small helpers shared by the CPU tests: temporary directories, random vectors,
-// max-abs-difference, and running the dsref binary for exit-code tests.
+// max-abs-difference, integer goldens as int32, and running the dsref binary for exit-code tests.
 #pragma once
 #include <omp.h>
 #include <stdlib.h>
@@ -19,6 +19,12 @@
 #include <vector>
 
 namespace dsref_test {
+
+// An integer tensor of a golden (token ids, top-k indices; any dtype to_i64 reads) as int32.
+template <class TensorT> std::vector<int32_t> as_i32(const TensorT& t) {
+    const std::vector<int64_t> v = t.to_i64();
+    return std::vector<int32_t>(v.begin(), v.end());
+}
 
 // A fresh directory under $TMPDIR (or /tmp), removed when the object dies.
 struct TempDir {

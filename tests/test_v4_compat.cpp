@@ -16,14 +16,10 @@
 #include "test_util.h"
 
 using namespace dsref;
+using dsref_test::as_i32;
 using dsref_test::TempDir;
 
 static const char* kDir = "data/golden/deepseek_v4_hf_compat";
-
-static std::vector<int32_t> tokens_of(const TensorMap& g) {
-    const std::vector<int64_t> v = g.at("tokens").to_i64();
-    return std::vector<int32_t>(v.begin(), v.end());
-}
 
 static bool same_argmax(const std::vector<float>& a, const std::vector<double>& b, int64_t V) {
     for (size_t r = 0; r * V < a.size(); ++r) {
@@ -54,7 +50,7 @@ static std::vector<float> prefill(V4Model& m, const std::vector<int32_t>& tokens
 
 TEST_CASE("v4 --compat hf: prefill and cached decode equal transformers' float64 logits", "[v4][compat][golden]") {
     const TensorMap g = read_safetensors(std::string(kDir) + "/expected.safetensors");
-    const std::vector<int32_t> tokens = tokens_of(g);
+    const std::vector<int32_t> tokens = as_i32(g.at("tokens"));
     const int64_t P = g.at("dims").to_i64()[1];
     V4Model m(kDir, V4Compat::Hf);
     const int64_t V = m.config().vocab_size;
@@ -89,7 +85,7 @@ TEST_CASE("v4 --compat hf: without it the config is refused, naming the field an
 
 TEST_CASE("v4 --compat hf: the attention_factor scaling is what makes the difference", "[v4][compat][golden]") {
     const TensorMap g = read_safetensors(std::string(kDir) + "/expected.safetensors");
-    const std::vector<int32_t> tokens = tokens_of(g);
+    const std::vector<int32_t> tokens = as_i32(g.at("tokens"));
     // the same weights with attention_factor 1.0 written: the official mode accepts it and does not scale
     TempDir t;
     copy_with_config(t, [](nlohmann::json& c) { c["rope_parameters"]["compress"]["attention_factor"] = 1.0; });
@@ -104,7 +100,7 @@ TEST_CASE("v4 --compat hf: the attention_factor scaling is what makes the differ
 
 TEST_CASE("v4 --compat hf: swiglu_limit 0 clamps every expert to 0, as transformers does", "[v4][compat][golden]") {
     const TensorMap g = read_safetensors(std::string(kDir) + "/expected.safetensors");
-    const std::vector<int32_t> tokens = tokens_of(g);
+    const std::vector<int32_t> tokens = as_i32(g.at("tokens"));
     TempDir t;
     copy_with_config(t, [](nlohmann::json& c) { c["swiglu_limit"] = 0.0; });
     V4Model hf(t.path, V4Compat::Hf);
@@ -129,7 +125,7 @@ TEST_CASE("v4 --compat hf on the golden model: transformers' logits; the officia
     // golden_logits: transformers (float64) on it at the golden tokens; the official float64 golden beside it.
     const TensorMap g = read_safetensors(std::string(kDir) + "/expected.safetensors");
     const TensorMap o = read_safetensors("data/golden/deepseek_v4/model.safetensors");
-    const std::vector<int32_t> tokens = tokens_of(o);
+    const std::vector<int32_t> tokens = as_i32(o.at("tokens"));
     V4Model hf("data/golden/deepseek_v4_hf", V4Compat::Hf), off("data/golden/deepseek_v4_model");
     const std::vector<float> lh = prefill(hf, tokens), lo = prefill(off, tokens);
     CHECK(dsref_test::max_abs_diff(lh, g.at("golden_logits").to_f64()) < 1e-4);  // 8.3e-6 measured
@@ -181,7 +177,7 @@ TEST_CASE("v4 cli: --compat on forward, generate and info; its refusals", "[v4][
     TempDir t;
     std::string out;
     const TensorMap g = read_safetensors(std::string(kDir) + "/expected.safetensors");
-    const std::vector<int32_t> tokens = tokens_of(g);
+    const std::vector<int32_t> tokens = as_i32(g.at("tokens"));
     std::string ids;
     for (size_t i = 0; i < tokens.size(); ++i) ids += (i ? "," : "") + std::to_string(tokens[i]);
     REQUIRE(run_dsref(std::string("forward --model ") + kDir + " --compat hf --tokens " + ids + " --out " +

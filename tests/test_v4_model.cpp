@@ -15,13 +15,9 @@
 #include "test_util.h"
 
 using namespace dsref;
+using dsref_test::as_i32;
 
 static const char* kDir = "data/golden/deepseek_v4_model";
-
-static std::vector<int32_t> as_i32(const Tensor& t) {
-    const std::vector<int64_t> v = t.to_i64();
-    return std::vector<int32_t>(v.begin(), v.end());
-}
 
 static int64_t argmax(const float* p, int64_t n) { return std::max_element(p, p + n) - p; }
 static int64_t argmax(const double* p, int64_t n) { return std::max_element(p, p + n) - p; }
