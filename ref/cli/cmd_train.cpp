@@ -229,14 +229,17 @@ bool keeps_f32(const std::string& name) {
     return name.size() >= tail.size() && name.compare(name.size() - tail.size(), tail.size(), tail) == 0;
 }
 
-// The weights the forward and backward use: the master weights, or their bf16 rounding (--dtype bf16).
-void compute_weights(ParamMap<float>& pw, const ParamMap<float>& p, bool bf16) {
+// The weights the forward and backward use: the master weights themselves, or (--dtype bf16) their bf16
+// rounding, written into pw.
+const ParamMap<float>& compute_weights(ParamMap<float>& pw, const ParamMap<float>& p, bool bf16) {
+    if (!bf16) return p;
     for (const auto& [name, v] : p) {
         std::vector<float>& w = pw[name];
         w = v;
-        if (bf16 && !keeps_f32(name))
+        if (!keeps_f32(name))
             for (float& x : w) x = bf16_round(x);
     }
+    return pw;
 }
 
 // OUT_DIR: config.json + model.safetensors (the HF layout; float32, or bf16 with --dtype bf16), the
@@ -399,7 +402,7 @@ void run_train(const TrainOpts& o) {
     }
     std::remove((o.out + "/.write_test").c_str());
     TrainState st = o.resume.empty() ? TrainState{} : load_run(o.resume, options, p, bf16);
-    ParamMap<float> pw;  // the weights of the forward and backward (compute_weights of p, every step)
+    ParamMap<float> pw;  // the bf16-rounded weights with --dtype bf16 (compute_weights of p, every step)
     if (st.step > o.steps) fail(o.resume, ": has ", st.step, " steps done, more than --steps ", o.steps);
     std::ofstream log, elog;
     if (!o.log.empty()) {
@@ -422,8 +425,8 @@ void run_train(const TrainOpts& o) {
         std::vector<const int32_t*> rows_in(n), rows_tgt(n);
         for (int64_t j = 0; j < n; j++) rows_in[j] = eval_ids.data() + j * S, rows_tgt[j] = eval_ids.data() + j * S + 1;
         double sum = 0;
-        compute_weights(pw, p, bf16);
-        for (const TinyV3Losses& l : tiny_v3_batch<float>(tc, pw, nullptr, rows_in, rows_tgt, S, 0.0)) sum += l.ce;
+        const ParamMap<float>& w = compute_weights(pw, p, bf16);
+        for (const TinyV3Losses& l : tiny_v3_batch<float>(tc, w, nullptr, rows_in, rows_tgt, S, 0.0)) sum += l.ce;
         return sum / (double)n;
     };
     auto record_eval = [&](int64_t k) {
@@ -452,8 +455,8 @@ void run_train(const TrainOpts& o) {
             const int64_t off = ((k * B + b) * S) % (N - S - 1);
             rows_in[b] = ids.data() + off, rows_tgt[b] = ids.data() + off + 1;
         }
-        compute_weights(pw, p, bf16);
-        for (const TinyV3Losses& l : tiny_v3_batch(tc, pw, &g, rows_in, rows_tgt, S, bw, o.mtp_lambda)) {
+        const ParamMap<float>& w = compute_weights(pw, p, bf16);
+        for (const TinyV3Losses& l : tiny_v3_batch(tc, w, &g, rows_in, rows_tgt, S, bw, o.mtp_lambda)) {
             ce += l.ce / (double)B;
             aux += l.aux / (double)B;
             mtp += l.mtp / (double)B;
