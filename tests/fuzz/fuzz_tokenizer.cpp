@@ -53,6 +53,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         return 0;
     }
     check_ids(*small, ids);
-    if (small->decode_bytes(ids) != rest) std::abort();
+    // Text round-trips, except around the two added tokens that strip whitespace by design (lstrip /
+    // rstrip, as in HF tokenizers: "a <lstrip_tok>" loses its space); a fuzz finding of CI taught this.
+    const bool strips = rest.find("<lstrip_tok>") != std::string::npos || rest.find("<rstrip_tok>") != std::string::npos;
+    if (!strips && small->decode_bytes(ids) != rest) std::abort();
     return 0;
 }
