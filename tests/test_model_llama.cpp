@@ -183,3 +183,46 @@ TEST_CASE("a checkpoint missing a tensor or with a wrong shape is refused before
     Model m(rm.dir.path);
     CHECK_THROWS_WITH(m.prefill({1, 91}), Catch::Contains("token id 91 is outside the vocabulary [0, 91)"));
 }
+
+// ForwardOptions::hold_bf16 (generate --hold-bf16, model/held_weight.h). The weights' values are the same
+// (bf16 → float32 is exact), so a prefill gives the same bits; decode steps sum their 1-row products in
+// core/linear_bf16.h's order, so their logits differ from the float32 path by float32 rounding only: 1e-5
+// as for cached decode against recompute above (both are reorderings of the same float32 sums), far below
+// the > 0.5 a wrong weight or layout moves them. Greedy tokens match (no near-ties on this model).
+TEST_CASE("hold_bf16: the same prefill bits and the same greedy tokens as float32 weights", "[model][generate]") {
+    for (int64_t n_kv : {2, 6}) {
+        RandomModel rm(n_kv, DType::BF16);
+        ModelOptions o32, o16;
+        o32.keep_weights = o16.keep_weights = true;
+        o16.fwd.hold_bf16 = true;
+        Model m32(rm.dir.path, o32), m16(rm.dir.path, o16);
+        const std::vector<int32_t> prompt = {5, 9, 2, 40, 77};
+        KVCache c32, c16;
+        const std::vector<float> h32 = m32.forward_hidden(prompt, c32), h16 = m16.forward_hidden(prompt, c16);
+        CHECK(h32 == h16);  // T = 5 > 1: the same tiles and Eigen products on the same values
+        const int64_t N = 12, V = m32.config().vocab_size;
+        const GenerateResult r32 = generate(m32, prompt, N, SamplingParams{}, false);
+        const GenerateResult r16 = generate(m16, prompt, N, SamplingParams{}, false);
+        CHECK(r16.tokens == r32.tokens);
+        REQUIRE(r16.logits.size() == (size_t)(N * V));
+        CHECK(dsref_test::max_abs_diff(r16.logits, r32.logits) < 1e-5);
+        // (At this model's K = 48 the two orders may even agree bit for bit: Eigen's matrix-vector product
+        // also sums 16-float packets. That the bf16 words are what is held shows in the refusal below: an
+        // F32 checkpoint cannot be held as bf16.)
+    }
+}
+
+TEST_CASE("hold_bf16 is refused where it does not apply, naming why", "[model][errors]") {
+    ModelOptions o;
+    o.keep_weights = true;
+    o.fwd.hold_bf16 = true;
+    RandomModel f32(2, DType::F32);
+    CHECK_THROWS_WITH(Model(f32.dir.path, o), Catch::Contains("model.layers.0.self_attn.q_proj.weight") &&
+                                                   Catch::Contains("is stored F32"));
+    RandomModel b16(2, DType::BF16);
+    ModelOptions no_keep = o;
+    no_keep.keep_weights = false;
+    CHECK_THROWS_WITH(Model(b16.dir.path, no_keep), Catch::Contains("for generation"));
+    // the committed demo model (data/demo_v3/model): MLA and MoE, refused before any weight is read
+    CHECK_THROWS_WITH(Model("data/demo_v3/model", o), Catch::Contains("deepseek_v3 has MLA attention"));
+}

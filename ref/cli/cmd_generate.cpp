@@ -15,7 +15,7 @@ namespace dsref::cli {
 void add_generate(CLI::App& app) {
     struct Opts {
         std::string model, tokens, out, attn, text, prompt_file, tokenizer, seed = "0", compat;
-        bool print_text = false, allow_nonfinite = false;
+        bool print_text = false, allow_nonfinite = false, hold_bf16 = false;
         int64_t max_new = 0;
         double temperature = 0.0, top_p = 1.0;
         bool stop_at_eos = false;
@@ -42,6 +42,10 @@ void add_generate(CLI::App& app) {
     cmd->add_option("--seed", o->seed, "sampling seed (default 0)");
     cmd->add_flag("--stop-at-eos", o->stop_at_eos, "stop after the eos token");
     cmd->add_option("--out", o->out, "write the chosen logits [N, vocab] to this safetensors file");
+    cmd->add_flag("--hold-bf16", o->hold_bf16,
+                  "keep a bf16 checkpoint's projections as bf16 (half the bytes per decode step; llama / qwen2\n"
+                  "only). The prefill's bits are unchanged; decode steps sum 1-row products in another fixed order\n"
+                  "(ref/core/linear_bf16.h), so their logits differ from the default's in the last bits");
     cmd->add_option("--attn", o->attn, "MLA path for V2/V3: naive | absorb (default absorb)");
     cmd->add_option("--compat", o->compat,
                     "DeepSeek-V4: official (default) | hf, as for forward (see dsref forward --help)");
@@ -71,6 +75,7 @@ void add_generate(CLI::App& app) {
         check_compat(o->compat, v4);
         if (v4) {  // DeepSeek-V4: model/v4_model.h (cmd_v4.cpp)
             if (!o->attn.empty()) usage_fail("--attn ", o->attn, ": deepseek_v4 has no MLA paths");
+            if (o->hold_bf16) usage_fail("--hold-bf16 covers llama / qwen2 models, not deepseek_v4");
             std::vector<int32_t> toks;
             int64_t V = 0;
             const std::vector<float> lg = v4_generate_cmd(o->model, prompt, o->max_new, o->temperature, o->top_p, parse_seed(o->seed),
@@ -86,6 +91,7 @@ void add_generate(CLI::App& app) {
         mo.fwd.attn = mla_path_from_name(o->attn.empty() ? "absorb" : o->attn);
         mo.fwd.finite = std::make_shared<FiniteGuard>(o->allow_nonfinite);
         mo.keep_weights = true;
+        mo.fwd.hold_bf16 = o->hold_bf16;
         Model model(o->model, mo);
         if (!o->attn.empty() && !model.config().is_mla())
             usage_fail("--attn: ", arch_name(model.config().arch), " has no MLA (only DeepSeek-V2/V3 have the naive/absorb paths)");

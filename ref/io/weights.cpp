@@ -1,6 +1,8 @@
 // weights.cpp — float32 weights from any tensor source and storage, FP8 blocks included.
 #include "io/weights.h"
 
+#include <cstring>
+
 #include <algorithm>
 #include <cmath>
 
@@ -26,6 +28,16 @@ void WeightLoader::check(const WeightSpec& s, const char* what) const {
 std::vector<float> WeightLoader::load(const std::string& name, const Shape& shape, const std::string& doc) const {
     std::vector<float> w(shape_numel(shape));
     load_into_impl(w.data(), name, shape, doc);
+    return w;
+}
+
+Bf16Words WeightLoader::load_bf16(const WeightSpec& s) const {
+    const TensorRef& r = src_.get(s.name);
+    check_tensor_shape(src_, r, s.shape, s.shape_doc);
+    if (r.dtype != DType::BF16)
+        fail(src_.describe(s.name), " is stored ", dtype_name(r.dtype), "; holding bf16 weights needs BF16 storage");
+    Bf16Words w(shape_numel(s.shape));
+    std::memcpy(w.data(), r.data, w.size() * sizeof(uint16_t));  // r.data need not be aligned
     return w;
 }
 

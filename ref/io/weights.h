@@ -10,14 +10,19 @@
 // weight-only FP8 (`gemm_impl = "bf16"`) computed in float32: no bf16 rounding of the product and no
 // activation quantization. The scale may live in another shard than its weight.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 
+#include "core/huge_pages.h"
 #include "io/checkpoint_layout.h"
 #include "io/config.h"
 #include "io/tensor_source.h"
 
 namespace dsref {
+
+// bf16 words in huge-page-backed memory (core/huge_pages.h): generation's held weights.
+using Bf16Words = std::vector<uint16_t, HugePageAllocator<uint16_t>>;
 
 class WeightLoader {
 public:
@@ -29,6 +34,9 @@ public:
     // The weight as float32 [shape], checking its shape and dequantizing FP8 blocks.
     std::vector<float> load(const std::string& name, const Shape& shape, const std::string& doc = "") const;
     std::vector<float> load(const WeightSpec& s) const { return load(s.name, s.shape, s.shape_doc); }
+    // The weight's bf16 words as stored [shape], for a caller that multiplies bf16 directly
+    // (core/linear_bf16.h); an error naming the tensor unless it is stored BF16.
+    Bf16Words load_bf16(const WeightSpec& s) const;
     // The same values written into `out` [shape] (a buffer the caller reuses: streamed experts).
     void load_into(float* out, const WeightSpec& s) const;
     // Hands the tensor's mapped pages (and its `_scale_inv`'s) back to the kernel once it has been

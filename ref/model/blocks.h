@@ -55,6 +55,11 @@ struct ForwardOptions {
     // them; the model turns it off when it keeps every layer (generation). Float32 path only: an
     // emulation mode holds its experts.
     bool stream_experts = true;
+    // Hold the GQA and dense-MLP projections (and the head) as the checkpoint's bf16 words instead of
+    // float32 (model/held_weight.h): half the bytes a decode step reads. Generation of dense llama-kind
+    // models stored BF16, float32 policy only (model.cpp refuses the rest). Prefill (T > 1) gives the
+    // same bits; a 1-row product sums in core/linear_bf16.h's order, not Eigen's.
+    bool hold_bf16 = false;
     // Checks attn.{i}, hidden.{i} and the logits for NaN/Inf (core/trace.h: FiniteGuard). Shared by the
     // copies of these options a model hands its layers, so an allowed warning is printed once.
     std::shared_ptr<FiniteGuard> finite = std::make_shared<FiniteGuard>();
@@ -80,8 +85,9 @@ public:
 // block's prefix: attn_prefix(i) = "model.layers.{i}.self_attn.", mlp_prefix(i) = "model.layers.{i}.mlp.",
 // or "" for the inputs of an op.
 // `prec`: the rounding points to reproduce (model/precision.h; default float32).
+// hold_bf16: ForwardOptions::hold_bf16.
 std::unique_ptr<AttentionBlock> make_gqa_block(const ModelConfig& c, const WeightLoader& w, const std::string& prefix,
-                                               const PrecisionPolicy& prec = PrecisionPolicy());
+                                               const PrecisionPolicy& prec = PrecisionPolicy(), bool hold_bf16 = false);
 // MLA (V2/V3, model/mla.h) on the given path.
 // With a deepseek_v32 config the block runs DeepSeek Sparse Attention, its indexer in mode `indexer`.
 std::unique_ptr<AttentionBlock> make_mla_block(const ModelConfig& c, const WeightLoader& w, const std::string& prefix,
@@ -89,6 +95,7 @@ std::unique_ptr<AttentionBlock> make_mla_block(const ModelConfig& c, const Weigh
                                                IndexerMode indexer = IndexerMode::Exact);
 std::unique_ptr<FeedForwardBlock> make_dense_mlp_block(const ModelConfig& c, const WeightLoader& w,
                                                        const std::string& prefix, int64_t width,
-                                                       const PrecisionPolicy& prec = PrecisionPolicy());
+                                                       const PrecisionPolicy& prec = PrecisionPolicy(),
+                                                       bool hold_bf16 = false);
 
 }  // namespace dsref

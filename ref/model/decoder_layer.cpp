@@ -15,8 +15,8 @@ DecoderLayer::DecoderLayer(const ModelConfig& c, const WeightLoader& w, int64_t 
     input_norm_ = prec_.load(w, n.input_norm);
     post_norm_ = prec_.load(w, n.post_norm);
     const std::string a = attn_prefix(i), m = mlp_prefix(i);
-    attn_ = c.is_mla() ? make_mla_block(c, w, a, fwd.attn, prec_, fwd.indexer) : make_gqa_block(c, w, a, prec_);
-    ffn_ = moe ? make_moe_block(c, w, m, prec_, fwd.stream_experts) : make_dense_mlp_block(c, w, m, c.intermediate_size, prec_);
+    attn_ = c.is_mla() ? make_mla_block(c, w, a, fwd.attn, prec_, fwd.indexer) : make_gqa_block(c, w, a, prec_, fwd.hold_bf16);
+    ffn_ = moe ? make_moe_block(c, w, m, prec_, fwd.stream_experts) : make_dense_mlp_block(c, w, m, c.intermediate_size, prec_, fwd.hold_bf16);
 }
 
 void DecoderLayer::forward(float* h, int64_t T, int64_t pos0, LayerCache& cache, Trace* trace) const {

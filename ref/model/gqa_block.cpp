@@ -7,19 +7,21 @@
 #include "core/rope.h"
 #include "io/checkpoint_layout.h"
 #include "model/blocks.h"
+#include "model/held_weight.h"
 
 namespace dsref {
 
 namespace {
 class GqaBlock : public AttentionBlock {
 public:
-    GqaBlock(const ModelConfig& c, const WeightLoader& w, const std::string& p, const PrecisionPolicy& prec)
+    GqaBlock(const ModelConfig& c, const WeightLoader& w, const std::string& p, const PrecisionPolicy& prec,
+             bool hold_bf16)
         : d_(c.hidden_size), H_(c.num_attention_heads), Hkv_(c.num_key_value_heads), hd_(c.head_dim), prec_(prec) {
         const GqaTensors t = gqa_tensors(c, p);
-        wq_ = prec_.load(w, t.q);
-        wk_ = prec_.load(w, t.k);
-        wv_ = prec_.load(w, t.v);
-        wo_ = prec_.load(w, t.o);
+        wq_ = hold_weight(w, t.q, prec_, hold_bf16);
+        wk_ = hold_weight(w, t.k, prec_, hold_bf16);
+        wv_ = hold_weight(w, t.v, prec_, hold_bf16);
+        wo_ = hold_weight(w, t.o, prec_, hold_bf16);
         if (t.q_bias) {
             bq_ = prec_.load(w, *t.q_bias);
             bk_ = prec_.load(w, *t.k_bias);
@@ -38,9 +40,9 @@ public:
         float* k_new = cache.a.data() + pos0 * kv_w;
         float* v_new = cache.b.data() + pos0 * kv_w;
         // y = x Wᵀ (+ b: qwen2), before RoPE
-        prec_.linear(q.data(), x, wq_, T, d_, H_ * hd_, nullptr, bq_.empty() ? nullptr : bq_.data());
-        prec_.linear(k_new, x, wk_, T, d_, kv_w, nullptr, bk_.empty() ? nullptr : bk_.data());
-        prec_.linear(v_new, x, wv_, T, d_, kv_w, nullptr, bv_.empty() ? nullptr : bv_.data());
+        held_linear(q.data(), x, wq_, T, d_, H_ * hd_, prec_, bq_.empty() ? nullptr : bq_.data());
+        held_linear(k_new, x, wk_, T, d_, kv_w, prec_, bk_.empty() ? nullptr : bk_.data());
+        held_linear(v_new, x, wv_, T, d_, kv_w, prec_, bv_.empty() ? nullptr : bv_.data());
         std::vector<int64_t> pos(T);
         for (int64_t t = 0; t < T; t++) pos[t] = pos0 + t;
         prec_.rope(q.data(), T, H_, hd_, H_ * hd_, hd_, pos.data(), inv_freq_, RopeLayout::Half);
@@ -48,13 +50,13 @@ public:
         std::vector<float> o(T * H_ * hd_);                                   // [T, H, hd]
         prec_.attention(o.data(), q.data(), cache.a.data(), cache.b.data(), T, pos0 + T, H_, Hkv_, hd_, hd_,
                         (float)(1.0 / std::sqrt((double)hd_)), pos0);
-        prec_.linear(out, o.data(), wo_, T, H_ * hd_, d_);
+        held_linear(out, o.data(), wo_, T, H_ * hd_, d_, prec_);
     }
 
 private:
     int64_t d_, H_, Hkv_, hd_;
     PrecisionPolicy prec_;
-    std::vector<float> wq_, wk_, wv_, wo_;  // [H·hd, d], [H_kv·hd, d] ×2, [d, H·hd]
+    HeldWeight wq_, wk_, wv_, wo_;          // [H·hd, d], [H_kv·hd, d] ×2, [d, H·hd]
     std::vector<float> bq_, bk_, bv_;       // [H·hd], [H_kv·hd] ×2, or empty (no biases)
     std::vector<double> inv_freq_;          // [hd/2]
 };
@@ -62,8 +64,8 @@ private:
 }  // namespace
 
 std::unique_ptr<AttentionBlock> make_gqa_block(const ModelConfig& c, const WeightLoader& w, const std::string& p,
-                                               const PrecisionPolicy& prec) {
-    return std::make_unique<GqaBlock>(c, w, p, prec);
+                                               const PrecisionPolicy& prec, bool hold_bf16) {
+    return std::make_unique<GqaBlock>(c, w, p, prec, hold_bf16);
 }
 
 }  // namespace dsref

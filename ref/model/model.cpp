@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/linear.h"
+#include "core/linear_bf16.h"
 #include "core/rmsnorm.h"
 #include "io/checkpoint_layout.h"
 #include "model/moe_block.h"
@@ -31,10 +32,22 @@ Model::Model(const std::string& dir, ModelOptions opt)
     for (int64_t i = 0; i < cfg_.num_hidden_layers; i++) any_moe = any_moe || cfg_.is_moe_layer(i);
     if (any_moe) moe_gate_config(cfg_);  // the MoE fields, before any weight is read (the error names the field)
     check_checkpoint();
+    if (opt_.fwd.hold_bf16) {  // model/held_weight.h: the dense llama-kind blocks of a kept model only
+        if (!opt_.keep_weights) fail("holding bf16 weights is for generation (the model keeps its layers)");
+        if (cfg_.is_mla() || any_moe)
+            fail(cfg_.source, ": holding bf16 weights covers GQA attention and dense MLPs; ", arch_name(cfg_.arch),
+                 " has ", cfg_.is_mla() ? "MLA attention" : "MoE layers");
+        if (!prec.none()) fail("holding bf16 weights runs in float32 only, not with --emulate");
+    }
     if (opt_.keep_weights)
         for (int64_t i = 0; i < cfg_.num_hidden_layers; i++)
             kept_.emplace_back(cfg_, loader_, i, cfg_.is_moe_layer(i), opt_.fwd);
-    if (opt_.keep_weights && prec.none()) head_ = loader_.load(model_tensors(cfg_).lm_head);
+    if (opt_.keep_weights && prec.none()) {
+        if (opt_.fwd.hold_bf16)
+            head16_ = loader_.load_bf16(model_tensors(cfg_).lm_head);
+        else
+            head_ = loader_.load(model_tensors(cfg_).lm_head);
+    }
 }
 
 // Every tensor the config implies must be there with its shape, before any compute starts.
@@ -148,6 +161,10 @@ std::vector<float> Model::lm_head(const float* x, int64_t rows) const {
     }
     if (!head_.empty()) {  // kept (generation): the same tiles as the slices below, so the same bits
         linear_forward(logits.data(), x, head_.data(), rows, d, V);
+        return logits;
+    }
+    if (!head16_.empty()) {  // kept as bf16 words (hold_bf16): core/linear_bf16.h
+        linear_forward_bf16(logits.data(), x, head16_.data(), rows, d, V);
         return logits;
     }
     // Float32: the head in slices of kHeadSlice rows (V3: 129280 × 7168 would be 3.7 GB as float32).

@@ -70,6 +70,7 @@ private:
     WeightLoader loader_;
     std::vector<DecoderLayer> kept_;  // all layers, when keep_weights
     std::vector<float> head_;         // lm_head [V, d] as float32, when keep_weights (else read in slices)
+    Bf16Words head16_;                // lm_head [V, d] as bf16 words, when keep_weights and fwd.hold_bf16
 };
 
 }  // namespace dsref
