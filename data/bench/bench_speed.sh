@@ -5,8 +5,9 @@
 #            (DeepseekV3ForCausalLM from the SAME checkpoint, float32, weights in memory), at 1 and 2 threads,
 #            on the two V3-shaped models below; the ratio, the FLOP rate against one core's FMA peak, and the
 #            largest difference of the last row's logits (both ran the same model);
-#   decode   `dsref generate` on a dense d 2048 llama-shaped bf16 model: ms per token against the DRAM
-#            roofline = bytes of weights read per token / STREAM copy bandwidth (ref/bench/bench_roofline.cpp).
+#   decode   `dsref generate` (and `generate --hold-bf16`) on a dense d 2048 llama-shaped bf16 model: ms per
+#            token against the DRAM roofline = bytes of the weights as held, read once per token / STREAM copy
+#            bandwidth (ref/bench/bench_roofline.cpp).
 #
 # Models (random weights from `dsref init --dtype bf16`; only the shapes matter for speed):
 #   A  d 512, 4 layers (1 dense + 3 MoE), 32 experts of 128 + 1 shared, top-4 of 4 groups, MLA (q_lora 192,
@@ -150,9 +151,9 @@ PY
 done
 
 # ---- decode against the DRAM roofline ------------------------------------------------------------------
-# Bytes of weights read per decode token: every matrix of every layer and the head, once, as dsref holds them
-# (float32 after the load: generation keeps the layers' weights as float32), and as the checkpoint stores them
-# (bf16) — the bound an engine that multiplies bf16 weights directly would have.
+# Bytes of weights read per decode token: every matrix of every layer and the head, once, as dsref holds them:
+# float32 by default (generation converts the checkpoint at load), or the checkpoint's own bf16 words with
+# --hold-bf16 (ref/model/held_weight.h).
 wbytes=$(python3 - "$DIR/D.json" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1]))
@@ -163,21 +164,25 @@ PY
 {
     echo
     echo "Decode (\`dsref generate\`, 8-token prompt, 32 new tokens) of model D: llama d 2048, 4 layers, intermediate 5632, vocab 8192, bf16 checkpoint;"
-    echo "$(awk "BEGIN {printf \"%.0f\", $wbytes / 1e6}")M weights read per token. Roofline = bytes per token / STREAM copy bandwidth of the same thread count."
+    echo "$(awk "BEGIN {printf \"%.0f\", $wbytes / 1e6}")M weights read per token. Roofline = bytes of the weights as held / STREAM copy bandwidth of the same thread count."
     echo
-    echo "| threads | dsref ms/token | roofline ms/token, float32 weights (as held) | % of it | roofline, bf16 weights | % of it | load |"
-    echo "|---|---|---|---|---|---|---|"
+    echo "| threads | weights held as | dsref ms/token | roofline ms/token | % of the roofline | load |"
+    echo "|---|---|---|---|---|---|"
 } >> "$OUTMD.tmp"
 for th in $THREADS; do
-    l0=$(load)
-    ms=$("$DSREF" generate --model "$DIR/D" --tokens 5,6,7,8,9,10,11,12 --max-new 32 --threads "$th" 2>&1 >/dev/null |
-         sed -n 's/.*decode \([0-9.]*\) ms per token.*/\1/p')
-    l1=$(load)
     bw=$(rv stream_copy_gbs_$th); [ -z "$bw" ] && bw=$(rv stream_copy_gbs_1)
-    awk -v th="$th" -v ms="$ms" -v n="$wbytes" -v bw="$bw" -v l0="$l0" -v l1="$l1" 'BEGIN {
-        f32 = 4 * n / (bw * 1e9) * 1e3; b16 = 2 * n / (bw * 1e9) * 1e3;
-        printf "| %d | %.2f | %.2f | %.0f %% | %.2f | %.0f %% | %s–%s |\n", th, ms, f32, 100 * f32 / ms, b16, 100 * b16 / ms, l0, l1 }' >> "$OUTMD.tmp"
-    tail -1 "$OUTMD.tmp" >&2
+    for held in float32 bf16; do
+        flag=""; bytes=4
+        [ $held = bf16 ] && flag=--hold-bf16 && bytes=2
+        l0=$(load)
+        ms=$("$DSREF" generate --model "$DIR/D" --tokens 5,6,7,8,9,10,11,12 --max-new 32 --threads "$th" $flag 2>&1 >/dev/null |
+             sed -n 's/.*decode \([0-9.]*\) ms per token.*/\1/p')
+        l1=$(load)
+        awk -v th="$th" -v held="$held" -v flag="$flag" -v ms="$ms" -v n="$wbytes" -v b="$bytes" -v bw="$bw" -v l0="$l0" -v l1="$l1" 'BEGIN {
+            roof = b * n / (bw * 1e9) * 1e3;
+            printf "| %d | %s%s | %.2f | %.2f | %.0f %% | %s–%s |\n", th, held, flag ? " (`" flag "`)" : " (default)", ms, roof, 100 * roof / ms, l0, l1 }' >> "$OUTMD.tmp"
+        tail -1 "$OUTMD.tmp" >&2
+    done
 done
 mv "$OUTMD.tmp" "$OUTMD"
 echo
