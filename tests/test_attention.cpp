@@ -1,6 +1,9 @@
 // test_attention.cpp — covers ref/core/attention.cpp and ref/core/linear.cpp: a hand-checked case, GQA with
 // H_kv = H equals MHA, GQA equals MHA with repeated KV heads, causality, and thread-count identity.
 #include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
 #include <cmath>
 
 #include "core/attention.h"
@@ -79,16 +82,43 @@ TEST_CASE("linear and attention are bit-identical at 1 and 2 threads", "[ref][th
     CHECK(y1[77 * N + 201] == Approx(ref).margin(1e-4));  // float accumulation over K=96 of O(1) products
 }
 
-TEST_CASE("linear: a work unit of several full row tiles gives the bits of one product per kTileT tile", "[ref][linear]") {
-    // linear.h groups up to kTileGroup full row tiles into one Eigen product and keeps the partial last
-    // tile alone; every element must come out as if each kTileT-row tile had been its own product
-    // (the ungrouped tiling, and what expert parallelism's token shards compute).
-    for (int64_t T : {kTileT * kTileGroup * 2 + 37, kTileT * 5, kTileT * 3 + 1}) {
-        const int64_t K = 200, N = 2 * kTileN + 40;
-        std::vector<float> x = dsref_test::randn(T * K, 11), w = dsref_test::randn(N * K, 12), y(T * N), ref(T * N);
+TEST_CASE("linear: every output is one float32 chain over k, whatever the call's rows, tiles or threads", "[ref][linear]") {
+    // linear.h's order: y[t, n] = (((0 + x[t,0] w[n,0]) + x[t,1] w[n,1]) + ...), a fused multiply-add per k
+    // where the build has FMA; a row tile of one row (T mod kTileT = 1) in the single-row order, the same as
+    // a call with T = 1 (what expert parallelism's shards and cached decode rely on).
+    auto chain = [](const float* x, const float* w, int64_t K) {
+        float s = 0.0f;
+        for (int64_t k = 0; k < K; k++) {
+#if defined(__FMA__)
+            s = std::fma(x[k], w[k], s);
+#else
+            s = s + x[k] * w[k];
+#endif
+        }
+        return s;
+    };
+    for (int64_t T : {kTileT * 4 * 2 + 37, kTileT * 5, kTileT * 3 + 1, int64_t(2), int64_t(17)}) {
+        const int64_t K = 200, N = 2 * kTileN + 43;  // N: a partial column tile that is not a multiple of 8
+        std::vector<float> x = dsref_test::randn(T * K, 11), w = dsref_test::randn(N * K, 12), y(T * N), y3(T * N);
         linear_forward(y.data(), x.data(), w.data(), T, K, N);
-        for (int64_t t0 = 0; t0 < T; t0 += kTileT)  // one call per row tile: a single unit each
-            linear_forward(ref.data() + t0 * N, x.data() + t0 * K, w.data(), std::min(kTileT, T - t0), K, N);
-        CHECK(y == ref);
+        {
+            dsref_test::ThreadScope scope(3);
+            linear_forward(y3.data(), x.data(), w.data(), T, K, N);
+        }
+        CHECK(y == y3);
+        const bool lone_last = T % kTileT == 1;
+        bool all_chain = true;
+        for (int64_t t = 0; t < T - (lone_last ? 1 : 0); t++)
+            for (int64_t n = 0; n < N; n++) all_chain = all_chain && y[t * N + n] == chain(&x[t * K], &w[n * K], K);
+        CHECK(all_chain);
+        // any 2-row slice alone gives the same bits as inside the call
+        std::vector<float> part(2 * N);
+        linear_forward(part.data(), x.data() + (T / 2 - 1) * K, w.data(), 2, K, N);
+        CHECK(std::equal(part.begin(), part.end(), y.begin() + (T / 2 - 1) * N));
+        if (lone_last) {  // the lone last row: the single-row order, as in a call of that row alone
+            std::vector<float> one(N);
+            linear_forward(one.data(), x.data() + (T - 1) * K, w.data(), 1, K, N);
+            CHECK(std::equal(one.begin(), one.end(), y.begin() + (T - 1) * N));
+        }
     }
 }

@@ -44,8 +44,7 @@ void add_generate(CLI::App& app) {
     cmd->add_option("--out", o->out, "write the chosen logits [N, vocab] to this safetensors file");
     cmd->add_flag("--hold-bf16", o->hold_bf16,
                   "keep a bf16 checkpoint's projections as bf16 (half the bytes per decode step; llama / qwen2\n"
-                  "only). The prefill's bits are unchanged; decode steps sum 1-row products in another fixed order\n"
-                  "(ref/core/linear_bf16.h), so their logits differ from the default's in the last bits");
+                  "only); the same bits as the default (ref/core/linear_bf16.h)");
     cmd->add_option("--attn", o->attn, "MLA path for V2/V3: naive | absorb (default absorb)");
     cmd->add_option("--compat", o->compat,
                     "DeepSeek-V4: official (default) | hf, as for forward (see dsref forward --help)");

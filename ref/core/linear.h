@@ -1,29 +1,59 @@
 // linear.h — y = x Wᵀ, the one matrix product every projection uses (weights are [out, in] as in HF).
 //
-// Threads and determinism: the output is cut into fixed tiles of kTileT rows × kTileN columns, and
-// each tile is one Eigen product computed by one thread. The tiling does not depend on the number
-// of threads, so every output element is computed by the same instructions in the same order at any
-// thread count: results are bit-identical for --threads 1, 2, ... (a test checks this).
+// The order of the sums. Every output y[t, n] = Σ_k x[t, k] w[n, k] is one float32 chain in increasing k
+// (a fused multiply-add per k where the build has FMA), whatever T, N, the tiles or the threads. So a
+// row of y does not depend on the other rows in the call: a prefill, the same rows in a longer prefill,
+// and the rows an expert-parallel rank computes come out bit for bit alike. The one exception is a
+// product of a single row (decode): it sums in 16 lanes (lane j takes k ≡ j mod 16 in increasing k), adds
+// the lanes pairwise (8, 4, 2, 1) and then the K mod 16 tail, because a single chain over k cannot use
+// the vector unit when there is only one row.
 //
-// Speed: one Eigen product packs its slice of W (transposing the row-major [out, in] rows) before
-// multiplying, so a work unit takes up to kTileGroup consecutive FULL row tiles at once and packs W's
-// column tile once for all of them (the pack was 15 % of a V3-shaped prefill with one tile per unit).
-// Grouping changes no bit: Eigen's product walks the rows of x in panels of 4, splits the K sum at
-// the same points whatever the number of rows (its depth blocking depends on K and the cache sizes
-// only), and accumulates every output element over k in the same order; a group of full tiles is a
-// multiple of 4 rows, so every element is computed as in its own tile. The partial last tile
-// (T mod kTileT rows) stays a unit of its own, exactly as before (a 1-row tile is Eigen's
-// matrix-vector product, another summation order). A test checks the grouped units against
-// one product per kTileT tile.
+// Threads: the output is cut into fixed tiles of kTileT rows × kTileN columns, one work unit each, and a
+// row tile of one row (T mod kTileT = 1) is a single-row product. The tiles do not depend on the thread
+// count, so results are bit-identical for --threads 1, 2, ... (tests check it).
+//
+// Speed (the kernel is in linear.cpp): x's tile is transposed once per unit, so that 16 consecutive
+// rows' values of one k are one vector; W is read as it is stored, 8 rows at a time, each value
+// broadcast against 32 rows of x. W is never repacked (the repacking of W was 15-19 % of a V3-shaped
+// prefill with Eigen's product, whose rows of W are small-M panels here: an expert sees ~50 tokens).
 #pragma once
+#include <cmath>
 #include <cstdint>
+#include <vector>
 
 namespace dsref {
 
 constexpr int64_t kTileT = 64, kTileN = 128;
-constexpr int64_t kTileGroup = 4;  // full row tiles per work unit (256 rows)
+
+// One step of a sum, s + a·b, rounded once where the build has FMA (as the vector kernels' contracted
+// multiply-adds are), so that every kernel that promises an order also promises its roundings.
+inline float madd(float a, float b, float s) {
+#if defined(__FMA__)
+    return std::fma(a, b, s);
+#else
+    return s + a * b;
+#endif
+}
 
 // y: [T, N] out · x: [T, K] · w: [N, K] (row-major, the HF [out, in] layout)
 void linear_forward(float* y, const float* x, const float* w, int64_t T, int64_t K, int64_t N);
+
+// The pieces linear_forward is made of, for callers that hold W otherwise (core/linear_bf16.h widens
+// a column tile of W first). XTiles holds every row tile of x transposed (row tile i: [K, kTileT], its
+// rows as columns, zero-padded), made once per call and shared by all column tiles; linear_unit is the
+// product of one work unit y[t, n], t < nt, n < nn, in the order above (nt = 1: the single-row order).
+class XTiles {
+public:
+    XTiles(const float* x, int64_t T, int64_t K);  // x: [T, K]; the tiles are transposed in parallel
+    const float* tile(int64_t i) const { return base_ + i * tile_floats_; }  // [K, kTileT], 64-byte aligned
+
+private:
+    std::vector<float> buf_;
+    float* base_ = nullptr;
+    int64_t tile_floats_ = 0;
+};
+// y: [nt, ldy] out, its first nn columns · x: [nt, K] · xt: XTiles::tile of these rows · w: [nn, K]
+void linear_unit(float* y, int64_t ldy, const float* x, const float* xt, const float* w, int64_t nt, int64_t K,
+                 int64_t nn);
 
 }  // namespace dsref

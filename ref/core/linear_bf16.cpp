@@ -1,7 +1,6 @@
 // linear_bf16.cpp — y = x Wᵀ on bf16 weights (linear_bf16.h says which order each case sums in).
 #include "core/linear_bf16.h"
 
-#include <Eigen/Dense>
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -11,8 +10,6 @@
 namespace dsref {
 
 namespace {
-using MatRM = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using Stride = Eigen::OuterStride<>;
 
 inline float bf16_value(uint16_t h) {  // exact: bf16 is the top half of a float32
     const uint32_t u = (uint32_t)h << 16;
@@ -33,13 +30,13 @@ void dot_rows(float* y, const float* x, const uint16_t* w, int64_t K) {
     for (int64_t k = 0; k < K16; k += kLanes)
         for (int r = 0; r < R; r++) {
             const uint16_t* wr = w + r * K + k;
-            for (int j = 0; j < kLanes; j++) acc[r][j] += x[k + j] * bf16_value(wr[j]);
+            for (int j = 0; j < kLanes; j++) acc[r][j] = madd(x[k + j], bf16_value(wr[j]), acc[r][j]);
         }
     for (int r = 0; r < R; r++) {
         for (int h = kLanes / 2; h > 0; h /= 2)
             for (int j = 0; j < h; j++) acc[r][j] += acc[r][j + h];
         float s = acc[r][0];
-        for (int64_t k = K16; k < K; k++) s += x[k] * bf16_value(w[r * K + k]);
+        for (int64_t k = K16; k < K; k++) s = madd(x[k], bf16_value(w[r * K + k]), s);
         y[r] = s;
     }
 }
@@ -55,24 +52,19 @@ void gemv_bf16(float* y, const float* x, const uint16_t* w, int64_t K, int64_t N
 
 void linear_forward_bf16(float* y, const float* x, const uint16_t* w, int64_t T, int64_t K, int64_t N) {
     if (T == 1) return gemv_bf16(y, x, w, K, N);
-    // The work units of linear_forward (core/linear.cpp), each converting its column tile of W first.
-    const int64_t full = T / kTileT, groups = (full + kTileGroup - 1) / kTileGroup;
-    const int64_t blocks_t = groups + (T % kTileT ? 1 : 0), tiles_n = (N + kTileN - 1) / kTileN;
-#pragma omp parallel if (blocks_t * tiles_n > 1 && T * K * N >= (1 << 17))
+    // The work units of linear_forward (core/linear.cpp), each widening its column tile of W first.
+    const int64_t tiles_t = (T + kTileT - 1) / kTileT, tiles_n = (N + kTileN - 1) / kTileN;
+    const XTiles xt(x, T, K);
+#pragma omp parallel if (tiles_t * tiles_n > 1 && T * K * N >= (1 << 17))
     {
-        std::vector<float> wf(kTileN * K);  // [kTileN, K]: this thread's converted column tile
+        std::vector<float> wf(kTileN * K);  // [kTileN, K]: this thread's widened column tile
 #pragma omp for schedule(dynamic)
-        for (int64_t unit = 0; unit < blocks_t * tiles_n; unit++) {
-            const int64_t b = unit / tiles_n, n0 = (unit % tiles_n) * kTileN;
-            const int64_t t0 = b < groups ? b * kTileGroup * kTileT : full * kTileT;
-            const int64_t nt = b < groups ? std::min(kTileGroup * kTileT, full * kTileT - t0) : T - t0;
-            const int64_t nn = std::min(kTileN, N - n0);
+        for (int64_t unit = 0; unit < tiles_t * tiles_n; unit++) {
+            const int64_t i = unit / tiles_n, t0 = i * kTileT, n0 = (unit % tiles_n) * kTileN;
+            const int64_t nt = std::min(kTileT, T - t0), nn = std::min(kTileN, N - n0);
             const uint16_t* src = w + n0 * K;
-            for (int64_t i = 0; i < nn * K; i++) wf[i] = bf16_value(src[i]);
-            Eigen::Map<const MatRM, 0, Stride> X(x + t0 * K, nt, K, Stride(K));  // [nt, K]
-            Eigen::Map<const MatRM, 0, Stride> W(wf.data(), nn, K, Stride(K));   // [nn, K]
-            Eigen::Map<MatRM, 0, Stride> Y(y + t0 * N + n0, nt, nn, Stride(N));   // [nt, nn]
-            Y.noalias() = X * W.transpose();
+            for (int64_t j = 0; j < nn * K; j++) wf[j] = bf16_value(src[j]);
+            linear_unit(y + t0 * N + n0, N, x + t0 * K, nt > 1 ? xt.tile(i) : nullptr, wf.data(), nt, K, nn);
         }
     }
 }

@@ -2,17 +2,13 @@
 //
 // Decode multiplies one row by every weight once per token, so its time is the time to read the
 // weights: holding a bf16 checkpoint as float32 doubles the bytes read per token. `generate
-// --hold-bf16` keeps the bf16 words and multiplies them here; the values are the same (bf16 → float32
-// is exact), only the products' summation order can differ.
+// --hold-bf16` keeps the bf16 words and multiplies them here. bf16 → float32 is exact and every output is
+// summed in core/linear.h's order, so the results are bit-identical to linear_forward on the widened
+// weight, at any T and thread count (tests/test_linear_bf16.cpp):
 //
-//   T > 1: the tiles of core/linear.h, each column tile of W converted to float32 into a per-unit buffer
-//          first, then the same Eigen product: bit-identical to linear_forward on the converted weight
-//          (a test checks it).
-//   T = 1: one fused pass over W (decode): each output is a dot product over K, accumulated in 16 lanes
-//          (lane j sums k ≡ j mod 16 in increasing k), the lanes added pairwise (8, 4, 2, 1), then the
-//          K mod 16 tail in order. The order is fixed per output, whatever the thread count, so results are
-//          bit-identical at any thread count; it is not Eigen's matrix-vector order, so a 1-row product
-//          differs from linear_forward's in the last bits (the test bounds it by the sum of |x·w|).
+//   T > 1: linear_forward's work units, each widening its column tile of W into a per-thread buffer first;
+//   T = 1: one fused pass over W in linear.h's single-row order (16 lanes, pairwise, then the tail),
+//          8 rows of W at a time, widening each value as it is read.
 #pragma once
 #include <cstdint>
 

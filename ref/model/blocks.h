@@ -57,8 +57,8 @@ struct ForwardOptions {
     bool stream_experts = true;
     // Hold the GQA and dense-MLP projections (and the head) as the checkpoint's bf16 words instead of
     // float32 (model/held_weight.h): half the bytes a decode step reads. Generation of dense llama-kind
-    // models stored BF16, float32 policy only (model.cpp refuses the rest). Prefill (T > 1) gives the
-    // same bits; a 1-row product sums in core/linear_bf16.h's order, not Eigen's.
+    // models stored BF16, float32 policy only (model.cpp refuses the rest). The same bits as float32
+    // weights (core/linear_bf16.h sums in linear_forward's order).
     bool hold_bf16 = false;
     // Checks attn.{i}, hidden.{i} and the logits for NaN/Inf (core/trace.h: FiniteGuard). Shared by the
     // copies of these options a model hands its layers, so an allowed warning is printed once.

@@ -1,7 +1,6 @@
 // held_weight.h — a projection's weight as a block holds it: float32 (the default), or the checkpoint's
 // bf16 words (ForwardOptions::hold_bf16, `generate --hold-bf16`), which halves the bytes a decode step
-// reads. Products on bf16 words are core/linear_bf16.h's: bit-identical to float32 for T > 1, and for
-// T = 1 (decode) another fixed summation order.
+// reads. Products on bf16 words are core/linear_bf16.h's, bit-identical to float32 weights.
 #pragma once
 #include <cstdint>
 #include <vector>

@@ -168,8 +168,8 @@ std::vector<float> Model::lm_head(const float* x, int64_t rows) const {
         return logits;
     }
     // Float32: the head in slices of kHeadSlice rows (V3: 129280 × 7168 would be 3.7 GB as float32).
-    // A slice starts on a kTileN boundary, so every output tile is the same Eigen product as in one
-    // linear_forward over all V rows: the logits are bit-identical.
+    // Every output of linear_forward is summed in an order fixed by its row and column alone (core/linear.h),
+    // so the slices give the logits of one linear_forward over all V rows, bit for bit.
     constexpr int64_t kHeadSlice = 64 * kTileN;
     const int64_t n_slice = std::min(V, kHeadSlice);
     std::vector<float> w(n_slice * d), part(rows * n_slice);  // [slice, d], [rows, slice]
