@@ -83,18 +83,13 @@ TEST_CASE("linear and attention are bit-identical at 1 and 2 threads", "[ref][th
 }
 
 TEST_CASE("linear: every output is one float32 chain over k, whatever the call's rows, tiles or threads", "[ref][linear]") {
-    // linear.h's order: y[t, n] = (((0 + x[t,0] w[n,0]) + x[t,1] w[n,1]) + ...), a fused multiply-add per k
-    // where the build has FMA; a row tile of one row (T mod kTileT = 1) in the single-row order, the same as
+    // linear.h's order: y[t, n] = (((0 + x[t,0] w[n,0]) + x[t,1] w[n,1]) + ...), one multiply-add per k,
+    // rounded once where the build has FMA (madd()); a row tile of one row (T mod kTileT = 1) in the
+    // single-row order, the same as
     // a call with T = 1 (what expert parallelism's shards and cached decode rely on).
     auto chain = [](const float* x, const float* w, int64_t K) {
         float s = 0.0f;
-        for (int64_t k = 0; k < K; k++) {
-#if defined(__FMA__)
-            s = std::fma(x[k], w[k], s);
-#else
-            s = s + x[k] * w[k];
-#endif
-        }
+        for (int64_t k = 0; k < K; k++) s = madd(x[k], w[k], s);  // linear.h: one rounding per k with FMA
         return s;
     };
     for (int64_t T : {kTileT * 4 * 2 + 37, kTileT * 5, kTileT * 3 + 1, int64_t(2), int64_t(17)}) {

@@ -1,6 +1,8 @@
 // linear.cpp — y = x Wᵀ in fixed tiles; each output one float32 chain over k (linear.h).
 #include "core/linear.h"
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <vector>
@@ -9,28 +11,59 @@ namespace dsref {
 
 namespace {
 // 16 floats: the values of one k for 16 consecutive rows of x (GCC/Clang vector extension: element-wise
-// arithmetic, compiled to one AVX-512 register or two AVX2 ones).
+// arithmetic, compiled to one AVX-512 register or two AVX2 ones); 8 floats for a tile's last few rows.
 typedef float Vec16 __attribute__((vector_size(64)));
+typedef float Vec8 __attribute__((vector_size(32)));
 constexpr int64_t kLanes = 16;
 constexpr int kRowsW = 8;  // rows of W per register block: 8 × 2 accumulators + 2 rows of x
 
-// y[t, r] = Σ_k xt[k, t] w[r, k] for V·16 rows t and R rows r, one chain in increasing k each.
-// yb: [R, V·16] out · xt: [K, ldx] (the tile's x transposed, V·16 columns from here) · w: [R, K]
-template <int R, int V>
+// c + a·s in every lane, rounded as madd() (linear.h) rounds: the order promise covers the roundings, so
+// the fused multiply-add is spelled out instead of left to the compiler's contraction (GCC fused one block
+// size and not another).
+inline Vec16 madd_lanes(Vec16 a, float s, Vec16 c) {
+#if defined(__AVX512F__)
+    return _mm512_fmadd_ps(a, _mm512_set1_ps(s), c);
+#else
+    for (int j = 0; j < 16; j++) c[j] = madd(a[j], s, c[j]);
+    return c;
+#endif
+}
+inline Vec8 madd_lanes(Vec8 a, float s, Vec8 c) {
+#if defined(__AVX2__) && defined(__FMA__)
+    return _mm256_fmadd_ps(a, _mm256_set1_ps(s), c);
+#else
+    for (int j = 0; j < 8; j++) c[j] = madd(a[j], s, c[j]);
+    return c;
+#endif
+}
+
+// y[t, r] = Σ_k xt[k, t] w[r, k] for V vectors of rows t and R rows r, one chain in increasing k each.
+// yb: [R, V·lanes] out · xt: [K, ldx] (the tile's x transposed, V·lanes columns from here) · w: [R, K]
+template <class Vec, int R, int V>
 void block(float* yb, const float* xt, int64_t ldx, const float* w, int64_t K) {
-    Vec16 acc[V][R];
+    constexpr int L = sizeof(Vec) / sizeof(float);
+    Vec acc[V][R];
     for (int v = 0; v < V; v++)
-        for (int r = 0; r < R; r++) acc[v][r] = Vec16{};
-    for (int64_t k = 0; k < K; k++) {
-        Vec16 xv[V];
-        for (int v = 0; v < V; v++) xv[v] = *reinterpret_cast<const Vec16*>(xt + k * ldx + v * kLanes);
+        for (int r = 0; r < R; r++) acc[v][r] = Vec{};
+    const float* wk = w;  // w[r, k] = wk[r·K] at step k
+    for (int64_t k = 0; k < K; k++, wk++) {
+        Vec xv[V];
+        for (int v = 0; v < V; v++) xv[v] = *reinterpret_cast<const Vec*>(xt + k * ldx + v * L);
         for (int r = 0; r < R; r++) {
-            const float s = w[r * K + k];
-            for (int v = 0; v < V; v++) acc[v][r] += xv[v] * s;
+            const float s = wk[r * K];
+            for (int v = 0; v < V; v++) acc[v][r] = madd_lanes(xv[v], s, acc[v][r]);
         }
     }
     for (int r = 0; r < R; r++)
-        for (int v = 0; v < V; v++) *reinterpret_cast<Vec16*>(yb + (r * V + v) * kLanes) = acc[v][r];
+        for (int v = 0; v < V; v++) *reinterpret_cast<Vec*>(yb + (r * V + v) * L) = acc[v][r];
+}
+
+// The block of `rows` rows of x (32, 16 or 8) at R rows of W. yb: [R, rows]
+template <int R>
+void block_rows(float* yb, int64_t rows, const float* xt, int64_t ldx, const float* w, int64_t K) {
+    if (rows == 32) return block<Vec16, R, 2>(yb, xt, ldx, w, K);
+    if (rows == 16) return block<Vec16, R, 1>(yb, xt, ldx, w, K);
+    block<Vec8, R, 1>(yb, xt, ldx, w, K);
 }
 
 // The single-row order of linear.h. y: [nn] out (stride 1) · x: [K] · w: [nn, K]
@@ -60,9 +93,11 @@ XTiles::XTiles(const float* x, int64_t T, int64_t K) {
     for (int64_t i = 0; i < tiles; i++) {
         const int64_t nt = std::min(kTileT, T - i * kTileT);
         float* xt = base_ + i * tile_floats_;
-        for (int64_t t = 0; t < nt; t++) {
-            const float* xr = x + (i * kTileT + t) * K;
-            for (int64_t k = 0; k < K; k++) xt[k * kTileT + t] = xr[k];
+        for (int64_t t0 = 0; t0 < nt; t0 += kLanes) {  // 16 rows at a time: each k fills one 64-byte line
+            const int64_t t1 = std::min(nt, t0 + kLanes);
+            const float* xr = x + i * kTileT * K;
+            for (int64_t k = 0; k < K; k++)
+                for (int64_t t = t0; t < t1; t++) xt[k * kTileT + t] = xr[t * K + k];
         }
     }
 }
@@ -70,30 +105,34 @@ XTiles::XTiles(const float* x, int64_t T, int64_t K) {
 void linear_unit(float* y, int64_t ldy, const float* x, const float* xt, const float* w, int64_t nt, int64_t K,
                  int64_t nn) {
     if (nt == 1) return gemv_rows(y, x, w, K, nn);
-    const int64_t ldx = (nt + kLanes - 1) / kLanes * kLanes;  // whole vectors of rows (the rest are padding)
-    alignas(64) float yb[kRowsW * 2 * kLanes];                  // [rows of W, 32 rows of x]
+    alignas(64) float yb[kRowsW * 2 * kLanes];  // [rows of W, up to 32 rows of x]
     for (int64_t n0 = 0; n0 < nn; n0 += kRowsW) {
         const int64_t nr = std::min<int64_t>(kRowsW, nn - n0);
-        for (int64_t t0 = 0; t0 < ldx; t0 += 2 * kLanes) {
-            const int V = ldx - t0 >= 2 * kLanes ? 2 : 1;
-            const int64_t tv = std::min<int64_t>(V * kLanes, nt - t0);  // rows of x stored from this block
-            const int R = nr == kRowsW ? kRowsW : 1;  // the last columns of a tile one W row at a time
+        const int R = nr == kRowsW ? kRowsW : 1;  // the last columns of a tile one W row at a time
+        // Blocks of 32 rows of x, then 16, then 8: at most 7 padding rows (zeros, not stored) per tile.
+        for (int64_t t0 = 0; t0 < nt;) {
+            const int64_t left = nt - t0, rows = left >= 32 ? 32 : left > 8 ? 16 : 8;
+            const int64_t tv = std::min(rows, left);  // rows of x stored from this block
             for (int64_t r0 = 0; r0 < nr; r0 += R) {
                 const float* wr = w + (n0 + r0) * K;
                 if (R == kRowsW)
-                    V == 2 ? block<kRowsW, 2>(yb, xt + t0, kTileT, wr, K) : block<kRowsW, 1>(yb, xt + t0, kTileT, wr, K);
+                    block_rows<kRowsW>(yb, rows, xt + t0, kTileT, wr, K);
                 else
-                    V == 2 ? block<1, 2>(yb, xt + t0, kTileT, wr, K) : block<1, 1>(yb, xt + t0, kTileT, wr, K);
+                    block_rows<1>(yb, rows, xt + t0, kTileT, wr, K);
                 for (int64_t t = 0; t < tv; t++)  // each row of y gets R consecutive values
-                    for (int r = 0; r < R; r++) y[(t0 + t) * ldy + n0 + r0 + r] = yb[r * V * kLanes + t];
+                    for (int r = 0; r < R; r++) y[(t0 + t) * ldy + n0 + r0 + r] = yb[r * rows + t];
             }
+            t0 += rows;
         }
     }
 }
 
 void linear_forward(float* y, const float* x, const float* w, int64_t T, int64_t K, int64_t N) {
+    linear_forward(y, x, XTiles(x, T, K), w, T, K, N);
+}
+
+void linear_forward(float* y, const float* x, const XTiles& xt, const float* w, int64_t T, int64_t K, int64_t N) {
     const int64_t tiles_t = (T + kTileT - 1) / kTileT, tiles_n = (N + kTileN - 1) / kTileN;
-    const XTiles xt(x, T, K);
     // Units are independent and each output's sum is fixed (linear.h), so any assignment of units to
     // threads gives the same bits; too little work to pay for waking a thread runs without a region.
 #pragma omp parallel for schedule(dynamic) if (tiles_t * tiles_n > 1 && T * K * N >= (1 << 17))

@@ -35,8 +35,6 @@ inline float madd(float a, float b, float s) {
 #endif
 }
 
-// y: [T, N] out · x: [T, K] · w: [N, K] (row-major, the HF [out, in] layout)
-void linear_forward(float* y, const float* x, const float* w, int64_t T, int64_t K, int64_t N);
 
 // The pieces linear_forward is made of, for callers that hold W otherwise (core/linear_bf16.h widens
 // a column tile of W first). XTiles holds every row tile of x transposed (row tile i: [K, kTileT], its
@@ -52,6 +50,12 @@ private:
     float* base_ = nullptr;
     int64_t tile_floats_ = 0;
 };
+// y: [T, N] out · x: [T, K] · w: [N, K] (row-major, the HF [out, in] layout)
+void linear_forward(float* y, const float* x, const float* w, int64_t T, int64_t K, int64_t N);
+// The same with x's tiles made by the caller, for products that share their input (gate and up, MLA's
+// q_a and kv_a): the transposition is then done once. xt: XTiles(x, T, K)
+void linear_forward(float* y, const float* x, const XTiles& xt, const float* w, int64_t T, int64_t K, int64_t N);
+
 // y: [nt, ldy] out, its first nn columns · x: [nt, K] · xt: XTiles::tile of these rows · w: [nn, K]
 void linear_unit(float* y, int64_t ldy, const float* x, const float* xt, const float* w, int64_t nt, int64_t K,
                  int64_t nn);

@@ -16,8 +16,9 @@ void swiglu_gate(float* g, const float* u, int64_t n) {
 void swiglu_forward(float* y, const float* x, const float* w_gate, const float* w_up, const float* w_down,
                     int64_t T, int64_t d, int64_t I) {
     std::vector<float> g(T * I), u(T * I);  // [T, I] each
-    linear_forward(g.data(), x, w_gate, T, d, I);
-    linear_forward(u.data(), x, w_up, T, d, I);
+    const XTiles xt(x, T, d);  // gate and up read the same x
+    linear_forward(g.data(), x, xt, w_gate, T, d, I);
+    linear_forward(u.data(), x, xt, w_up, T, d, I);
     swiglu_gate(g.data(), u.data(), T * I);
     linear_forward(y, g.data(), w_down, T, I, d);
 }
@@ -42,8 +43,9 @@ void swiglu_gate_clamped(float* g, const float* u, int64_t n, float limit) {
 void swiglu_forward_clamped(float* y, const float* x, const float* w_gate, const float* w_up, const float* w_down,
                             int64_t T, int64_t d, int64_t I, float limit) {
     std::vector<float> g(T * I), u(T * I);  // [T, I] each
-    linear_forward(g.data(), x, w_gate, T, d, I);
-    linear_forward(u.data(), x, w_up, T, d, I);
+    const XTiles xt(x, T, d);  // gate and up read the same x
+    linear_forward(g.data(), x, xt, w_gate, T, d, I);
+    linear_forward(u.data(), x, xt, w_up, T, d, I);
     swiglu_gate_clamped(g.data(), u.data(), T * I, limit);
     linear_forward(y, g.data(), w_down, T, I, d);
 }

@@ -244,19 +244,20 @@ void MlaLayer::forward(MlaPath path, float* out, const float* x, int64_t T, int6
     // queries q [T, H, d_k], each head [q_nope | q_pe]; RoPE on q_pe only, adjacent pairs
     std::vector<float> q(T * H * d_k);
     std::vector<float> c_q;  // [T, d_q] the compressed query qr (also the DSA indexer's input)
+    const XTiles xt(x, T, d);  // x transposed once for the products that read it (core/linear.h)
     if (m_.d_q > 0) {
         c_q.resize(T * m_.d_q);
-        linear_forward(c_q.data(), x, w_.q_a.data(), T, d, m_.d_q);
+        linear_forward(c_q.data(), x, xt, w_.q_a.data(), T, d, m_.d_q);
         rmsnorm_forward(c_q.data(), c_q.data(), w_.q_a_norm.data(), T, m_.d_q, eps);
         linear_forward(q.data(), c_q.data(), w_.q_b.data(), T, m_.d_q, H * d_k);
     } else {
-        linear_forward(q.data(), x, w_.q.data(), T, d, H * d_k);
+        linear_forward(q.data(), x, xt, w_.q.data(), T, d, H * d_k);
     }
     rope_forward(q.data() + d_n, T, H, d_r, H * d_k, d_k, pos.data(), inv_freq_, RopeLayout::Interleaved);
 
     // [c_kv | k_pe] = W_kva x;  latent c = RMSNorm(c_kv) [T, d_c];  k_pe rotated [T, d_r], shared by all heads
     std::vector<float> kv_a(T * (d_c + d_r));
-    linear_forward(kv_a.data(), x, w_.kv_a.data(), T, d, d_c + d_r);
+    linear_forward(kv_a.data(), x, xt, w_.kv_a.data(), T, d, d_c + d_r);
     std::vector<float> latent = column_slice(kv_a.data(), T, d_c + d_r, 0, d_c);
     std::vector<float> k_pe = column_slice(kv_a.data(), T, d_c + d_r, d_c, d_r);
     rmsnorm_forward(latent.data(), latent.data(), w_.kv_a_norm.data(), T, d_c, eps);
