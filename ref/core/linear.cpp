@@ -37,10 +37,39 @@ inline Vec8 madd_lanes(Vec8 a, float s, Vec8 c) {
 #endif
 }
 
-// y[t, r] = Σ_k xt[k, t] w[r, k] for V vectors of rows t and R rows r, one chain in increasing k each.
-// yb: [R, V·lanes] out · xt: [K, ldx] (the tile's x transposed, V·lanes columns from here) · w: [R, K]
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+// Stores the transpose of an 8 × 16 block: a[r] holds column r for 16 rows t; row t (a[0][t] ... a[7][t],
+// 8 consecutive floats) goes to y + t·ldy, for the first n rows. Data movement only: no bit changes.
+inline void store_transposed_8x16(float* y, int64_t ldy, const Vec16* a, int64_t n) {
+    // within each 128-bit lane L (rows 4L .. 4L+3): pairs of columns interleaved ...
+    const __m512 t0 = _mm512_unpacklo_ps(a[0], a[1]), t1 = _mm512_unpackhi_ps(a[0], a[1]);
+    const __m512 t2 = _mm512_unpacklo_ps(a[2], a[3]), t3 = _mm512_unpackhi_ps(a[2], a[3]);
+    const __m512 t4 = _mm512_unpacklo_ps(a[4], a[5]), t5 = _mm512_unpackhi_ps(a[4], a[5]);
+    const __m512 t6 = _mm512_unpacklo_ps(a[6], a[7]), t7 = _mm512_unpackhi_ps(a[6], a[7]);
+    // ... then u[j] = columns 0-3 and v[j] = columns 4-7 of row 4L + j, in lane L
+    const __m512 u[4] = {_mm512_shuffle_ps(t0, t2, 0x44), _mm512_shuffle_ps(t0, t2, 0xEE),
+                         _mm512_shuffle_ps(t1, t3, 0x44), _mm512_shuffle_ps(t1, t3, 0xEE)};
+    const __m512 v[4] = {_mm512_shuffle_ps(t4, t6, 0x44), _mm512_shuffle_ps(t4, t6, 0xEE),
+                         _mm512_shuffle_ps(t5, t7, 0x44), _mm512_shuffle_ps(t5, t7, 0xEE)};
+    // rows j and 4 + j: lanes 0 and 1 of u[j] and v[j]; rows 8 + j and 12 + j: lanes 2 and 3
+    const __m512i lo = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+    const __m512i hi = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+    for (int j = 0; j < 4; j++) {
+        const __m512 p = _mm512_permutex2var_ps(u[j], lo, v[j]), q = _mm512_permutex2var_ps(u[j], hi, v[j]);
+        if (j < n) _mm256_storeu_ps(y + j * ldy, _mm512_castps512_ps256(p));
+        if (4 + j < n) _mm256_storeu_ps(y + (4 + j) * ldy, _mm512_extractf32x8_ps(p, 1));
+        if (8 + j < n) _mm256_storeu_ps(y + (8 + j) * ldy, _mm512_castps512_ps256(q));
+        if (12 + j < n) _mm256_storeu_ps(y + (12 + j) * ldy, _mm512_extractf32x8_ps(q, 1));
+    }
+}
+#endif
+
+// y[t, r] = Σ_k xt[k, t] w[r, k] for V vectors of rows t and R rows r, one chain in increasing k each;
+// the first tv rows of the block are stored.
+// y: [tv, ldy] out, R columns from here · xt: [K, ldx] (the tile's x transposed, V·lanes columns from
+// here) · w: [R, K]
 template <class Vec, int R, int V>
-void block(float* yb, const float* xt, int64_t ldx, const float* w, int64_t K) {
+void block(float* y, int64_t ldy, int64_t tv, const float* xt, int64_t ldx, const float* w, int64_t K) {
     constexpr int L = sizeof(Vec) / sizeof(float);
     Vec acc[V][R];
     for (int v = 0; v < V; v++)
@@ -54,16 +83,23 @@ void block(float* yb, const float* xt, int64_t ldx, const float* w, int64_t K) {
             for (int v = 0; v < V; v++) acc[v][r] = madd_lanes(xv[v], s, acc[v][r]);
         }
     }
-    for (int r = 0; r < R; r++)
-        for (int v = 0; v < V; v++) *reinterpret_cast<Vec*>(yb + (r * V + v) * L) = acc[v][r];
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+    if constexpr (R == 8 && L == 16) {  // the full blocks: y's rows written 8 floats at a time
+        for (int v = 0; v < V && v * L < tv; v++) store_transposed_8x16(y + v * L * ldy, ldy, acc[v], tv - v * L);
+        return;
+    }
+#endif
+    for (int64_t t = 0; t < tv; t++)  // each row of y gets R consecutive values
+        for (int r = 0; r < R; r++) y[t * ldy + r] = acc[t / L][r][t % L];
 }
 
-// The block of `rows` rows of x (32, 16 or 8) at R rows of W. yb: [R, rows]
+// The block of `rows` rows of x (32, 16 or 8) at R rows of W, its first tv rows stored. y: [tv, ldy]
 template <int R>
-void block_rows(float* yb, int64_t rows, const float* xt, int64_t ldx, const float* w, int64_t K) {
-    if (rows == 32) return block<Vec16, R, 2>(yb, xt, ldx, w, K);
-    if (rows == 16) return block<Vec16, R, 1>(yb, xt, ldx, w, K);
-    block<Vec8, R, 1>(yb, xt, ldx, w, K);
+void block_rows(float* y, int64_t ldy, int64_t tv, int64_t rows, const float* xt, int64_t ldx, const float* w,
+                int64_t K) {
+    if (rows == 32) return block<Vec16, R, 2>(y, ldy, tv, xt, ldx, w, K);
+    if (rows == 16) return block<Vec16, R, 1>(y, ldy, tv, xt, ldx, w, K);
+    block<Vec8, R, 1>(y, ldy, tv, xt, ldx, w, K);
 }
 
 // The single-row order of linear.h. y: [nn] out (stride 1) · x: [K] · w: [nn, K]
@@ -105,7 +141,6 @@ XTiles::XTiles(const float* x, int64_t T, int64_t K) {
 void linear_unit(float* y, int64_t ldy, const float* x, const float* xt, const float* w, int64_t nt, int64_t K,
                  int64_t nn) {
     if (nt == 1) return gemv_rows(y, x, w, K, nn);
-    alignas(64) float yb[kRowsW * 2 * kLanes];  // [rows of W, up to 32 rows of x]
     for (int64_t n0 = 0; n0 < nn; n0 += kRowsW) {
         const int64_t nr = std::min<int64_t>(kRowsW, nn - n0);
         const int R = nr == kRowsW ? kRowsW : 1;  // the last columns of a tile one W row at a time
@@ -115,12 +150,11 @@ void linear_unit(float* y, int64_t ldy, const float* x, const float* xt, const f
             const int64_t tv = std::min(rows, left);  // rows of x stored from this block
             for (int64_t r0 = 0; r0 < nr; r0 += R) {
                 const float* wr = w + (n0 + r0) * K;
+                float* yt = y + t0 * ldy + n0 + r0;
                 if (R == kRowsW)
-                    block_rows<kRowsW>(yb, rows, xt + t0, kTileT, wr, K);
+                    block_rows<kRowsW>(yt, ldy, tv, rows, xt + t0, kTileT, wr, K);
                 else
-                    block_rows<1>(yb, rows, xt + t0, kTileT, wr, K);
-                for (int64_t t = 0; t < tv; t++)  // each row of y gets R consecutive values
-                    for (int r = 0; r < R; r++) y[(t0 + t) * ldy + n0 + r0 + r] = yb[r * rows + t];
+                    block_rows<1>(yt, ldy, tv, rows, xt + t0, kTileT, wr, K);
             }
             t0 += rows;
         }
