@@ -12,10 +12,11 @@
 // row tile of one row (T mod kTileT = 1) is a single-row product. The tiles do not depend on the thread
 // count, so results are bit-identical for --threads 1, 2, ... (tests check it).
 //
-// Speed (the kernel is in linear.cpp): x's tile is transposed once per unit, so that 16 consecutive
+// Speed (the kernel is in linear.cpp): x is transposed once per call (XTiles), so that 16 consecutive
 // rows' values of one k are one vector; W is read as it is stored, 8 rows at a time, each value
-// broadcast against 32 rows of x. W is never repacked (the repacking of W was 15-19 % of a V3-shaped
-// prefill with Eigen's product, whose rows of W are small-M panels here: an expert sees ~50 tokens).
+// broadcast against up to 32 rows of x, and a finished 8 × 16 block is transposed in registers into y's
+// rows. W is never repacked (the repacking of W was 15-19 % of a V3-shaped prefill with Eigen's product:
+// an expert sees ~50 tokens, too few to pay for it).
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -25,7 +26,7 @@ namespace dsref {
 
 constexpr int64_t kTileT = 64, kTileN = 128;
 
-// One step of a sum, s + a·b, rounded once where the build has FMA (as the vector kernels' contracted
+// One step of a sum, s + a·b, rounded once where the build has FMA (as the vector kernels' explicit
 // multiply-adds are), so that every kernel that promises an order also promises its roundings.
 inline float madd(float a, float b, float s) {
 #if defined(__FMA__)
@@ -34,7 +35,6 @@ inline float madd(float a, float b, float s) {
     return s + a * b;
 #endif
 }
-
 
 // The pieces linear_forward is made of, for callers that hold W otherwise (core/linear_bf16.h widens
 // a column tile of W first). XTiles holds every row tile of x transposed (row tile i: [K, kTileT], its
