@@ -102,20 +102,12 @@ void block_rows(float* y, int64_t ldy, int64_t tv, int64_t rows, const float* xt
     block<Vec8, R, 1>(y, ldy, tv, xt, ldx, w, K);
 }
 
-// The single-row order of linear.h. y: [nn] out (stride 1) · x: [K] · w: [nn, K]
+// The single-row order of linear.h, 8 rows of W at a time. y: [nn] out (stride 1) · x: [K] · w: [nn, K]
 void gemv_rows(float* y, const float* x, const float* w, int64_t K, int64_t nn) {
-    const int64_t K16 = K / kLanes * kLanes;
-    for (int64_t n = 0; n < nn; n++) {
-        const float* wn = w + n * K;
-        float lane[kLanes] = {};
-        for (int64_t k = 0; k < K16; k += kLanes)
-            for (int j = 0; j < kLanes; j++) lane[j] = madd(x[k + j], wn[k + j], lane[j]);
-        for (int h = kLanes / 2; h > 0; h /= 2)
-            for (int j = 0; j < h; j++) lane[j] += lane[j + h];
-        float s = lane[0];
-        for (int64_t k = K16; k < K; k++) s = madd(x[k], wn[k], s);
-        y[n] = s;
-    }
+    const auto as_is = [](float v) { return v; };
+    int64_t n = 0;
+    for (; n + kRowsW <= nn; n += kRowsW) single_row_dots<kRowsW>(y + n, x, w + n * K, K, as_is);
+    for (; n < nn; n++) single_row_dots<1>(y + n, x, w + n * K, K, as_is);
 }
 }  // namespace
 

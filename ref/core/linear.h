@@ -36,6 +36,27 @@ inline float madd(float a, float b, float s) {
 #endif
 }
 
+// The single-row order for R rows of W stored as Wt (float32, or bf16 words that `value` widens):
+// y[r] = Σ_k x[k]·value(w[r·K + k]) in 16 lanes (lane j takes k ≡ j mod 16), the lanes added pairwise
+// (8, 4, 2, 1), then the K mod 16 tail. Written once, for linear_forward's single-row tiles and for
+// core/linear_bf16.h's decode pass. y: [R] out · x: [K] · w: [R, K]
+template <int R, class Wt, class Value>
+inline void single_row_dots(float* y, const float* x, const Wt* w, int64_t K, Value value) {
+    constexpr int L = 16;
+    float acc[R][L] = {};
+    const int64_t K16 = K / L * L;
+    for (int64_t k = 0; k < K16; k += L)
+        for (int r = 0; r < R; r++)
+            for (int j = 0; j < L; j++) acc[r][j] = madd(x[k + j], value(w[r * K + k + j]), acc[r][j]);
+    for (int r = 0; r < R; r++) {
+        for (int h = L / 2; h > 0; h /= 2)
+            for (int j = 0; j < h; j++) acc[r][j] += acc[r][j + h];
+        float s = acc[r][0];
+        for (int64_t k = K16; k < K; k++) s = madd(x[k], value(w[r * K + k]), s);
+        y[r] = s;
+    }
+}
+
 // The pieces linear_forward is made of, for callers that hold W otherwise (core/linear_bf16.h widens
 // a column tile of W first). XTiles holds every row tile of x transposed (row tile i: [K, kTileT], its
 // rows as columns, zero-padded), made once per call and shared by all column tiles; linear_unit is the

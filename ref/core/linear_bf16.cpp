@@ -2,52 +2,23 @@
 #include "core/linear_bf16.h"
 
 #include <algorithm>
-#include <cstring>
 #include <vector>
 
 #include "core/linear.h"
+#include "core/tensor.h"
 
 namespace dsref {
 
 namespace {
-
-inline float bf16_value(uint16_t h) {  // exact: bf16 is the top half of a float32
-    const uint32_t u = (uint32_t)h << 16;
-    float f;
-    std::memcpy(&f, &u, sizeof f);
-    return f;
-}
-
-constexpr int kLanes = 16;  // one AVX-512 register of float32
-constexpr int kRows = 8;    // outputs per pass over x: 8 weight streams at once keep the memory busy
-
-// y[r] = Σ_k x[k] w[r, k] for R consecutive rows of w, in the order of linear_bf16.h.
-// y: [R] · x: [K] · w: [R, K]
-template <int R>
-void dot_rows(float* y, const float* x, const uint16_t* w, int64_t K) {
-    float acc[R][kLanes] = {};
-    const int64_t K16 = K / kLanes * kLanes;
-    for (int64_t k = 0; k < K16; k += kLanes)
-        for (int r = 0; r < R; r++) {
-            const uint16_t* wr = w + r * K + k;
-            for (int j = 0; j < kLanes; j++) acc[r][j] = madd(x[k + j], bf16_value(wr[j]), acc[r][j]);
-        }
-    for (int r = 0; r < R; r++) {
-        for (int h = kLanes / 2; h > 0; h /= 2)
-            for (int j = 0; j < h; j++) acc[r][j] += acc[r][j + h];
-        float s = acc[r][0];
-        for (int64_t k = K16; k < K; k++) s = madd(x[k], bf16_value(w[r * K + k]), s);
-        y[r] = s;
-    }
-}
+constexpr int kRows = 8;  // outputs per pass over x: 8 weight streams at once keep the memory busy
 }  // namespace
 
 void gemv_bf16(float* y, const float* x, const uint16_t* w, int64_t K, int64_t N) {
     const int64_t groups = N / kRows;
     // Each output's sum is the same whichever thread computes it: any schedule gives the same bits.
 #pragma omp parallel for schedule(static) if (groups > 1 && K * N >= (1 << 17))
-    for (int64_t g = 0; g < groups; g++) dot_rows<kRows>(y + g * kRows, x, w + g * kRows * K, K);
-    for (int64_t n = groups * kRows; n < N; n++) dot_rows<1>(y + n, x, w + n * K, K);
+    for (int64_t g = 0; g < groups; g++) single_row_dots<kRows>(y + g * kRows, x, w + g * kRows * K, K, bf16_to_f32);
+    for (int64_t n = groups * kRows; n < N; n++) single_row_dots<1>(y + n, x, w + n * K, K, bf16_to_f32);
 }
 
 void linear_forward_bf16(float* y, const float* x, const uint16_t* w, int64_t T, int64_t K, int64_t N) {
@@ -63,7 +34,7 @@ void linear_forward_bf16(float* y, const float* x, const uint16_t* w, int64_t T,
             const int64_t i = unit / tiles_n, t0 = i * kTileT, n0 = (unit % tiles_n) * kTileN;
             const int64_t nt = std::min(kTileT, T - t0), nn = std::min(kTileN, N - n0);
             const uint16_t* src = w + n0 * K;
-            for (int64_t j = 0; j < nn * K; j++) wf[j] = bf16_value(src[j]);
+            for (int64_t j = 0; j < nn * K; j++) wf[j] = bf16_to_f32(src[j]);
             linear_unit(y + t0 * N + n0, N, x + t0 * K, nt > 1 ? xt.tile(i) : nullptr, wf.data(), nt, K, nn);
         }
     }

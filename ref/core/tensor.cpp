@@ -78,7 +78,6 @@ const int32_t* Tensor::i32() const {
 static uint32_t bits_of(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
 static float float_of(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
 
-float bf16_to_f32(uint16_t h) { return float_of((uint32_t)h << 16); }
 uint16_t f32_to_bf16(float f) {
     uint32_t u = bits_of(f);
     if (std::isnan(f)) return (uint16_t)((u >> 16) | 0x0040);  // keep sign, force a quiet NaN

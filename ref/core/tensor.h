@@ -61,7 +61,12 @@ struct Tensor {
 using TensorMap = std::map<std::string, Tensor>;
 
 // Scalar conversions used by to_f32 and by writers.
-float bf16_to_f32(uint16_t h);
+inline float bf16_to_f32(uint16_t h) {  // exact: a bf16 is the top half of a float32
+    const uint32_t u = (uint32_t)h << 16;
+    float f;
+    std::memcpy(&f, &u, sizeof f);
+    return f;
+}
 uint16_t f32_to_bf16(float f);   // round to nearest even; NaN stays NaN
 float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);    // round to nearest even
