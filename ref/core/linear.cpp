@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <new>
 #include <vector>
 
 namespace dsref {
@@ -16,6 +18,7 @@ typedef float Vec16 __attribute__((vector_size(64)));
 typedef float Vec8 __attribute__((vector_size(32)));
 constexpr int64_t kLanes = 16;
 constexpr int kRowsW = 8;  // rows of W per register block: 8 × 2 accumulators + 2 rows of x
+constexpr int64_t kRowsX = 8;  // the smallest block of rows of x (block_rows): a tile is padded to a multiple
 
 // c + a·s in every lane, rounded as madd() (linear.h) rounds: the order promise covers the roundings, so
 // the fused multiply-add is spelled out instead of left to the compiler's contraction (GCC fused one block
@@ -64,42 +67,87 @@ inline void store_transposed_8x16(float* y, int64_t ldy, const Vec16* a, int64_t
 }
 #endif
 
-// y[t, r] = Σ_k xt[k, t] w[r, k] for V vectors of rows t and R rows r, one chain in increasing k each;
-// the first tv rows of the block are stored.
-// y: [tv, ldy] out, R columns from here · xt: [K, ldx] (the tile's x transposed, V·lanes columns from
-// here) · w: [R, K]
-template <class Vec, int R, int V>
+#if defined(__AVX512F__)
+// GCC 12 reports the intrinsics' own _mm512_undefined_ps as uninitialized once this is inlined (the
+// false positive the Makefile notes at CXXFLAGS).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+// The transpose of a 16 × 16 block: row j of y (16 floats at y + j·ldy) = column j of x (x: 16 rows of
+// 16 floats at x + i·ldx). Data movement only.
+inline void transpose_16x16(float* y, int64_t ldy, const float* x, int64_t ldx) {
+    __m512 r[16], t[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(x + i * ldx);
+    for (int i = 0; i < 16; i += 2) {  // per 128-bit lane L: rows i, i + 1 interleaved, columns 4L, 4L + 1 ...
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);  // ... and columns 4L + 2, 4L + 3
+    }
+    for (int g = 0; g < 4; g++) {  // u: rows 4g .. 4g + 3 of column 4L + c in lane L
+        const __m512 *a = t + 4 * g, *b = t + 4 * g + 2;
+        r[4 * g + 0] = _mm512_shuffle_ps(a[0], b[0], 0x44);
+        r[4 * g + 1] = _mm512_shuffle_ps(a[0], b[0], 0xEE);
+        r[4 * g + 2] = _mm512_shuffle_ps(a[1], b[1], 0x44);
+        r[4 * g + 3] = _mm512_shuffle_ps(a[1], b[1], 0xEE);
+    }
+    for (int c = 0; c < 4; c++) {  // column 4L + c gathers lane L of the four row groups
+        const __m512 lo0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x44), lo1 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x44);
+        const __m512 hi0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xEE), hi1 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xEE);
+        _mm512_store_ps(y + (0 + c) * ldy, _mm512_shuffle_f32x4(lo0, lo1, 0x88));
+        _mm512_store_ps(y + (4 + c) * ldy, _mm512_shuffle_f32x4(lo0, lo1, 0xDD));
+        _mm512_store_ps(y + (8 + c) * ldy, _mm512_shuffle_f32x4(hi0, hi1, 0x88));
+        _mm512_store_ps(y + (12 + c) * ldy, _mm512_shuffle_f32x4(hi0, hi1, 0xDD));
+    }
+}
+#pragma GCC diagnostic pop
+#endif
+
+// y[t, r] = Σ_k xt[k, t] w[r, k] for the rows t of V 16-lane vectors and, if H, one 8-lane vector after
+// them (V·16 + H·8 rows of x), and R rows r of W; one chain in increasing k each. Each broadcast value of
+// W meets every row of the block, so one pass over W serves up to 48 rows. The first tv rows are stored.
+// y: [tv, ldy] out, R columns from here · xt: [K, ldx] (the tile's x transposed, from this block's first
+// row) · w: [R, K]
+template <int R, int V, bool H>
 void block(float* y, int64_t ldy, int64_t tv, const float* xt, int64_t ldx, const float* w, int64_t K) {
-    constexpr int L = sizeof(Vec) / sizeof(float);
-    Vec acc[V][R];
-    for (int v = 0; v < V; v++)
-        for (int r = 0; r < R; r++) acc[v][r] = Vec{};
+    constexpr int V1 = V > 0 ? V : 1;  // (no zero-length arrays)
+    Vec16 acc[V1][R];
+    Vec8 acc8[R];
+    for (int r = 0; r < R; r++) {
+        for (int v = 0; v < V; v++) acc[v][r] = Vec16{};
+        acc8[r] = Vec8{};
+    }
     const float* wk = w;  // w[r, k] = wk[r·K] at step k
     for (int64_t k = 0; k < K; k++, wk++) {
-        Vec xv[V];
-        for (int v = 0; v < V; v++) xv[v] = *reinterpret_cast<const Vec*>(xt + k * ldx + v * L);
+        const float* xk = xt + k * ldx;
+        Vec16 xv[V1];
+        for (int v = 0; v < V; v++) xv[v] = *reinterpret_cast<const Vec16*>(xk + v * kLanes);
+        Vec8 x8{};
+        if (H) x8 = *reinterpret_cast<const Vec8*>(xk + V * kLanes);
         for (int r = 0; r < R; r++) {
             const float s = wk[r * K];
             for (int v = 0; v < V; v++) acc[v][r] = madd_lanes(xv[v], s, acc[v][r]);
+            if (H) acc8[r] = madd_lanes(x8, s, acc8[r]);
         }
     }
+    int64_t t = 0;
 #if defined(__AVX512F__) && defined(__AVX512DQ__)
-    if constexpr (R == 8 && L == 16) {  // the full blocks: y's rows written 8 floats at a time
-        for (int v = 0; v < V && v * L < tv; v++) store_transposed_8x16(y + v * L * ldy, ldy, acc[v], tv - v * L);
-        return;
-    }
+    if constexpr (R == 8)  // the full 16-row parts: y's rows written 8 floats at a time
+        for (; t < V * kLanes && t < tv; t += kLanes) store_transposed_8x16(y + t * ldy, ldy, acc[t / kLanes], tv - t);
 #endif
-    for (int64_t t = 0; t < tv; t++)  // each row of y gets R consecutive values
-        for (int r = 0; r < R; r++) y[t * ldy + r] = acc[t / L][r][t % L];
+    for (; t < tv; t++)  // each row of y gets R consecutive values
+        for (int r = 0; r < R; r++) y[t * ldy + r] = t < V * kLanes ? acc[t / kLanes][r][t % kLanes] : acc8[r][t - V * kLanes];
 }
 
-// The block of `rows` rows of x (32, 16 or 8) at R rows of W, its first tv rows stored. y: [tv, ldy]
+// The block of `rows` rows of x (8, 16, ..., 48) at R rows of W, its first tv rows stored. y: [tv, ldy]
 template <int R>
 void block_rows(float* y, int64_t ldy, int64_t tv, int64_t rows, const float* xt, int64_t ldx, const float* w,
                 int64_t K) {
-    if (rows == 32) return block<Vec16, R, 2>(y, ldy, tv, xt, ldx, w, K);
-    if (rows == 16) return block<Vec16, R, 1>(y, ldy, tv, xt, ldx, w, K);
-    block<Vec8, R, 1>(y, ldy, tv, xt, ldx, w, K);
+    switch (rows) {
+        case 48: return block<R, 3, false>(y, ldy, tv, xt, ldx, w, K);
+        case 40: return block<R, 2, true>(y, ldy, tv, xt, ldx, w, K);
+        case 32: return block<R, 2, false>(y, ldy, tv, xt, ldx, w, K);
+        case 24: return block<R, 1, true>(y, ldy, tv, xt, ldx, w, K);
+        case 16: return block<R, 1, false>(y, ldy, tv, xt, ldx, w, K);
+        default: return block<R, 0, true>(y, ldy, tv, xt, ldx, w, K);  // 8
+    }
 }
 
 // The single-row order of linear.h, 8 rows of W at a time. y: [nn] out (stride 1) · x: [K] · w: [nn, K]
@@ -115,18 +163,28 @@ XTiles::XTiles(const float* x, int64_t T, int64_t K) {
     const int64_t tiles = (T + kTileT - 1) / kTileT;
     if (T < 2) return;  // a single row is multiplied as it is (the single-row order)
     tile_floats_ = K * kTileT;
-    buf_.assign(tiles * tile_floats_ + kLanes, 0.0f);  // zeros: the padding rows of a partial tile
-    base_ = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(buf_.data()) + 63) & ~uintptr_t(63));
+    const size_t bytes = (size_t)(tiles * tile_floats_) * sizeof(float);  // a multiple of 64 (kTileT = 64)
+    buf_.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
+    if (!buf_) throw std::bad_alloc();
+    base_ = buf_.get();
 #pragma omp parallel for schedule(static) if (tiles > 1 && T * K >= (1 << 16))
     for (int64_t i = 0; i < tiles; i++) {
         const int64_t nt = std::min(kTileT, T - i * kTileT);
+        const int64_t padded = std::min(kTileT, (nt + kRowsX - 1) / kRowsX * kRowsX);  // rows the blocks read
         float* xt = base_ + i * tile_floats_;
+        const float* xr = x + i * kTileT * K;
         for (int64_t t0 = 0; t0 < nt; t0 += kLanes) {  // 16 rows at a time: each k fills one 64-byte line
             const int64_t t1 = std::min(nt, t0 + kLanes);
-            const float* xr = x + i * kTileT * K;
-            for (int64_t k = 0; k < K; k++)
+            int64_t k0 = 0;
+#if defined(__AVX512F__)
+            if (t1 - t0 == kLanes)  // 16 × 16 blocks through registers
+                for (; k0 + kLanes <= K; k0 += kLanes) transpose_16x16(xt + k0 * kTileT + t0, kTileT, xr + t0 * K + k0, K);
+#endif
+            for (int64_t k = k0; k < K; k++)
                 for (int64_t t = t0; t < t1; t++) xt[k * kTileT + t] = xr[t * K + k];
         }
+        for (int64_t k = 0; nt < padded && k < K; k++)  // zeros in the padding rows of a partial block
+            std::fill(xt + k * kTileT + nt, xt + k * kTileT + padded, 0.0f);
     }
 }
 
@@ -136,9 +194,10 @@ void linear_unit(float* y, int64_t ldy, const float* x, const float* xt, const f
     for (int64_t n0 = 0; n0 < nn; n0 += kRowsW) {
         const int64_t nr = std::min<int64_t>(kRowsW, nn - n0);
         const int R = nr == kRowsW ? kRowsW : 1;  // the last columns of a tile one W row at a time
-        // Blocks of 32 rows of x, then 16, then 8: at most 7 padding rows (zeros, not stored) per tile.
+        // The rows of x in one block of up to 48 rows rounded up to a multiple of 8, or 32 and the rest
+        // (more than 48 rows): at most 7 padding rows (zeros, not stored) per tile.
         for (int64_t t0 = 0; t0 < nt;) {
-            const int64_t left = nt - t0, rows = left >= 32 ? 32 : left > 8 ? 16 : 8;
+            const int64_t left = nt - t0, rows = left > 48 ? 32 : (left + kRowsX - 1) / kRowsX * kRowsX;
             const int64_t tv = std::min(rows, left);  // rows of x stored from this block
             for (int64_t r0 = 0; r0 < nr; r0 += R) {
                 const float* wr = w + (n0 + r0) * K;

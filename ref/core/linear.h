@@ -14,12 +14,14 @@
 //
 // Speed (the kernel is in linear.cpp): x is transposed once per call (XTiles), so that 16 consecutive
 // rows' values of one k are one vector; W is read as it is stored, 8 rows at a time, each value
-// broadcast against up to 32 rows of x, and a finished 8 × 16 block is transposed in registers into y's
+// broadcast against up to 48 rows of x, and a finished 8 × 16 block is transposed in registers into y's
 // rows. W is never repacked (the repacking of W was 15-19 % of a V3-shaped prefill with Eigen's product:
 // an expert sees ~50 tokens, too few to pay for it).
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <memory>
 #include <vector>
 
 namespace dsref {
@@ -59,7 +61,7 @@ inline void single_row_dots(float* y, const float* x, const Wt* w, int64_t K, Va
 
 // The pieces linear_forward is made of, for callers that hold W otherwise (core/linear_bf16.h widens
 // a column tile of W first). XTiles holds every row tile of x transposed (row tile i: [K, kTileT], its
-// rows as columns, zero-padded), made once per call and shared by all column tiles; linear_unit is the
+// rows as columns, zero-padded to a multiple of 8 rows: the blocks of linear.cpp read no further), made once per call and shared by all column tiles; linear_unit is the
 // product of one work unit y[t, n], t < nt, n < nn, in the order above (nt = 1: the single-row order).
 class XTiles {
 public:
@@ -67,7 +69,10 @@ public:
     const float* tile(int64_t i) const { return base_ + i * tile_floats_; }  // [K, kTileT], 64-byte aligned
 
 private:
-    std::vector<float> buf_;
+    struct Free {
+        void operator()(float* p) const { std::free(p); }
+    };
+    std::unique_ptr<float[], Free> buf_;  // 64-byte aligned, not zero-filled (only the padding rows are zeroed)
     float* base_ = nullptr;
     int64_t tile_floats_ = 0;
 };
