@@ -46,7 +46,7 @@ endif
 CXXFLAGS := -std=c++17 $(OPT) -Wall -Wextra -Werror -Wno-maybe-uninitialized -fopenmp -DEIGEN_DONT_PARALLELIZE \
             -isystem /usr/include/eigen3 -Iref
 LDFLAGS  := -fopenmp $(LDSAN)
-LIBS     := -lm -lpcre2-8
+LIBS     := -lm -lmvec -lpcre2-8
 
 LIB_DIRS  := core io fp8 moe rl model ops tools train text post
 LIB_SRCS  := $(sort $(foreach d,$(LIB_DIRS),$(wildcard ref/$(d)/*.cpp)))

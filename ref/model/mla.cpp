@@ -11,6 +11,8 @@
 // cut into fixed (64 query rows × 256 keys) units of Eigen products, merged with an online softmax.
 #include "model/mla.h"
 
+#include <immintrin.h>
+
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
@@ -19,6 +21,7 @@
 #include "core/linear.h"
 #include "core/rmsnorm.h"
 #include "core/rope.h"
+#include "core/vector_exp.h"
 #include "io/checkpoint_layout.h"
 
 namespace dsref {
@@ -73,6 +76,21 @@ constexpr int64_t kRowBlock = 1024;  // query rows handled at once (bounds the p
 // Loops with less work than this (multiply-adds) run on one thread: a parallel region costs a few µs,
 // far more than a tiny tile. The tiles are the same either way, so this never changes a result.
 constexpr int64_t kMinParallelWork = 1 << 17;
+constexpr int64_t kSumRows = 8;  // rows whose sums of exponentials are stepped together (independent chains)
+
+// max_s p[s] over n values (−inf for none). The maximum of a set does not depend on the order it is
+// taken in, so this may use the vector unit.
+float row_max(const float* p, int64_t n) {
+    float m = -INFINITY;
+    int64_t s = 0;
+#if defined(__AVX512F__)
+    __m512 mv = _mm512_set1_ps(-INFINITY);
+    for (; s + 16 <= n; s += 16) mv = _mm512_max_ps(_mm512_loadu_ps(p + s), mv);  // a NaN is skipped, as std::max skips it
+    m = _mm512_reduce_max_ps(mv);
+#endif
+    for (; s < n; s++) m = std::max(m, p[s]);
+    return m;
+}
 
 // Causal softmax attention of R query rows that all read the same keys and values (one KV head),
 // for each of `groups` independent problems of the same shape (the H heads of the naive path; the
@@ -87,7 +105,8 @@ constexpr int64_t kMinParallelWork = 1 << 17;
 // tile, chunk j) computes its scores, m_j = max_s, p = exp(score − m_j), l_j = Σ_s p and O_j = p·V_j
 // while the chunk's keys and values are still in cache. The chunks are then merged in a fixed order:
 //   M = max_j m_j,  o = Σ_j e^(m_j − M) O_j / Σ_j e^(m_j − M) l_j
-// which is the exact softmax. Products are float32 (Eigen), sums of exponentials and the merge double.
+// which is the exact softmax. Products are float32 (Eigen), the exponentials double rounded to float32
+// (core/vector_exp.h), their sums and the merge double.
 //
 // keep (DSA, model/dsa_indexer.h): null = every visible key; else [T, keep_ld] flags per query position
 // t = ⌊r / G⌋ and key s, and a key whose flag is 0 gets score −inf (the official MLA.forward adds the
@@ -126,27 +145,40 @@ void attend_shared_kv(int64_t groups, float* o, int64_t o_ld, int64_t o_group, R
                 ConstView Kb(kb.row(g, s0), ns, nb, Stride(kb.ld));            // [ns, nb]
                 P.noalias() += Qb * Kb.transpose();
             }
+            // scale, drop the keys the indexer did not keep, and each row's maximum over its visible keys
+            std::vector<int64_t> vis(nr);  // visible keys of row r in this chunk (rows are in position order)
+            std::vector<float> mx(nr);
             for (int64_t r = 0; r < nr; r++) {
                 float* pr = P.data() + r * ns;
-                const int64_t n = std::max<int64_t>(0, std::min(ns, visible(r0 + r) - s0));  // visible keys here
-                float mx = -INFINITY;
-                for (int64_t s = 0; s < n; s++) mx = std::max(mx, pr[s] *= scale);
+                const int64_t n = vis[r] = std::max<int64_t>(0, std::min(ns, visible(r0 + r) - s0));
+                for (int64_t s = 0; s < n; s++) pr[s] *= scale;
                 if (keep) {  // the indexer's selection: drop the keys it did not keep
                     const uint8_t* kr = keep + ((b0 + r0 + r) / G) * keep_ld + s0;
-                    mx = -INFINITY;
-                    for (int64_t s = 0; s < n; s++) mx = std::max(mx, kr[s] ? pr[s] : (pr[s] = -INFINITY));
+                    for (int64_t s = 0; s < n; s++)
+                        if (!kr[s]) pr[s] = -INFINITY;
                 }
-                if (mx == -INFINITY) {  // no key of this chunk is kept for this row
-                    std::fill(pr, pr + ns, 0.0f);
-                    mu[r] = -INFINITY;
-                    lu[r] = 0.0;
-                    continue;
+                mx[r] = row_max(pr, n);
+                // the softmax numerators against the chunk maximum (0 where nothing is kept or visible)
+                if (mx[r] == -INFINITY) std::fill(pr, pr + ns, 0.0f);
+                if (mx[r] != -INFINITY) {
+                    for (int64_t s = 0; s < n; s++) pr[s] -= mx[r];
+                    exp_rounded(pr, n);  // e^(score − max), in double rounded once (core/vector_exp.h)
                 }
-                double z = 0.0;
-                for (int64_t s = 0; s < n; s++) z += (pr[s] = std::exp(pr[s] - mx));
-                for (int64_t s = n; s < ns; s++) pr[s] = 0.0f;
-                mu[r] = n > 0 ? (double)mx : -INFINITY;
-                lu[r] = z;
+                std::fill(pr + n, pr + ns, 0.0f);
+            }
+            // l_j = Σ_s p in double, one chain in increasing s per row, kSumRows rows stepped together
+            for (int64_t r1 = 0; r1 < nr; r1 += kSumRows) {
+                const int64_t r2 = std::min(nr, r1 + kSumRows);
+                double z[kSumRows] = {};
+                const int64_t common = vis[r1];  // keys every row of the group sees (vis grows with r)
+                for (int64_t s = 0; s < common; s++)
+                    for (int64_t r = r1; r < r2; r++) z[r - r1] += P.data()[r * ns + s];
+                for (int64_t r = r1; r < r2; r++) {
+                    for (int64_t s = common; s < vis[r]; s++) z[r - r1] += P.data()[r * ns + s];
+                    const bool none = mx[r] == -INFINITY || vis[r] == 0;  // no key of this chunk for this row
+                    mu[r] = none ? -INFINITY : (double)mx[r];
+                    lu[r] = none ? 0.0 : z[r - r1];
+                }
             }
             ConstView V(v.row(g, s0), ns, nv, Stride(v.ld));                   // [ns, nv]
             View O(part.data() + u * tile_rows * nv, nr, nv, Stride(nv));      // [nr, nv]
@@ -160,7 +192,8 @@ void attend_shared_kv(int64_t groups, float* o, int64_t o_ld, int64_t o_group, R
             const int64_t u0 = (g * row_tiles + r / kRowTile) * chunks, rr = r % kRowTile;
             double M = -INFINITY;
             for (int64_t j = 0; j < chunks; j++) M = std::max(M, m[(u0 + j) * tile_rows + rr]);
-            std::vector<double> acc(nv, 0.0);
+            thread_local std::vector<double> acc;  // [nv]
+            acc.assign(nv, 0.0);
             double z = 0.0;
             for (int64_t j = 0; j < chunks; j++) {
                 const double mj = m[(u0 + j) * tile_rows + rr];
