@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/linear.h"
+#include "core/scratch.h"
 #include "core/vector_exp.h"
 
 namespace dsref {
@@ -27,7 +28,7 @@ void swiglu_gate(float* g, const float* u, int64_t n) {
 
 void swiglu_forward(float* y, const float* x, const float* w_gate, const float* w_up, const float* w_down,
                     int64_t T, int64_t d, int64_t I) {
-    std::vector<float> g(T * I), u(T * I);  // [T, I] each
+    Scratch g(T * I), u(T * I);  // [T, I] each, written by the products
     const XTiles xt(x, T, d);  // gate and up read the same x
     linear_forward(g.data(), x, xt, w_gate, T, d, I);
     linear_forward(u.data(), x, xt, w_up, T, d, I);
@@ -54,7 +55,7 @@ void swiglu_gate_clamped(float* g, const float* u, int64_t n, float limit) {
 
 void swiglu_forward_clamped(float* y, const float* x, const float* w_gate, const float* w_up, const float* w_down,
                             int64_t T, int64_t d, int64_t I, float limit) {
-    std::vector<float> g(T * I), u(T * I);  // [T, I] each
+    Scratch g(T * I), u(T * I);  // [T, I] each, written by the products
     const XTiles xt(x, T, d);  // gate and up read the same x
     linear_forward(g.data(), x, xt, w_gate, T, d, I);
     linear_forward(u.data(), x, xt, w_up, T, d, I);

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/scratch.h"
 #include "core/error.h"
 #include "core/linear.h"
 #include "core/rmsnorm.h"
@@ -423,7 +424,7 @@ void MlaLayer::attend_decompressed(float* o, const float* q, const float* c, con
                                    int64_t pos0, const uint8_t* keep) const {
     const int64_t H = m_.H, d_n = m_.d_n, d_r = m_.d_r, d_v = m_.d_v, d_k = m_.d_k(), d_kv = d_n + d_v;
     const int64_t S = pos0 + T;
-    std::vector<float> kv_all(S * H * d_kv);  // [S, H, d_n + d_v]
+    Scratch kv_all(S * H * d_kv);  // [S, H, d_n + d_v], written by the product
     linear_forward(kv_all.data(), c, w_.kv_b.data(), S, m_.d_c, H * d_kv);
     const Rows k_nope{kv_all.data(), H * d_kv, d_kv}, values{kv_all.data() + d_n, H * d_kv, d_kv};
     attend_shared_kv(H, o, H * d_v, d_v, Rows{q, H * d_k, d_k}, k_nope, d_n, Rows{q + d_n, H * d_k, d_k},

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <exception>
 
+#include "core/scratch.h"
 #include "core/error.h"
 #include "core/swiglu.h"
 
@@ -140,7 +141,7 @@ static MoeRouting moe_forward_impl(float* y, const float* x, int64_t T, const Mo
     MoeRouting r = moe_gate_forward(x, w.gate.data(), w.bias.empty() ? nullptr : w.bias.data(), T, d, g);
 
     const MoeDispatch p = moe_dispatch_plan(r.topk_idx.data(), T, K, g.E);
-    std::vector<float> xs(T * K * d), ys(T * K * d);  // [T·K, d] rows in expert order, and the experts' outputs
+    Scratch xs(T * K * d), ys(T * K * d);  // [T·K, d] rows in expert order, and the experts' outputs (all written)
     moe_permute(xs.data(), x, p, d);
     if (fetch)
         moe_experts_forward_streamed(ys.data(), xs.data(), p, d, w.I, *fetch, prefetch);
