@@ -1,6 +1,8 @@
 // trace.cpp — the named-intermediate recorder.
 #include "core/trace.h"
 
+#include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <cstdio>
 
@@ -20,11 +22,17 @@ void FiniteGuard::check(const std::string& name, const float* data, int64_t rows
     if (warned_) return;  // allowed, and already reported at an earlier point
     const int64_t n = rows * cols;
     int64_t bad = -1;
-    for (int64_t k = 0; k < n; k++)
-        if (!std::isfinite(data[k])) {
-            bad = k;
-            break;
-        }
+    constexpr int64_t kBlock = 4096;  // a block is scanned without a branch (vectorized), then searched if needed
+    for (int64_t k0 = 0; k0 < n && bad < 0; k0 += kBlock) {
+        const int64_t k1 = std::min(n, k0 + kBlock);
+        bool all_finite = true;
+        for (int64_t k = k0; k < k1; k++) all_finite &= std::fabs(data[k]) <= FLT_MAX;  // false for NaN and ±Inf
+        for (int64_t k = k0; !all_finite && k < k1; k++)
+            if (!std::isfinite(data[k])) {
+                bad = k;
+                break;
+            }
+    }
     if (bad < 0) return;
     const float v = data[bad];
     char what[160];

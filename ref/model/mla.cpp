@@ -17,11 +17,11 @@
 #include <algorithm>
 #include <cmath>
 
-#include "core/scratch.h"
 #include "core/error.h"
 #include "core/linear.h"
 #include "core/rmsnorm.h"
 #include "core/rope.h"
+#include "core/scratch.h"
 #include "core/vector_exp.h"
 #include "io/checkpoint_layout.h"
 
@@ -276,7 +276,7 @@ void MlaLayer::forward(MlaPath path, float* out, const float* x, int64_t T, int6
     for (int64_t t = 0; t < T; t++) pos[t] = pos0 + t;
 
     // queries q [T, H, d_k], each head [q_nope | q_pe]; RoPE on q_pe only, adjacent pairs
-    std::vector<float> q(T * H * d_k);
+    Scratch q(T * H * d_k);  // written in full by the product below
     std::vector<float> c_q;  // [T, d_q] the compressed query qr (also the DSA indexer's input)
     const XTiles xt(x, T, d);  // x transposed once for the products that read it (core/linear.h)
     if (m_.d_q > 0) {
@@ -290,7 +290,7 @@ void MlaLayer::forward(MlaPath path, float* out, const float* x, int64_t T, int6
     rope_forward(q.data() + d_n, T, H, d_r, H * d_k, d_k, pos.data(), inv_freq_, RopeLayout::Interleaved);
 
     // [c_kv | k_pe] = W_kva x;  latent c = RMSNorm(c_kv) [T, d_c];  k_pe rotated [T, d_r], shared by all heads
-    std::vector<float> kv_a(T * (d_c + d_r));
+    Scratch kv_a(T * (d_c + d_r));  // written in full by the product
     linear_forward(kv_a.data(), x, xt, w_.kv_a.data(), T, d, d_c + d_r);
     std::vector<float> latent = column_slice(kv_a.data(), T, d_c + d_r, 0, d_c);
     std::vector<float> k_pe = column_slice(kv_a.data(), T, d_c + d_r, d_c, d_r);
@@ -318,7 +318,7 @@ void MlaLayer::forward(MlaPath path, float* out, const float* x, int64_t T, int6
     }
     const uint8_t* kp = indexer_ ? keep.data() : nullptr;
 
-    std::vector<float> o(T * H * m_.d_v);  // [T, H, d_v] per-head attention outputs
+    Scratch o(T * H * m_.d_v);  // [T, H, d_v] per-head attention outputs, each row written by the merge
     if (path == MlaPath::Naive) attend_naive(o.data(), q.data(), latent.data(), k_pe.data(), T, pos0, cache, kp);
     else attend_absorbed(o.data(), q.data(), latent.data(), k_pe.data(), T, pos0, cache, kp);
     linear_forward(out, o.data(), w_.o.data(), T, H * m_.d_v, d);

@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <exception>
 
-#include "core/scratch.h"
 #include "core/error.h"
+#include "core/scratch.h"
 #include "core/swiglu.h"
 
 namespace dsref {
@@ -94,7 +94,8 @@ void moe_combine(float* y, const float* ys, const float* topk_weight, const MoeD
     // LAB(moe_layer): begin
 #pragma omp parallel for schedule(static) if (p.T * p.K * d >= kMoeParallelMin)
     for (int64_t t = 0; t < p.T; t++) {
-        std::vector<double> acc(d, 0.0);  // [d]
+        thread_local std::vector<double> acc;  // [d], this thread's, reused from row to row
+        acc.assign(d, 0.0);
         for (int64_t k = 0; k < p.K; k++) {  // fixed order k = 0..K-1
             const double g = topk_weight[t * p.K + k];
             const float* row = ys + p.token_slot[t * p.K + k] * d;
