@@ -92,7 +92,10 @@ TEST_CASE("linear: every output is one float32 chain over k, whatever the call's
         for (int64_t k = 0; k < K; k++) s = madd(x[k], w[k], s);  // linear.h: one rounding per k with FMA
         return s;
     };
-    for (int64_t T : {kTileT * 4 * 2 + 37, kTileT * 5, kTileT * 3 + 1, int64_t(2), int64_t(17)}) {
+    // T: several row tiles with a partial one, whole tiles, a lone last row, and the block sizes of a
+    // tile's rows (linear.cpp: 8 to 48 rows in one block, 32 and the rest above 48)
+    for (int64_t T : {kTileT * 4 * 2 + 37, kTileT * 5, kTileT * 3 + 1, int64_t(2), int64_t(5), int64_t(17), int64_t(31),
+                      int64_t(41), int64_t(48), int64_t(57), kTileT + 31}) {
         const int64_t K = 200, N = 2 * kTileN + 43;  // N: a partial column tile that is not a multiple of 8
         std::vector<float> x = dsref_test::randn(T * K, 11), w = dsref_test::randn(N * K, 12), y(T * N), y3(T * N);
         linear_forward(y.data(), x.data(), w.data(), T, K, N);
