@@ -117,7 +117,7 @@ void block(float* y, int64_t ldy, int64_t tv, const float* xt, int64_t ldx, cons
     const float* wk = w;  // w[r, k] = wk[r·K] at step k
     for (int64_t k = 0; k < K; k++, wk++) {
         if (R == kRowsW && k % kLanes == 0)  // the next R rows of W, one 64-byte line each per 16 steps
-            for (int r = 0; r < R; r++) _mm_prefetch(reinterpret_cast<const char*>(wk + (R + r) * K), _MM_HINT_T0);
+            for (int r = 0; r < R; r++) _mm_prefetch(reinterpret_cast<const char*>(wk + (R + r) * K), _MM_HINT_T1);
         const float* xk = xt + k * ldx;
         Vec16 xv[V1];
         for (int v = 0; v < V; v++) xv[v] = *reinterpret_cast<const Vec16*>(xk + v * kLanes);
