@@ -8,7 +8,7 @@
 //   absorb  q̃[h] = W_UK[h]ᵀ q_nope[h] before the attention, one shared-key attention over
 //           [c | k_pe] for all H·T query rows at once, then o[h] = W_UV[h] õ[h].
 // Both end in `attend_shared_kv`, a causal attention of many query rows over one key/value sequence,
-// cut into fixed (64 query rows × 256 keys) units of Eigen products, merged with an online softmax.
+// cut into fixed (64 query rows × 256 keys) units of products, merged with an online softmax.
 #include "model/mla.h"
 
 #include <immintrin.h>
@@ -93,6 +93,13 @@ float row_max(const float* p, int64_t n) {
     return m;
 }
 
+// y = [a | b(g, r)]: na values from a, then nb from row r of group g of b (nb = 0: a alone).
+// y: [na + nb] out · a: [na]
+void concat_row(float* y, const float* a, int64_t na, Rows b, int64_t g, int64_t r, int64_t nb) {
+    std::copy(a, a + na, y);
+    if (nb > 0) std::copy(b.row(g, r), b.row(g, r) + nb, y + na);
+}
+
 // Causal softmax attention of R query rows that all read the same keys and values (one KV head),
 // for each of `groups` independent problems of the same shape (the H heads of the naive path; the
 // absorbed path is one group). Row r sits at position pos0 + ⌊r / G⌋ (G query rows per position) and
@@ -106,7 +113,8 @@ float row_max(const float* p, int64_t n) {
 // tile, chunk j) computes its scores, m_j = max_s, p = exp(score − m_j), l_j = Σ_s p and O_j = p·V_j
 // while the chunk's keys and values are still in cache. The chunks are then merged in a fixed order:
 //   M = max_j m_j,  o = Σ_j e^(m_j − M) O_j / Σ_j e^(m_j − M) l_j
-// which is the exact softmax. Products are float32 (Eigen), the exponentials double rounded to float32
+// which is the exact softmax. Products are float32: the scores with linear_forward (each one chain over
+// [qa | qb]·[ka | kb]), P·V with Eigen; the exponentials double rounded to float32
 // (core/vector_exp.h), their sums and the merge double.
 //
 // keep (DSA, model/dsa_indexer.h): null = every visible key; else [T, keep_ld] flags per query position
@@ -137,15 +145,14 @@ void attend_shared_kv(int64_t groups, float* o, int64_t o_ld, int64_t o_group, R
                 std::fill(lu, lu + nr, 0.0);
                 continue;
             }
-            MatRM P(nr, ns);                                                   // [nr, ns]
-            ConstView Qa(qa.row(g, b0 + r0), nr, na, Stride(qa.ld));           // [nr, na]
-            ConstView Ka(ka.row(g, s0), ns, na, Stride(ka.ld));                // [ns, na]
-            P.noalias() = Qa * Ka.transpose();
-            if (nb > 0) {
-                ConstView Qb(qb.row(g, b0 + r0), nr, nb, Stride(qb.ld));       // [nr, nb]
-                ConstView Kb(kb.row(g, s0), ns, nb, Stride(kb.ld));            // [ns, nb]
-                P.noalias() += Qb * Kb.transpose();
-            }
+            // score = [qa | qb]·[ka | kb]: one product over the concatenated rows (core/linear.h: each score
+            // one float32 chain over the na + nb values)
+            const int64_t nq = na + nb;
+            Scratch qc(nr * nq), kc(ns * nq);  // [nr, nq], [ns, nq]
+            MatRM P(nr, ns);                   // [nr, ns]
+            for (int64_t r = 0; r < nr; r++) concat_row(qc.data() + r * nq, qa.row(g, b0 + r0 + r), na, qb, g, b0 + r0 + r, nb);
+            for (int64_t s = 0; s < ns; s++) concat_row(kc.data() + s * nq, ka.row(g, s0 + s), na, kb, g, s0 + s, nb);
+            linear_forward(P.data(), qc.data(), kc.data(), nr, nq, ns);
             // scale, drop the keys the indexer did not keep, and each row's maximum over its visible keys
             std::vector<int64_t> vis(nr);  // visible keys of row r in this chunk (rows are in position order)
             std::vector<float> mx(nr);
