@@ -219,15 +219,9 @@ void linear_forward(float* y, const float* x, const float* w, int64_t T, int64_t
 }
 
 void linear_forward(float* y, const float* x, const XTiles& xt, const float* w, int64_t T, int64_t K, int64_t N) {
-    const int64_t tiles_t = (T + kTileT - 1) / kTileT, tiles_n = (N + kTileN - 1) / kTileN;
-    // Units are independent and each output's sum is fixed (linear.h), so any assignment of units to
-    // threads gives the same bits; too little work to pay for waking a thread runs without a region.
-#pragma omp parallel for schedule(dynamic) if (tiles_t * tiles_n > 1 && T * K * N >= (1 << 17))
-    for (int64_t unit = 0; unit < tiles_t * tiles_n; unit++) {
-        const int64_t i = unit / tiles_n, t0 = i * kTileT, n0 = (unit % tiles_n) * kTileN;
-        const int64_t nt = std::min(kTileT, T - t0), nn = std::min(kTileN, N - n0);
+    for_each_unit(T, K, N, [&](int64_t i, int64_t t0, int64_t n0, int64_t nt, int64_t nn) {
         linear_unit(y + t0 * N + n0, N, x + t0 * K, nt > 1 ? xt.tile(i) : nullptr, w + n0 * K, nt, K, nn);
-    }
+    });
 }
 
 }  // namespace dsref

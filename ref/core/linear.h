@@ -86,4 +86,19 @@ void linear_forward(float* y, const float* x, const XTiles& xt, const float* w, 
 void linear_unit(float* y, int64_t ldy, const float* x, const float* xt, const float* w, int64_t nt, int64_t K,
                  int64_t nn);
 
+// The work units of a [T, N] output, run in parallel: unit(i, t0, n0, nt, nn) for row tile i (rows t0 ..
+// t0 + nt) and columns n0 .. n0 + nn. Units are independent and each output's sum is fixed, so any
+// assignment of units to threads gives the same bits; too little work to pay for waking a thread
+// (T·K·N below 2^17) runs without a parallel region. linear_forward and core/linear_bf16.h's product
+// share it.
+template <class Unit>
+void for_each_unit(int64_t T, int64_t K, int64_t N, Unit unit) {
+    const int64_t tiles_t = (T + kTileT - 1) / kTileT, tiles_n = (N + kTileN - 1) / kTileN;
+#pragma omp parallel for schedule(dynamic) if (tiles_t * tiles_n > 1 && T * K * N >= (1 << 17))
+    for (int64_t u = 0; u < tiles_t * tiles_n; u++) {
+        const int64_t i = u / tiles_n, t0 = i * kTileT, n0 = (u % tiles_n) * kTileN;
+        unit(i, t0, n0, T - t0 < kTileT ? T - t0 : kTileT, N - n0 < kTileN ? N - n0 : kTileN);
+    }
+}
+
 }  // namespace dsref

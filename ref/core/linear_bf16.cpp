@@ -23,21 +23,15 @@ void gemv_bf16(float* y, const float* x, const uint16_t* w, int64_t K, int64_t N
 
 void linear_forward_bf16(float* y, const float* x, const uint16_t* w, int64_t T, int64_t K, int64_t N) {
     if (T == 1) return gemv_bf16(y, x, w, K, N);
-    // The work units of linear_forward (core/linear.cpp), each widening its column tile of W first.
-    const int64_t tiles_t = (T + kTileT - 1) / kTileT, tiles_n = (N + kTileN - 1) / kTileN;
+    // The work units of linear_forward (core/linear.h for_each_unit), each widening its column tile of W first.
     const XTiles xt(x, T, K);
-#pragma omp parallel if (tiles_t * tiles_n > 1 && T * K * N >= (1 << 17))
-    {
-        std::vector<float> wf(kTileN * K);  // [kTileN, K]: this thread's widened column tile
-#pragma omp for schedule(dynamic)
-        for (int64_t unit = 0; unit < tiles_t * tiles_n; unit++) {
-            const int64_t i = unit / tiles_n, t0 = i * kTileT, n0 = (unit % tiles_n) * kTileN;
-            const int64_t nt = std::min(kTileT, T - t0), nn = std::min(kTileN, N - n0);
-            const uint16_t* src = w + n0 * K;
-            for (int64_t j = 0; j < nn * K; j++) wf[j] = bf16_to_f32(src[j]);
-            linear_unit(y + t0 * N + n0, N, x + t0 * K, nt > 1 ? xt.tile(i) : nullptr, wf.data(), nt, K, nn);
-        }
-    }
+    for_each_unit(T, K, N, [&](int64_t i, int64_t t0, int64_t n0, int64_t nt, int64_t nn) {
+        thread_local std::vector<float> wf;  // [kTileN, K]: this thread's widened column tile
+        wf.resize(kTileN * K);
+        const uint16_t* src = w + n0 * K;
+        for (int64_t j = 0; j < nn * K; j++) wf[j] = bf16_to_f32(src[j]);
+        linear_unit(y + t0 * N + n0, N, x + t0 * K, nt > 1 ? xt.tile(i) : nullptr, wf.data(), nt, K, nn);
+    });
 }
 
 }  // namespace dsref
