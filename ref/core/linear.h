@@ -86,6 +86,12 @@ void linear_forward(float* y, const float* x, const XTiles& xt, const float* w, 
 void linear_unit(float* y, int64_t ldy, const float* x, const float* xt, const float* w, int64_t nt, int64_t K,
                  int64_t nn);
 
+// y[t, n] += bias[n], after a product (qwen2's q/k/v projections). y: [T, N] · bias: [N]
+inline void add_bias(float* y, const float* bias, int64_t T, int64_t N) {
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t n = 0; n < N; n++) y[t * N + n] += bias[n];
+}
+
 // The work units of a [T, N] output, run in parallel: unit(i, t0, n0, nt, nn) for row tile i (rows t0 ..
 // t0 + nt) and columns n0 .. n0 + nn. Units are independent and each output's sum is fixed, so any
 // assignment of units to threads gives the same bits; too little work to pay for waking a thread

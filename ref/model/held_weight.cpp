@@ -2,6 +2,7 @@
 #include "model/held_weight.h"
 
 #include "core/error.h"
+#include "core/linear.h"
 #include "core/linear_bf16.h"
 
 namespace dsref {
@@ -21,9 +22,7 @@ void held_linear(float* y, const float* x, const HeldWeight& w, int64_t T, int64
                  const PrecisionPolicy& prec, const float* bias) {
     if (w.bf16.empty()) return prec.linear(y, x, w.f32, T, K, N, nullptr, bias);
     linear_forward_bf16(y, x, w.bf16.data(), T, K, N);
-    if (bias)
-        for (int64_t t = 0; t < T; t++)
-            for (int64_t n = 0; n < N; n++) y[t * N + n] += bias[n];
+    if (bias) add_bias(y, bias, T, N);
 }
 
 }  // namespace dsref

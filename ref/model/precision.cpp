@@ -158,9 +158,7 @@ void PrecisionPolicy::linear(float* y, const float* x, const std::vector<float>&
     } else {
         linear_forward(y, x, w.data(), T, K, N);
     }
-    if (bias)
-        for (int64_t t = 0; t < T; t++)
-            for (int64_t n = 0; n < N; n++) y[t * N + n] += bias[n];
+    if (bias) add_bias(y, bias, T, N);
     round(y, T * N);
 }
 
