@@ -100,6 +100,12 @@ inline void transpose_16x16(float* y, int64_t ldy, const float* x, int64_t ldx) 
 #pragma GCC diagnostic pop
 #endif
 
+// A hint to bring the line of p + i floats into L2 (it may lie past the end of the array: a prefetch
+// never faults, and the address is formed as an integer, not as a pointer out of bounds).
+inline void prefetch_l2(const float* p, int64_t i) {
+    _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(p) + uintptr_t(i) * sizeof(float)), _MM_HINT_T1);
+}
+
 // y[t, r] = Σ_k xt[k, t] w[r, k] for the rows t of V 16-lane vectors and, if H, one 8-lane vector after
 // them (V·16 + H·8 rows of x), and R rows r of W; one chain in increasing k each. Each broadcast value of
 // W meets every row of the block, so one pass over W serves up to 48 rows. The first tv rows are stored.
@@ -117,7 +123,7 @@ void block(float* y, int64_t ldy, int64_t tv, const float* xt, int64_t ldx, cons
     const float* wk = w;  // w[r, k] = wk[r·K] at step k
     for (int64_t k = 0; k < K; k++, wk++) {
         if (R == kRowsW && k % kLanes == 0)  // the next R rows of W, one 64-byte line each per 16 steps
-            for (int r = 0; r < R; r++) _mm_prefetch(reinterpret_cast<const char*>(wk + (R + r) * K), _MM_HINT_T1);
+            for (int r = 0; r < R; r++) prefetch_l2(wk, (R + r) * K);
         const float* xk = xt + k * ldx;
         Vec16 xv[V1];
         for (int v = 0; v < V; v++) xv[v] = *reinterpret_cast<const Vec16*>(xk + v * kLanes);
