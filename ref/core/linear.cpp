@@ -9,6 +9,12 @@
 #include <new>
 #include <vector>
 
+// Built without AVX-512 (PORTABLE=1), GCC warns that passing these vector types by value changes the
+// ABI; they only pass between this file's own inlined functions, so no ABI boundary is crossed.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+
 namespace dsref {
 
 namespace {
