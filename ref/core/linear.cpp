@@ -24,7 +24,7 @@ typedef float Vec16 __attribute__((vector_size(64)));
 typedef float Vec8 __attribute__((vector_size(32)));
 constexpr int64_t kLanes = 16;
 constexpr int kRowsW = 8;  // rows of W per register block: 8 × 2 accumulators + 2 rows of x
-constexpr int64_t kRowsX = 8;  // the smallest block of rows of x (block_rows): a tile is padded to a multiple
+constexpr int64_t kRowsX = 8;  // the smallest block of rows of x (block_rows); a tile's rows are padded to a multiple
 
 // c + a·s in every lane, rounded as madd() (linear.h) rounds: the order promise covers the roundings, so
 // the fused multiply-add is spelled out instead of left to the compiler's contraction (GCC fused one block

@@ -61,8 +61,9 @@ inline void single_row_dots(float* y, const float* x, const Wt* w, int64_t K, Va
 
 // The pieces linear_forward is made of, for callers that hold W otherwise (core/linear_bf16.h widens
 // a column tile of W first). XTiles holds every row tile of x transposed (row tile i: [K, kTileT], its
-// rows as columns, zero-padded to a multiple of 8 rows: the blocks of linear.cpp read no further), made once per call and shared by all column tiles; linear_unit is the
-// product of one work unit y[t, n], t < nt, n < nn, in the order above (nt = 1: the single-row order).
+// rows as columns, zero-padded to a multiple of 8 rows: the blocks of linear.cpp read no further), made
+// once per call and shared by all column tiles; linear_unit is the product of one work unit y[t, n],
+// t < nt, n < nn, in the order above (nt = 1: the single-row order).
 class XTiles {
 public:
     XTiles(const float* x, int64_t T, int64_t K);  // x: [T, K]; the tiles are transposed in parallel

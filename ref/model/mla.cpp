@@ -154,8 +154,8 @@ void attend_shared_kv(int64_t groups, float* o, int64_t o_ld, int64_t o_group, R
             for (int64_t s = 0; s < ns; s++) concat_row(kc.data() + s * nq, ka.row(g, s0 + s), na, kb, g, s0 + s, nb);
             linear_forward(P.data(), qc.data(), kc.data(), nr, nq, ns);
             // scale, drop the keys the indexer did not keep, and each row's maximum over its visible keys
-            std::vector<int64_t> vis(nr);  // visible keys of row r in this chunk (rows are in position order)
-            std::vector<float> mx(nr);
+            int64_t vis[kRowTile];  // visible keys of row r in this chunk (rows are in position order)
+            float mx[kRowTile];     // row r's maximum over them (−inf: none visible or kept)
             for (int64_t r = 0; r < nr; r++) {
                 float* pr = P.data() + r * ns;
                 const int64_t n = vis[r] = std::max<int64_t>(0, std::min(ns, visible(r0 + r) - s0));
@@ -167,11 +167,12 @@ void attend_shared_kv(int64_t groups, float* o, int64_t o_ld, int64_t o_group, R
                 }
                 mx[r] = row_max(pr, n);
                 // the softmax numerators against the chunk maximum (0 where nothing is kept or visible)
-                if (mx[r] == -INFINITY) std::fill(pr, pr + ns, 0.0f);
-                if (mx[r] != -INFINITY) {
-                    for (int64_t s = 0; s < n; s++) pr[s] -= mx[r];
-                    exp_rounded(pr, n);  // e^(score − max), in double rounded once (core/vector_exp.h)
+                if (mx[r] == -INFINITY) {
+                    std::fill(pr, pr + ns, 0.0f);
+                    continue;
                 }
+                for (int64_t s = 0; s < n; s++) pr[s] -= mx[r];
+                exp_rounded(pr, n);  // e^(score − max), in double rounded once (core/vector_exp.h)
                 std::fill(pr + n, pr + ns, 0.0f);
             }
             // l_j = Σ_s p in double, one chain in increasing s per row, kSumRows rows stepped together
@@ -183,9 +184,8 @@ void attend_shared_kv(int64_t groups, float* o, int64_t o_ld, int64_t o_group, R
                     for (int64_t r = r1; r < r2; r++) z[r - r1] += P.data()[r * ns + s];
                 for (int64_t r = r1; r < r2; r++) {
                     for (int64_t s = common; s < vis[r]; s++) z[r - r1] += P.data()[r * ns + s];
-                    const bool none = mx[r] == -INFINITY || vis[r] == 0;  // no key of this chunk for this row
-                    mu[r] = none ? -INFINITY : (double)mx[r];
-                    lu[r] = none ? 0.0 : z[r - r1];
+                    mu[r] = (double)mx[r];  // −inf where the row has no key of this chunk (then z = 0)
+                    lu[r] = mx[r] == -INFINITY ? 0.0 : z[r - r1];
                 }
             }
             ConstView V(v.row(g, s0), ns, nv, Stride(v.ld));                   // [ns, nv]

@@ -94,8 +94,7 @@ void moe_combine(float* y, const float* ys, const float* topk_weight, const MoeD
     // LAB(moe_layer): begin
 #pragma omp parallel for schedule(static) if (p.T * p.K * d >= kMoeParallelMin)
     for (int64_t t = 0; t < p.T; t++) {
-        thread_local std::vector<double> acc;  // [d], this thread's, reused from row to row
-        acc.assign(d, 0.0);
+        std::vector<double> acc(d, 0.0);  // [d]
         for (int64_t k = 0; k < p.K; k++) {  // fixed order k = 0..K-1
             const double g = topk_weight[t * p.K + k];
             const float* row = ys + p.token_slot[t * p.K + k] * d;
