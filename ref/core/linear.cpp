@@ -119,12 +119,15 @@ inline void prefetch_l2(const float* p, int64_t i) {
 // row) · w: [R, K]
 template <int R, int V, bool H>
 void block(float* y, int64_t ldy, int64_t tv, const float* xt, int64_t ldx, const float* w, int64_t K) {
-    constexpr int V1 = V > 0 ? V : 1;  // (no zero-length arrays)
+    constexpr int V1 = V > 0 ? V : 1, R8 = H ? R : 1;  // (no zero-length arrays)
     Vec16 acc[V1][R];
-    Vec8 acc8[R];
+    Vec8 acc8[R8];  // only with H: otherwise GCC kept the unused array on the stack and zeroed it per call
+    // (unrolled here: as a loop GCC turned these zeros into a memset of the array on the stack)
+#pragma GCC unroll 8
     for (int r = 0; r < R; r++) {
+#pragma GCC unroll 4
         for (int v = 0; v < V; v++) acc[v][r] = Vec16{};
-        acc8[r] = Vec8{};
+        if constexpr (H) acc8[r] = Vec8{};
     }
     const float* wk = w;  // w[r, k] = wk[r·K] at step k
     for (int64_t k = 0; k < K; k++, wk++) {
@@ -134,11 +137,11 @@ void block(float* y, int64_t ldy, int64_t tv, const float* xt, int64_t ldx, cons
         Vec16 xv[V1];
         for (int v = 0; v < V; v++) xv[v] = *reinterpret_cast<const Vec16*>(xk + v * kLanes);
         Vec8 x8{};
-        if (H) x8 = *reinterpret_cast<const Vec8*>(xk + V * kLanes);
+        if constexpr (H) x8 = *reinterpret_cast<const Vec8*>(xk + V * kLanes);
         for (int r = 0; r < R; r++) {
             const float s = wk[r * K];
             for (int v = 0; v < V; v++) acc[v][r] = madd_lanes(xv[v], s, acc[v][r]);
-            if (H) acc8[r] = madd_lanes(x8, s, acc8[r]);
+            if constexpr (H) acc8[r] = madd_lanes(x8, s, acc8[r]);
         }
     }
     int64_t t = 0;
@@ -147,7 +150,10 @@ void block(float* y, int64_t ldy, int64_t tv, const float* xt, int64_t ldx, cons
         for (; t < V * kLanes && t < tv; t += kLanes) store_transposed_8x16(y + t * ldy, ldy, acc[t / kLanes], tv - t);
 #endif
     for (; t < tv; t++)  // each row of y gets R consecutive values
-        for (int r = 0; r < R; r++) y[t * ldy + r] = t < V * kLanes ? acc[t / kLanes][r][t % kLanes] : acc8[r][t - V * kLanes];
+        for (int r = 0; r < R; r++) {
+            if constexpr (H) y[t * ldy + r] = t < V * kLanes ? acc[t / kLanes][r][t % kLanes] : acc8[r][t - V * kLanes];
+            else y[t * ldy + r] = acc[t / kLanes][r][t % kLanes];
+        }
 }
 
 // The block of `rows` rows of x (8, 16, ..., 48) at R rows of W, its first tv rows stored. y: [tv, ldy]

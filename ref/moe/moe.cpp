@@ -148,13 +148,12 @@ static MoeRouting moe_forward_impl(float* y, const float* x, int64_t T, const Mo
     else
         moe_experts_forward(ys.data(), xs.data(), p, w);
 
-    std::vector<float> shared;  // [T, d] the shared expert's output, added with weight 1
-    if (w.I_shared > 0) {
-        shared.resize(T * d);
+    const bool has_shared = w.I_shared > 0;
+    Scratch shared(has_shared ? T * d : 0);  // [T, d] the shared expert's output (written in full), added with weight 1
+    if (has_shared)
         swiglu_forward(shared.data(), x, w.shared_gate.data(), w.shared_up.data(), w.shared_down.data(), T, d,
                        w.I_shared);
-    }
-    moe_combine(y, ys.data(), r.topk_weight.data(), p, d, shared.empty() ? nullptr : shared.data());
+    moe_combine(y, ys.data(), r.topk_weight.data(), p, d, has_shared ? shared.data() : nullptr);
     if (expert_load) *expert_load = p.counts;
     return r;
 }
