@@ -18,17 +18,20 @@
 #
 # Environment: FMA_PEAK (GFLOP/s of one core, to use instead of the peak measured now: a loaded machine
 # measures less), DSREF (default build/dsref), BENCH_DIR (default build/bench_speed, deleted after),
-# REPEAT (default 5), THREADS (default "1 2"), BENCH_PYTHON (a python with torch + transformers; default
-# build/bench-venv/bin/python, created with `python3 -m venv` + pip when missing unless BENCH_NO_INSTALL=1;
-# the baseline prints SKIP when it cannot be had), BENCH_README=1 also writes the table into README.md
+# REPEAT (default 5: prefills per process), PROCS (default 3: processes per side and row), THREADS
+# (default "1 2"), BENCH_PYTHON (a python with torch + transformers; default build/bench-venv/bin/python,
+# created with `python3 -m venv` + pip when missing unless BENCH_NO_INSTALL=1; the baseline prints SKIP
+# when it cannot be had), BENCH_README=1 also writes the table into README.md
 # between the "bench-speed" markers. The table is always written to build/bench_speed.md.
 # Timings on a shared machine are noisy: each row shows the load average (uptime) next to it, and the
-# ratios of one run are what to compare.
+# ratios of one run are what to compare. Back to back, four transformers processes on model B at 1 thread
+# took 656 to 841 ms (2026-12-07), hence PROCS: each row's median over processes.
 set -euo pipefail
 DSREF=${DSREF:-build/dsref}
 ROOF=${ROOF:-build/bench/bench_roofline}
 DIR=${BENCH_DIR:-build/bench_speed}
 REPEAT=${REPEAT:-5}
+PROCS=${PROCS:-3}
 THREADS=${THREADS:-1 2}
 PY=${BENCH_PYTHON:-build/bench-venv/bin/python}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -112,6 +115,7 @@ OUTMD=build/bench_speed.md
 {
     echo "\`make bench-speed\` on $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores of ${cpu:-an unknown CPU};"
     echo "one core's FMA peak $PEAK GFLOP/s (${FMA_PEAK:+given by FMA_PEAK, }measured $(rv fma_peak_gflops)); STREAM copy $(rv stream_copy_gbs_1) GB/s on 1 thread, $(rv stream_copy_gbs_2) on 2."
+    echo "Each side ran $PROCS processes of $REPEAT prefills, alternating; tokens/s is the median of the process medians (their range in brackets), the ratio is of those medians."
     echo "Load is the 1-minute load average when the row was measured (above the thread count: the numbers are shared)."
     echo
     echo "| model | T | threads | dsref tok/s | transformers tok/s | ratio | dsref GFLOP/s (% of peak × threads) | max \\|Δlogit\\| | load |"
@@ -127,24 +131,34 @@ for m in A B; do
     F=$(flops "$DIR/$m.json" $T)
     for th in $THREADS; do
         l0=$(load)
-        d_ms=$("$DSREF" forward --model "$DIR/$m" --tokens "$toks" --last-only --out "$DIR/$m.out.safetensors" \
-               --repeat "$REPEAT" --threads "$th" 2>&1 | awk '/prefill median/ {print $3}')
-        h_ms=""; diff="—"
-        if [ $BASELINE = 1 ]; then
-            line=$("$PY" "$HERE/transformers_prefill.py" --model "$DIR/$m" --T $T --threads "$th" --repeat "$REPEAT" \
-                   --compare "$DIR/$m.out.safetensors" 2>/dev/null | grep 'transformers prefill median')
-            h_ms=$(echo "$line" | awk '{print $4}')
-            diff=$(echo "$line" | sed -n 's/.*max_abs_diff=\([^ ]*\).*/\1/p')
-        fi
+        # PROCS processes of each side, alternating: one process's median moves by up to a quarter between
+        # processes (transformers' more than dsref's), so the row takes the median of the process medians
+        d_list=""; h_list=""; diff="—"
+        for p in $(seq "$PROCS"); do
+            d_ms=$("$DSREF" forward --model "$DIR/$m" --tokens "$toks" --last-only --out "$DIR/$m.out.safetensors" \
+                   --repeat "$REPEAT" --threads "$th" 2>&1 | awk '/prefill median/ {print $3}')
+            d_list="$d_list${d_list:+,}$d_ms"
+            if [ $BASELINE = 1 ]; then
+                line=$("$PY" "$HERE/transformers_prefill.py" --model "$DIR/$m" --T $T --threads "$th" --repeat "$REPEAT" \
+                       --compare "$DIR/$m.out.safetensors" 2>/dev/null | grep 'transformers prefill median')
+                h_list="$h_list${h_list:+,}$(echo "$line" | awk '{print $4}')"
+                [ "$p" = 1 ] && diff=$(echo "$line" | sed -n 's/.*max_abs_diff=\([^ ]*\).*/\1/p')
+            fi
+        done
         l1=$(load)
-        python3 - "$desc_A" "$desc_B" "$m" "$T" "$th" "$d_ms" "${h_ms:-}" "$F" "$PEAK" "$diff" "$l0" "$l1" >> "$OUTMD.tmp" <<'PY'
-import sys
-dA, dB, m, T, th, d_ms, h_ms, F, peak, diff, l0, l1 = sys.argv[1:]
-T, th, d_ms, F, peak = int(T), int(th), float(d_ms), float(F), float(peak)
+        python3 - "$desc_A" "$desc_B" "$m" "$T" "$th" "$d_list" "$h_list" "$F" "$PEAK" "$diff" "$l0" "$l1" >> "$OUTMD.tmp" <<'PY'
+import statistics, sys
+dA, dB, m, T, th, d_list, h_list, F, peak, diff, l0, l1 = sys.argv[1:]
+T, th, F, peak = int(T), int(th), float(F), float(peak)
+def rates(lst):  # tokens/s: the median of the process medians, and their range
+    ms = [float(v) for v in lst.split(",") if v]
+    return statistics.median(ms), f"{T / (statistics.median(ms) / 1e3):.0f}" + (
+        f" ({T / (max(ms) / 1e3):.0f}–{T / (min(ms) / 1e3):.0f})" if len(ms) > 1 else "")
+d_ms, d_txt = rates(d_list)
 gf = F / (d_ms / 1e3) / 1e9
-h = f"{T / (float(h_ms) / 1e3):.0f}" if h_ms else "SKIP"
-r = f"**{float(h_ms) / d_ms:.2f}×**" if h_ms else "—"
-print(f"| {dA if m == 'A' else dB} | {T} | {th} | {T / (d_ms / 1e3):.0f} | {h} | {r} | {gf:.1f} ({100 * gf / (peak * th):.0f} %) | {diff} | {l0}–{l1} |")
+h_ms, h_txt = rates(h_list) if h_list.strip(",") else (None, "SKIP")
+r = f"**{h_ms / d_ms:.2f}×**" if h_ms else "—"
+print(f"| {dA if m == 'A' else dB} | {T} | {th} | {d_txt} | {h_txt} | {r} | {gf:.1f} ({100 * gf / (peak * th):.0f} %) | {diff} | {l0}–{l1} |")
 PY
         tail -1 "$OUTMD.tmp" >&2
     done
