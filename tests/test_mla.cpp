@@ -159,6 +159,30 @@ TEST_CASE("cached decode token by token and in chunks equals a full prefill on b
     }
 }
 
+TEST_CASE("cached decode across the 256-key chunks equals a full prefill on both paths", "[mla][cache]") {
+    // the attention splits the keys into chunks of 256 (model/mla.cpp): a prefill of 250, then steps of
+    // 1 (one query row per head on the naive path), a chunk of 9 against the cache (the absorbed path in
+    // latent space) and single tokens, reach keys of both chunks and a partial last chunk
+    const MlaDims m = dims(32, 3, 0, 16, 8, 4, 12, false);
+    const MlaLayer l(m, random_weights(m, 31));
+    const int64_t T = 270, d = m.d;
+    const std::vector<float> x = randn(T * d, 32);
+    for (MlaPath p : {MlaPath::Naive, MlaPath::Absorb}) {
+        INFO("path " << (p == MlaPath::Naive ? "naive" : "absorb"));
+        const std::vector<float> full = prefill(l, p, x, T);
+        LayerCache cache;
+        std::vector<float> got(T * d);
+        int64_t t = 0;
+        for (int64_t n : {250, 1, 1, 9}) {
+            l.forward(p, got.data() + t * d, x.data() + t * d, n, t, cache, nullptr, 0);
+            t += n;
+        }
+        for (; t < T; t++) l.forward(p, got.data() + t * d, x.data() + t * d, 1, t, cache, nullptr, 0);
+        dsref_test::check_elements("cached decode output [T, d] against a full prefill", got, full, 1e-5,
+                                   "as above; the chunks are merged by the exact online softmax");
+    }
+}
+
 TEST_CASE("the absorbed cache holds the normalized latent and k_pe after RoPE, nothing else", "[mla][cache]") {
     const MlaDims m = dims(64, 4, 48, 32, 16, 8, 16, true);
     const MlaLayer l(m, random_weights(m, 5));

@@ -79,7 +79,7 @@ inline void store_transposed_8x16(float* y, int64_t ldy, const Vec16* a, int64_t
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 // The transpose of a 16 × 16 block: row j of y (16 floats at y + j·ldy) = column j of x (x: 16 rows of
-// 16 floats at x + i·ldx). Data movement only.
+// 16 floats at x + i·ldx). Data movement only; neither needs to be aligned.
 inline void transpose_16x16(float* y, int64_t ldy, const float* x, int64_t ldx) {
     __m512 r[16], t[16];
     for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(x + i * ldx);
@@ -97,10 +97,10 @@ inline void transpose_16x16(float* y, int64_t ldy, const float* x, int64_t ldx) 
     for (int c = 0; c < 4; c++) {  // column 4L + c gathers lane L of the four row groups
         const __m512 lo0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x44), lo1 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x44);
         const __m512 hi0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xEE), hi1 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xEE);
-        _mm512_store_ps(y + (0 + c) * ldy, _mm512_shuffle_f32x4(lo0, lo1, 0x88));
-        _mm512_store_ps(y + (4 + c) * ldy, _mm512_shuffle_f32x4(lo0, lo1, 0xDD));
-        _mm512_store_ps(y + (8 + c) * ldy, _mm512_shuffle_f32x4(hi0, hi1, 0x88));
-        _mm512_store_ps(y + (12 + c) * ldy, _mm512_shuffle_f32x4(hi0, hi1, 0xDD));
+        _mm512_storeu_ps(y + (0 + c) * ldy, _mm512_shuffle_f32x4(lo0, lo1, 0x88));
+        _mm512_storeu_ps(y + (4 + c) * ldy, _mm512_shuffle_f32x4(lo0, lo1, 0xDD));
+        _mm512_storeu_ps(y + (8 + c) * ldy, _mm512_shuffle_f32x4(hi0, hi1, 0x88));
+        _mm512_storeu_ps(y + (12 + c) * ldy, _mm512_shuffle_f32x4(hi0, hi1, 0xDD));
     }
 }
 #pragma GCC diagnostic pop
@@ -116,9 +116,9 @@ inline void prefetch_l2(const float* p, int64_t i) {
 // them (V·16 + H·8 rows of x), and R rows r of W; one chain in increasing k each. Each broadcast value of
 // W meets every row of the block, so one pass over W serves up to 48 rows. The first tv rows are stored.
 // y: [tv, ldy] out, R columns from here · xt: [K, ldx] (the tile's x transposed, from this block's first
-// row) · w: [R, K]
+// row) · w: [R, ldw], its first K columns
 template <int R, int V, bool H>
-void block(float* y, int64_t ldy, int64_t tv, const float* xt, int64_t ldx, const float* w, int64_t K) {
+void block(float* y, int64_t ldy, int64_t tv, const float* xt, int64_t ldx, const float* w, int64_t K, int64_t ldw) {
     constexpr int V1 = V > 0 ? V : 1, R8 = H ? R : 1;  // (no zero-length arrays)
     Vec16 acc[V1][R];
     Vec8 acc8[R8];  // only with H: otherwise GCC kept the unused array on the stack and zeroed it per call
@@ -129,17 +129,17 @@ void block(float* y, int64_t ldy, int64_t tv, const float* xt, int64_t ldx, cons
         for (int v = 0; v < V; v++) acc[v][r] = Vec16{};
         if constexpr (H) acc8[r] = Vec8{};
     }
-    const float* wk = w;  // w[r, k] = wk[r·K] at step k
+    const float* wk = w;  // w[r, k] = wk[r·ldw] at step k
     for (int64_t k = 0; k < K; k++, wk++) {
         if (R == kRowsW && k % kLanes == 0)  // the next R rows of W, one 64-byte line each per 16 steps
-            for (int r = 0; r < R; r++) prefetch_l2(wk, (R + r) * K);
+            for (int r = 0; r < R; r++) prefetch_l2(wk, (R + r) * ldw);
         const float* xk = xt + k * ldx;
         Vec16 xv[V1];
         for (int v = 0; v < V; v++) xv[v] = *reinterpret_cast<const Vec16*>(xk + v * kLanes);
         Vec8 x8{};
         if constexpr (H) x8 = *reinterpret_cast<const Vec8*>(xk + V * kLanes);
         for (int r = 0; r < R; r++) {
-            const float s = wk[r * K];
+            const float s = wk[r * ldw];
             for (int v = 0; v < V; v++) acc[v][r] = madd_lanes(xv[v], s, acc[v][r]);
             if constexpr (H) acc8[r] = madd_lanes(x8, s, acc8[r]);
         }
@@ -159,23 +159,24 @@ void block(float* y, int64_t ldy, int64_t tv, const float* xt, int64_t ldx, cons
 // The block of `rows` rows of x (8, 16, ..., 48) at R rows of W, its first tv rows stored. y: [tv, ldy]
 template <int R>
 void block_rows(float* y, int64_t ldy, int64_t tv, int64_t rows, const float* xt, int64_t ldx, const float* w,
-                int64_t K) {
+                int64_t K, int64_t ldw) {
     switch (rows) {
-        case 48: return block<R, 3, false>(y, ldy, tv, xt, ldx, w, K);
-        case 40: return block<R, 2, true>(y, ldy, tv, xt, ldx, w, K);
-        case 32: return block<R, 2, false>(y, ldy, tv, xt, ldx, w, K);
-        case 24: return block<R, 1, true>(y, ldy, tv, xt, ldx, w, K);
-        case 16: return block<R, 1, false>(y, ldy, tv, xt, ldx, w, K);
-        default: return block<R, 0, true>(y, ldy, tv, xt, ldx, w, K);  // 8
+        case 48: return block<R, 3, false>(y, ldy, tv, xt, ldx, w, K, ldw);
+        case 40: return block<R, 2, true>(y, ldy, tv, xt, ldx, w, K, ldw);
+        case 32: return block<R, 2, false>(y, ldy, tv, xt, ldx, w, K, ldw);
+        case 24: return block<R, 1, true>(y, ldy, tv, xt, ldx, w, K, ldw);
+        case 16: return block<R, 1, false>(y, ldy, tv, xt, ldx, w, K, ldw);
+        default: return block<R, 0, true>(y, ldy, tv, xt, ldx, w, K, ldw);  // 8
     }
 }
 
-// The single-row order of linear.h, 8 rows of W at a time. y: [nn] out (stride 1) · x: [K] · w: [nn, K]
-void gemv_rows(float* y, const float* x, const float* w, int64_t K, int64_t nn) {
+// The single-row order of linear.h, 8 rows of W at a time (rows ldw apart: one at a time unless ldw = K).
+// y: [nn] out (stride 1) · x: [K] · w: [nn, ldw], its first K columns
+void gemv_rows(float* y, const float* x, const float* w, int64_t K, int64_t nn, int64_t ldw) {
     const auto as_is = [](float v) { return v; };
     int64_t n = 0;
-    for (; n + kRowsW <= nn; n += kRowsW) single_row_dots<kRowsW>(y + n, x, w + n * K, K, as_is);
-    for (; n < nn; n++) single_row_dots<1>(y + n, x, w + n * K, K, as_is);
+    for (; ldw == K && n + kRowsW <= nn; n += kRowsW) single_row_dots<kRowsW>(y + n, x, w + n * K, K, as_is);
+    for (; n < nn; n++) single_row_dots<1>(y + n, x, w + n * ldw, K, as_is);
 }
 }  // namespace
 
@@ -208,9 +209,29 @@ XTiles::XTiles(const float* x, int64_t T, int64_t K) {
     }
 }
 
+void transpose_block(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t rows, int64_t cols) {
+    int64_t r0 = 0;
+#if defined(__AVX512F__)
+    for (; r0 + kLanes <= rows; r0 += kLanes) {  // 16 rows at a time: 16 × 16 blocks through registers
+        int64_t c0 = 0;
+        for (; c0 + kLanes <= cols; c0 += kLanes) transpose_16x16(y + c0 * ldy + r0, ldy, x + r0 * ldx + c0, ldx);
+        for (int64_t c = c0; c < cols; c++)
+            for (int64_t r = r0; r < r0 + kLanes; r++) y[c * ldy + r] = x[r * ldx + c];
+    }
+#endif
+    for (int64_t c = 0; r0 < rows && c < cols; c++)
+        for (int64_t r = r0; r < rows; r++) y[c * ldy + r] = x[r * ldx + c];
+}
+
 void linear_unit(float* y, int64_t ldy, const float* x, const float* xt, const float* w, int64_t nt, int64_t K,
-                 int64_t nn) {
-    if (nt == 1) return gemv_rows(y, x, w, K, nn);
+                 int64_t nn, int64_t ldw) {
+    if (ldw == 0) ldw = K;
+    if (nt == 1) return gemv_rows(y, x, w, K, nn, ldw);
+    linear_unit_t(y, ldy, xt, kTileT, w, ldw, nt, K, nn);
+}
+
+void linear_unit_t(float* y, int64_t ldy, const float* xt, int64_t ldx, const float* w, int64_t ldw, int64_t nt,
+                   int64_t K, int64_t nn) {
     for (int64_t n0 = 0; n0 < nn; n0 += kRowsW) {
         const int64_t nr = std::min<int64_t>(kRowsW, nn - n0);
         const int R = nr == kRowsW ? kRowsW : 1;  // the last columns of a tile one W row at a time
@@ -220,12 +241,12 @@ void linear_unit(float* y, int64_t ldy, const float* x, const float* xt, const f
             const int64_t left = nt - t0, rows = left > 48 ? 32 : (left + kRowsX - 1) / kRowsX * kRowsX;
             const int64_t tv = std::min(rows, left);  // rows of x stored from this block
             for (int64_t r0 = 0; r0 < nr; r0 += R) {
-                const float* wr = w + (n0 + r0) * K;
+                const float* wr = w + (n0 + r0) * ldw;
                 float* yt = y + t0 * ldy + n0 + r0;
                 if (R == kRowsW)
-                    block_rows<kRowsW>(yt, ldy, tv, rows, xt + t0, kTileT, wr, K);
+                    block_rows<kRowsW>(yt, ldy, tv, rows, xt + t0, ldx, wr, K, ldw);
                 else
-                    block_rows<1>(yt, ldy, tv, rows, xt + t0, kTileT, wr, K);
+                    block_rows<1>(yt, ldy, tv, rows, xt + t0, ldx, wr, K, ldw);
             }
             t0 += rows;
         }

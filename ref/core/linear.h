@@ -83,9 +83,20 @@ void linear_forward(float* y, const float* x, const float* w, int64_t T, int64_t
 // q_a and kv_a): the transposition is then done once. xt: XTiles(x, T, K)
 void linear_forward(float* y, const float* x, const XTiles& xt, const float* w, int64_t T, int64_t K, int64_t N);
 
-// y: [nt, ldy] out, its first nn columns · x: [nt, K] · xt: XTiles::tile of these rows · w: [nn, K]
+// y: [nt, ldy] out, its first nn columns · x: [nt, K] · xt: XTiles::tile of these rows (or any [K, kTileT]
+// array laid out the same way, its rows past nt up to a multiple of 8 finite) · w: [nn, ldw], its first K
+// columns (ldw 0: K)
 void linear_unit(float* y, int64_t ldy, const float* x, const float* xt, const float* w, int64_t nt, int64_t K,
-                 int64_t nn);
+                 int64_t nn, int64_t ldw = 0);
+// The same for x held transposed by the caller, nt >= 2 (the order of the sums as above):
+// y: [nt, ldy] out · xt: [K, ldx], xt[k, t] = x[t, k], 64-byte aligned, ldx a multiple of 16, its columns
+// past nt up to a multiple of 8 finite · w: [nn, ldw], its first K columns
+void linear_unit_t(float* y, int64_t ldy, const float* xt, int64_t ldx, const float* w, int64_t ldw, int64_t nt,
+                   int64_t K, int64_t nn);
+
+// y[c, r] = x[r, c] for r < rows, c < cols: the layout XTiles makes, for callers that build it themselves
+// (MLA's attention, model/mla.cpp). Data movement only. y: [cols, ldy] out · x: [rows, ldx]
+void transpose_block(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t rows, int64_t cols);
 
 // y[t, n] += bias[n], after a product (qwen2's q/k/v projections). y: [T, N] · bias: [N]
 inline void add_bias(float* y, const float* bias, int64_t T, int64_t N) {

@@ -8,14 +8,16 @@
 //   absorb  q̃[h] = W_UK[h]ᵀ q_nope[h] before the attention, one shared-key attention over
 //           [c | k_pe] for all H·T query rows at once, then o[h] = W_UV[h] õ[h].
 // Both end in `attend_shared_kv`, a causal attention of many query rows over one key/value sequence,
-// cut into fixed (64 query rows × 256 keys) units of products, merged with an online softmax.
+// cut into fixed (64 query rows × 256 keys) tiles whose two products are core/linear.h's kernel, merged
+// with an online softmax.
 #include "model/mla.h"
-
-#include <immintrin.h>
 
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <memory>
+#include <new>
 
 #include "core/error.h"
 #include "core/linear.h"
@@ -71,33 +73,101 @@ struct Rows {
     const float* row(int64_t g, int64_t r) const { return data + g * group + r * ld; }
 };
 
-constexpr int64_t kRowTile = 64;     // query rows per unit of work
-constexpr int64_t kKeyTile = 256;    // keys per unit of work (a 256 × 576 latent chunk is 576 KB: it stays in L2)
+// A reused 64-byte aligned float buffer (grown, never shrunk; not zero-filled).
+class AlignedBuf {
+public:
+    float* get(int64_t n) {
+        if (n > cap_) {
+            p_.reset(static_cast<float*>(std::aligned_alloc(64, (size_t)(n + 15) / 16 * 16 * sizeof(float))));
+            if (!p_) throw std::bad_alloc();
+            cap_ = n;
+        }
+        return p_.get();
+    }
+
+private:
+    struct Free {
+        void operator()(float* p) const { std::free(p); }
+    };
+    std::unique_ptr<float[], Free> p_;
+    int64_t cap_ = 0;
+};
+
+constexpr int64_t kRowTile = 64;     // query rows per tile
+constexpr int64_t kKeyTile = 256;    // keys per chunk (a 256 × 576 latent chunk is 576 KB: it stays in L2)
 constexpr int64_t kRowBlock = 1024;  // query rows handled at once (bounds the partial outputs kept)
 // Loops with less work than this (multiply-adds) run on one thread: a parallel region costs a few µs,
 // far more than a tiny tile. The tiles are the same either way, so this never changes a result.
 constexpr int64_t kMinParallelWork = 1 << 17;
-constexpr int64_t kSumRows = 8;  // rows whose sums of exponentials are stepped together (independent chains)
 
-// max_s p[s] over n values (−inf for none). The maximum of a set does not depend on the order it is
-// taken in, so this may use the vector unit.
-float row_max(const float* p, int64_t n) {
-    float m = -INFINITY;
-    int64_t s = 0;
-#if defined(__AVX512F__)
-    __m512 mv = _mm512_set1_ps(-INFINITY);
-    for (; s + 16 <= n; s += 16) mv = _mm512_max_ps(_mm512_loadu_ps(p + s), mv);  // a NaN is skipped, as std::max skips it
-    m = _mm512_reduce_max_ps(mv);
-#endif
-    for (; s < n; s++) m = std::max(m, p[s]);
-    return m;
-}
+// A score that takes no part in the softmax: dropped (−inf), or in a row that sees no key of the chunk
+// (max −inf: its NaN scores are dropped too).
+inline bool dropped(float score, float row_max) { return score == -INFINITY || row_max == -INFINITY; }
 
 // y = [a | b(g, r)]: na values from a, then nb from row r of group g of b (nb = 0: a alone).
 // y: [na + nb] out · a: [na]
 void concat_row(float* y, const float* a, int64_t na, Rows b, int64_t g, int64_t r, int64_t nb) {
     std::copy(a, a + na, y);
     if (nb > 0) std::copy(b.row(g, r), b.row(g, r) + nb, y + na);
+}
+
+// Keys and values already transposed, for attend_shared_kv: key s of group g is column s of
+// [nq, ld] at k + g·k_group (its rows the values of [ka | kb]), value s column s of [nv, ld] at
+// v + g·v_group; 64-byte aligned, ld a multiple of 16, the columns past the last key zero.
+struct KeysT {
+    const float* k = nullptr;
+    const float* v = nullptr;
+    int64_t k_group = 0, v_group = 0, ld = 0;
+};
+
+// One query row r against keys s0 .. s0 + nk of group g (a decode step of the naive path, or of a
+// one-head model): the keys read as rows, in place when [ka | kb] is one array, the scores in the
+// single-row order (the order of a product of one row, core/linear.h), P·V one chain per value column in
+// increasing s as the kernel's. Writes O_j [nv], m_j and l_j as attend_shared_kv's tiles do.
+// keep: this row's flags from key 0, or null
+void attend_row_chunk(float* oj, double& mj, double& lj, Rows qa, Rows ka, int64_t na, Rows qb, Rows kb, int64_t nb,
+                      Rows v, int64_t nv, int64_t g, int64_t r, int64_t s0, int64_t nk, float scale, const uint8_t* keep) {
+    const int64_t nq = na + nb;
+    if (nk <= 0) {
+        mj = -INFINITY;
+        lj = 0.0;
+        return;
+    }
+    thread_local std::vector<float> q_buf, k_buf, p_buf, e_buf;
+    q_buf.resize(nq);
+    p_buf.resize(nk);
+    e_buf.resize(nk);
+    concat_row(q_buf.data(), qa.row(g, r), na, qb, g, r, nb);
+    const float* keys = ka.row(g, s0);
+    int64_t kld = ka.ld;
+    if (nb > 0) {  // [ka | kb] rows side by side
+        k_buf.resize(nk * nq);
+        for (int64_t s = 0; s < nk; s++) concat_row(k_buf.data() + s * nq, ka.row(g, s0 + s), na, kb, g, s0 + s, nb);
+        keys = k_buf.data();
+        kld = nq;
+    }
+    float* p = p_buf.data();
+    linear_unit(p, nk, q_buf.data(), nullptr, keys, 1, nq, nk, kld);
+    float mx = -INFINITY;
+    for (int64_t s = 0; s < nk; s++) {
+        p[s] = !keep || keep[s0 + s] ? p[s] * scale : -INFINITY;
+        mx = p[s] > mx ? p[s] : mx;
+    }
+    mj = (double)mx;
+    lj = 0.0;
+    if (mx == -INFINITY) return;  // no key kept here: O_j is not read
+    float* e = e_buf.data();
+    for (int64_t s = 0; s < nk; s++) e[s] = dropped(p[s], mx) ? 0.0f : p[s] - mx;
+    exp_rounded(e, nk);
+    for (int64_t s = 0; s < nk; s++) {
+        p[s] = dropped(p[s], mx) ? 0.0f : e[s];
+        lj += p[s];
+    }
+    std::fill(oj, oj + nv, 0.0f);
+    for (int64_t s = 0; s < nk; s++) {
+        const float* vs = v.row(g, s0 + s);
+        for (int64_t c = 0; c < nv; c++) oj[c] = madd(p[s], vs[c], oj[c]);
+    }
 }
 
 // Causal softmax attention of R query rows that all read the same keys and values (one KV head),
@@ -107,90 +177,141 @@ void concat_row(float* y, const float* a, int64_t na, Rows b, int64_t g, int64_t
 //   score[r, s] = scale · (qa[r]·ka[s] + qb[r]·kb[s])        (nb = 0: no second part)
 //   o[r]        = Σ_s softmax_s(score[r, ·]) · v[s]
 // per group: qa: [R, na] · ka: [S, na] · qb: [R, nb] · kb: [S, nb] · v: [S, nv] · o: [R, nv]
-// (row r of group g of o at o + g·o_group + r·o_ld).
+// (row r of group g of o at o + g·o_group + r·o_ld). kt: the keys and values given transposed instead
+// (then ka, kb and v are not read).
 //
-// Keys are processed in chunks j of kKeyTile (flash-decoding, split over keys): each unit (group, row
-// tile, chunk j) computes its scores, m_j = max_s, p = exp(score − m_j), l_j = Σ_s p and O_j = p·V_j
-// while the chunk's keys and values are still in cache. The chunks are then merged in a fixed order:
+// Keys are processed in chunks j of kKeyTile (flash-decoding, split over keys): for each row tile of
+// kRowTile rows and chunk j, the scores, m_j = max_s, p = exp(score − m_j), l_j = Σ_s p and O_j = p·V_j
+// are computed while the chunk's keys and values are in cache. The chunks are then merged in a fixed
+// order:
 //   M = max_j m_j,  o = Σ_j e^(m_j − M) O_j / Σ_j e^(m_j − M) l_j
-// which is the exact softmax. Products are float32: the scores with linear_forward (each one chain over
-// [qa | qb]·[ka | kb]), P·V with Eigen; the exponentials double rounded to float32
-// (core/vector_exp.h), their sums and the merge double.
+// which is the exact softmax. Both products are core/linear.h's, one float32 chain each: a score over
+// [qa | qb]·[ka | kb] in increasing k, an output of O_j over the chunk's keys in increasing s. The keys
+// enter the score product transposed (the kernel's x layout), so the scores come out as Pᵀ [key, row],
+// which is in turn the x layout of O_j = P·V_j. The work unit is (group, chunk): its keys and values are
+// transposed once (unless given so) and serve every row tile that sees the chunk. The exponentials are
+// double rounded to float32 (core/vector_exp.h); their sums and the merge are double.
 //
 // keep (DSA, model/dsa_indexer.h): null = every visible key; else [T, keep_ld] flags per query position
 // t = ⌊r / G⌋ and key s, and a key whose flag is 0 gets score −inf (the official MLA.forward adds the
 // index mask to the scores of every head). Each row keeps at least one key.
 void attend_shared_kv(int64_t groups, float* o, int64_t o_ld, int64_t o_group, Rows qa, Rows ka, int64_t na, Rows qb,
                       Rows kb, int64_t nb, Rows v, int64_t nv, int64_t R, int64_t G, int64_t pos0, float scale,
-                      const uint8_t* keep = nullptr, int64_t keep_ld = 0) {
+                      const uint8_t* keep = nullptr, int64_t keep_ld = 0, KeysT kt_given = {}) {
+    static_assert(kRowTile <= kTileT && kKeyTile % 16 == 0, "tiles of core/linear.h's kernel");
+    constexpr int64_t kSub = 64;  // keys per score product (rows of its x)
+    const int64_t nq = na + nb;
+    // the absorbed path's values are the latent, the first columns of its keys: transposed once
+    const bool v_in_k = v.data == ka.data && v.ld == ka.ld && v.group == ka.group && nv <= na;
     for (int64_t b0 = 0; b0 < R; b0 += kRowBlock) {
         const int64_t Rb = std::min(kRowBlock, R - b0);
         auto visible = [&](int64_t r) { return pos0 + (b0 + r) / G + 1; };  // keys seen by row r of the block
         const int64_t Sb = visible(Rb - 1);
         const int64_t row_tiles = (Rb + kRowTile - 1) / kRowTile, chunks = (Sb + kKeyTile - 1) / kKeyTile;
-        const int64_t tile_rows = std::min(kRowTile, Rb), units = groups * row_tiles * chunks;
-        std::vector<float> part(units * tile_rows * nv);                // O_j [tile_rows, nv] of each unit
-        std::vector<double> m(units * tile_rows), l(units * tile_rows);  // m_j, l_j of each unit's rows
+        // a tile's row slots: at least 2, as a product of one row would take the single-row order (linear.h)
+        const int64_t tile_rows = std::max<int64_t>(2, std::min(kRowTile, Rb));
+        const int64_t parts = groups * row_tiles * chunks;               // (group, row tile, chunk)
+        std::vector<float> part(parts * tile_rows * nv);                 // O_j [tile_rows, nv] of each
+        std::vector<double> m(parts * tile_rows), l(parts * tile_rows);  // m_j, l_j of each one's rows
 
-        // 1. per (group, row tile, key chunk): scores, softmax numerators against the chunk max, O_j = p V_j
-#pragma omp parallel for schedule(static) if (groups * Rb * Sb * (na + nb + nv) >= kMinParallelWork)
-        for (int64_t u = 0; u < units; u++) {
-            const int64_t g = u / (row_tiles * chunks), tile = u % (row_tiles * chunks);
-            const int64_t r0 = (tile / chunks) * kRowTile, nr = std::min(kRowTile, Rb - r0);
-            const int64_t s0 = (tile % chunks) * kKeyTile, ns = std::min(kKeyTile, visible(r0 + nr - 1) - s0);
-            double* mu = m.data() + u * tile_rows;
-            double* lu = l.data() + u * tile_rows;
-            if (ns <= 0) {  // no row of the tile sees this chunk
-                std::fill(mu, mu + nr, -INFINITY);
-                std::fill(lu, lu + nr, 0.0);
+        // 1. per (group, chunk): the keys and values transposed, then per row tile that sees the chunk:
+        //    Pᵀ, the softmax numerators against the chunk max, l_j, O_j = P V_j
+#pragma omp parallel for schedule(dynamic) if (groups * Rb * Sb * (na + nb + nv) >= kMinParallelWork)
+        for (int64_t u = 0; u < groups * chunks; u++) {
+            const int64_t g = u / chunks, j = u % chunks;
+            const int64_t s0 = j * kKeyTile, ns = std::min(kKeyTile, Sb - s0);
+            thread_local AlignedBuf kt_buf, vt_buf, p_buf;
+            thread_local std::vector<float> q_buf;
+            if (Rb == 1 && !kt_given.k) {  // one query row: see attend_row_chunk
+                const int64_t pi = g * chunks + j;
+                attend_row_chunk(part.data() + pi * tile_rows * nv, m[pi * tile_rows], l[pi * tile_rows], qa, ka, na, qb, kb,
+                                 nb, v, nv, g, b0, s0, std::min(ns, visible(0) - s0), scale, keep ? keep + (b0 / G) * keep_ld : nullptr);
                 continue;
             }
-            // score = [qa | qb]·[ka | kb]: one product over the concatenated rows (core/linear.h: each score
-            // one float32 chain over the na + nb values)
-            const int64_t nq = na + nb;
-            Scratch qc(nr * nq), kc(ns * nq);  // [nr, nq], [ns, nq]
-            MatRM P(nr, ns);                   // [nr, ns]
-            for (int64_t r = 0; r < nr; r++) concat_row(qc.data() + r * nq, qa.row(g, b0 + r0 + r), na, qb, g, b0 + r0 + r, nb);
-            for (int64_t s = 0; s < ns; s++) concat_row(kc.data() + s * nq, ka.row(g, s0 + s), na, kb, g, s0 + s, nb);
-            linear_forward(P.data(), qc.data(), kc.data(), nr, nq, ns);
-            // scale, drop the keys the indexer did not keep, and each row's maximum over its visible keys
-            int64_t vis[kRowTile];  // visible keys of row r in this chunk (rows are in position order)
-            float mx[kRowTile];     // row r's maximum over them (−inf: none visible or kept)
-            for (int64_t r = 0; r < nr; r++) {
-                float* pr = P.data() + r * ns;
-                const int64_t n = vis[r] = std::max<int64_t>(0, std::min(ns, visible(r0 + r) - s0));
-                for (int64_t s = 0; s < n; s++) pr[s] *= scale;
-                if (keep) {  // the indexer's selection: drop the keys it did not keep
-                    const uint8_t* kr = keep + ((b0 + r0 + r) / G) * keep_ld + s0;
-                    for (int64_t s = 0; s < n; s++)
-                        if (!kr[s]) pr[s] = -INFINITY;
+            const float *kt, *vt;  // [nq, ld] and [nv, ld]: key / value s0 + c in column c
+            int64_t ld;
+            if (kt_given.k) {
+                ld = kt_given.ld;
+                kt = kt_given.k + g * kt_given.k_group + s0;
+                vt = kt_given.v + g * kt_given.v_group + s0;
+            } else {
+                ld = (ns + 15) / 16 * 16;  // the columns past ns zero (the kernel reads padding keys)
+                float* k = kt_buf.get(nq * ld);
+                transpose_block(k, ld, ka.row(g, s0), ka.ld, ns, na);
+                if (nb > 0) transpose_block(k + na * ld, ld, kb.row(g, s0), kb.ld, ns, nb);
+                for (int64_t c = 0; c < nq && ns < ld; c++) std::fill(k + c * ld + ns, k + (c + 1) * ld, 0.0f);
+                kt = k;
+                if (v_in_k) {
+                    vt = k;
+                } else {
+                    float* vv = vt_buf.get(nv * ld);
+                    transpose_block(vv, ld, v.row(g, s0), v.ld, ns, nv);
+                    vt = vv;
                 }
-                mx[r] = row_max(pr, n);
-                // the softmax numerators against the chunk maximum (0 where nothing is kept or visible)
-                if (mx[r] == -INFINITY) {
-                    std::fill(pr, pr + ns, 0.0f);
+            }
+            float* pt = p_buf.get(kKeyTile * kSub);  // Pᵀ [keys, kSub]: row s at pt + s·kSub
+            q_buf.resize(kRowTile * nq);
+            float* qc = q_buf.data();
+
+            for (int64_t tile = 0; tile < row_tiles; tile++) {
+                const int64_t r0 = tile * kRowTile, nr = std::min(kRowTile, Rb - r0);
+                const int64_t pi = (g * row_tiles + tile) * chunks + j;  // this (group, row tile, chunk)
+                double* mu = m.data() + pi * tile_rows;
+                double* lu = l.data() + pi * tile_rows;
+                const int64_t nk = std::min(ns, visible(r0 + nr - 1) - s0);  // keys the tile's last row sees here
+                if (nk <= 0) {  // no row of the tile sees this chunk
+                    std::fill(mu, mu + nr, -INFINITY);
+                    std::fill(lu, lu + nr, 0.0);
                     continue;
                 }
-                for (int64_t s = 0; s < n; s++) pr[s] -= mx[r];
-                exp_rounded(pr, n);  // e^(score − max), in double rounded once (core/vector_exp.h)
-                std::fill(pr + n, pr + ns, 0.0f);
-            }
-            // l_j = Σ_s p in double, one chain in increasing s per row, kSumRows rows stepped together
-            for (int64_t r1 = 0; r1 < nr; r1 += kSumRows) {
-                const int64_t r2 = std::min(nr, r1 + kSumRows);
-                double z[kSumRows] = {};
-                const int64_t common = vis[r1];  // keys every row of the group sees (vis grows with r)
-                for (int64_t s = 0; s < common; s++)
-                    for (int64_t r = r1; r < r2; r++) z[r - r1] += P.data()[r * ns + s];
-                for (int64_t r = r1; r < r2; r++) {
-                    for (int64_t s = common; s < vis[r]; s++) z[r - r1] += P.data()[r * ns + s];
-                    mu[r] = (double)mx[r];  // −inf where the row has no key of this chunk (then z = 0)
-                    lu[r] = mx[r] == -INFINITY ? 0.0 : z[r - r1];
+                // the W of the score product: the tile's query rows [nr, nq] = [qa | qb]
+                for (int64_t r = 0; r < nr; r++) concat_row(qc + r * nq, qa.row(g, b0 + r0 + r), na, qb, g, b0 + r0 + r, nb);
+                // Pᵀ[s, r] = [qa | qb](r)·[ka | kb](s), kSub keys per product (at least 2: the next is a
+                // key past nk or a zero column, not read later)
+                for (int64_t i = 0; i * kSub < nk; i++) {
+                    const int64_t n = std::max<int64_t>(2, std::min(kSub, nk - i * kSub));
+                    linear_unit_t(pt + i * kSub * kSub, kSub, kt + i * kSub, ld, qc, nq, n, nq, nr);
                 }
+                // scale, drop what row r does not see (keys past vis[r], or not kept by the indexer), and
+                // each row's maximum (a NaN score is skipped, as std::max skips it, and stays in p)
+                int64_t vis[kRowTile];  // visible keys of row r in this chunk (rows are in position order)
+                float mx[kRowTile];     // row r's maximum over them (−inf: none visible or kept)
+                for (int64_t r = 0; r < nr; r++) {
+                    vis[r] = std::max<int64_t>(0, std::min(nk, visible(r0 + r) - s0));
+                    mx[r] = -INFINITY;
+                }
+                for (int64_t s = 0; s < nk; s++) {
+                    float* ps = pt + s * kSub;
+                    for (int64_t r = 0; r < nr; r++) {
+                        const bool kept = s < vis[r] && (!keep || keep[((b0 + r0 + r) / G) * keep_ld + s0 + s]);
+                        const float x = kept ? ps[r] * scale : -INFINITY;
+                        ps[r] = x;
+                        mx[r] = x > mx[r] ? x : mx[r];
+                    }
+                }
+                // the softmax numerators against the chunk maximum (0 where nothing is kept or visible), and
+                // zeros in the padding rows that the P·V product reads
+                for (int64_t s = 0; s < nk; s++) {
+                    float* ps = pt + s * kSub;
+                    // e^(score − max) in double rounded once (core/vector_exp.h); a dropped score gets
+                    // e^0 and then 0 (libmvec takes a slow path for −inf)
+                    float e[kRowTile];
+                    for (int64_t r = 0; r < nr; r++) e[r] = dropped(ps[r], mx[r]) ? 0.0f : ps[r] - mx[r];
+                    exp_rounded(e, nr);
+                    for (int64_t r = 0; r < nr; r++) ps[r] = dropped(ps[r], mx[r]) ? 0.0f : e[r];
+                    std::fill(ps + nr, ps + kSub, 0.0f);
+                }
+                // l_j = Σ_s p in double, one chain in increasing s per row (the zeros add nothing)
+                double z[kRowTile] = {};
+                for (int64_t s = 0; s < nk; s++)
+                    for (int64_t r = 0; r < nr; r++) z[r] += pt[s * kSub + r];
+                for (int64_t r = 0; r < nr; r++) {
+                    mu[r] = (double)mx[r];  // −inf where the row has no key of this chunk (then z = 0)
+                    lu[r] = mx[r] == -INFINITY ? 0.0 : z[r];
+                }
+                // O_j = P V_j: [max(nr, 2), nv], row r one chain over the chunk's keys s < nk
+                linear_unit_t(part.data() + pi * tile_rows * nv, nv, pt, kSub, vt, ld, std::max<int64_t>(2, nr), nk, nv);
             }
-            ConstView V(v.row(g, s0), ns, nv, Stride(v.ld));                   // [ns, nv]
-            View O(part.data() + u * tile_rows * nv, nr, nv, Stride(nv));      // [nr, nv]
-            O.noalias() = P * V;
         }
 
         // 2. merge the chunks of each row in order j = 0, 1, ... (every row keeps a key, so the sum is > 0)
@@ -424,18 +545,40 @@ bool mla_absorb_decompresses(const MlaDims& m, int64_t T, int64_t pos0) {
 }
 
 // The absorbed path's attention in the naive product order (many new queries, see mla.h): every cached
-// latent decompressed, kv[s, h] = [k_nope | v] = W_kvb[h] c(s), then H attentions whose score adds the two
-// parts of the key, q_nope[h]·k_nope[h](s) + q_pe[h]·k_pe(s) (k_pe shared: group stride 0), and whose values
-// are read in place from kv. o: [T, H, d_v] · q: [T, H, d_k] · c: [S, d_c] · k_pe: [S, d_r], S = pos0 + T
+// latent decompressed, [k_nope | v][h](s) = W_kvb[h] c(s), then H attentions whose score adds the two
+// parts of the key, q_nope[h]·k_nope[h](s) + q_pe[h]·k_pe(s) (one chain over [q_nope | q_pe]).
+// The keys and values are made transposed, as the attention's products read them: per head h a slab
+// [d_k + d_v, ld] with rows k_nope[h]ᵀ, k_peᵀ, v[h]ᵀ (key s in column s), by the product
+// kvᵀ[i, s] = Σ_k W_kvb[i, k] c[s, k] with W_kvb's rows as x, the same chain in increasing k as c W_kvbᵀ.
+// o: [T, H, d_v] · q: [T, H, d_k] · c: [S, d_c] · k_pe: [S, d_r], S = pos0 + T
 void MlaLayer::attend_decompressed(float* o, const float* q, const float* c, const float* k_pe, int64_t T,
                                    int64_t pos0, const uint8_t* keep) const {
-    const int64_t H = m_.H, d_n = m_.d_n, d_r = m_.d_r, d_v = m_.d_v, d_k = m_.d_k(), d_kv = d_n + d_v;
-    const int64_t S = pos0 + T;
-    Scratch kv_all(S * H * d_kv);  // [S, H, d_n + d_v], written by the product
-    linear_forward(kv_all.data(), c, w_.kv_b.data(), S, m_.d_c, H * d_kv);
-    const Rows k_nope{kv_all.data(), H * d_kv, d_kv}, values{kv_all.data() + d_n, H * d_kv, d_kv};
-    attend_shared_kv(H, o, H * d_v, d_v, Rows{q, H * d_k, d_k}, k_nope, d_n, Rows{q + d_n, H * d_k, d_k},
-                     Rows{k_pe, d_r, 0}, d_r, values, d_v, T, 1, pos0, (float)scale_, keep, S);
+    const int64_t H = m_.H, d_n = m_.d_n, d_r = m_.d_r, d_v = m_.d_v, d_k = m_.d_k(), d_kv = d_n + d_v, d_c = m_.d_c;
+    const int64_t S = pos0 + T, ld = (S + 15) / 16 * 16, slab = (d_k + d_v) * ld;
+    AlignedBuf buf;
+    float* kvt = buf.get(H * slab);  // [H, d_k + d_v, ld]
+#pragma omp parallel for schedule(static) if (H * (d_k + d_v) * ld >= kMinParallelWork)
+    for (int64_t h = 0; h < H; h++) {
+        float* sh = kvt + h * slab;
+        transpose_block(sh + d_n * ld, ld, k_pe, d_r, S, d_r);  // the shared k_pe, in every head's keys
+        for (int64_t i = 0; i < d_k + d_v && S < ld; i++) std::fill(sh + i * ld + S, sh + (i + 1) * ld, 0.0f);
+    }
+    // rows [off, off + n) of W_kvb[h] times the latents, into rows [dst, dst + n) of head h's slab
+    auto decompress = [&](int64_t h, int64_t off, int64_t n, int64_t dst) {
+        const float* x = w_.kv_b.data() + (h * d_kv + off) * d_c;  // [n, d_c]
+        float* y = kvt + h * slab + dst * ld;                      // [n, ld]
+        const XTiles xt(x, n, d_c);
+        for_each_unit(n, d_c, S, [&](int64_t i, int64_t t0, int64_t n0, int64_t nt, int64_t nn) {
+            linear_unit(y + t0 * ld + n0, ld, x + t0 * d_c, nt > 1 ? xt.tile(i) : nullptr, c + n0 * d_c, nt, d_c, nn);
+        });
+    };
+    for (int64_t h = 0; h < H; h++) {
+        decompress(h, 0, d_n, 0);         // k_nope[h]ᵀ
+        decompress(h, d_n, d_v, d_k);     // v[h]ᵀ
+    }
+    const KeysT kt{kvt, kvt + d_k * ld, slab, slab, ld};
+    attend_shared_kv(H, o, H * d_v, d_v, Rows{q, H * d_k, d_k}, Rows{}, d_n, Rows{q + d_n, H * d_k, d_k}, Rows{}, d_r,
+                     Rows{}, d_v, T, 1, pos0, (float)scale_, keep, S, kt);
 }
 
 namespace {
