@@ -170,13 +170,13 @@ void block_rows(float* y, int64_t ldy, int64_t tv, int64_t rows, const float* xt
     }
 }
 
-// The single-row order of linear.h, 8 rows of W at a time (rows ldw apart: one at a time unless ldw = K).
-// y: [nn] out (stride 1) · x: [K] · w: [nn, ldw], its first K columns
+// The single-row order of linear.h, 8 rows of W at a time. y: [nn] out (stride 1) · x: [K] ·
+// w: [nn, ldw], its first K columns
 void gemv_rows(float* y, const float* x, const float* w, int64_t K, int64_t nn, int64_t ldw) {
     const auto as_is = [](float v) { return v; };
     int64_t n = 0;
-    for (; ldw == K && n + kRowsW <= nn; n += kRowsW) single_row_dots<kRowsW>(y + n, x, w + n * K, K, as_is);
-    for (; n < nn; n++) single_row_dots<1>(y + n, x, w + n * ldw, K, as_is);
+    for (; n + kRowsW <= nn; n += kRowsW) single_row_dots<kRowsW>(y + n, x, w + n * ldw, K, as_is, ldw);
+    for (; n < nn; n++) single_row_dots<1>(y + n, x, w + n * ldw, K, as_is, ldw);
 }
 }  // namespace
 

@@ -41,20 +41,21 @@ inline float madd(float a, float b, float s) {
 // The single-row order for R rows of W stored as Wt (float32, or bf16 words that `value` widens):
 // y[r] = Σ_k x[k]·value(w[r·K + k]) in 16 lanes (lane j takes k ≡ j mod 16), the lanes added pairwise
 // (8, 4, 2, 1), then the K mod 16 tail. Written once, for linear_forward's single-row tiles and for
-// core/linear_bf16.h's decode pass. y: [R] out · x: [K] · w: [R, K]
+// core/linear_bf16.h's decode pass. y: [R] out · x: [K] · w: [R, ldw], its first K columns (ldw 0: K)
 template <int R, class Wt, class Value>
-inline void single_row_dots(float* y, const float* x, const Wt* w, int64_t K, Value value) {
+inline void single_row_dots(float* y, const float* x, const Wt* w, int64_t K, Value value, int64_t ldw = 0) {
+    if (ldw == 0) ldw = K;
     constexpr int L = 16;
     float acc[R][L] = {};
     const int64_t K16 = K / L * L;
     for (int64_t k = 0; k < K16; k += L)
         for (int r = 0; r < R; r++)
-            for (int j = 0; j < L; j++) acc[r][j] = madd(x[k + j], value(w[r * K + k + j]), acc[r][j]);
+            for (int j = 0; j < L; j++) acc[r][j] = madd(x[k + j], value(w[r * ldw + k + j]), acc[r][j]);
     for (int r = 0; r < R; r++) {
         for (int h = L / 2; h > 0; h /= 2)
             for (int j = 0; j < h; j++) acc[r][j] += acc[r][j + h];
         float s = acc[r][0];
-        for (int64_t k = K16; k < K; k++) s = madd(x[k], value(w[r * K + k]), s);
+        for (int64_t k = K16; k < K; k++) s = madd(x[k], value(w[r * ldw + k]), s);
         y[r] = s;
     }
 }
