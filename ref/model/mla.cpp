@@ -203,6 +203,8 @@ void attend_shared_kv(int64_t groups, float* o, int64_t o_ld, int64_t o_group, R
     const int64_t nq = na + nb;
     // the absorbed path's values are the latent, the first columns of its keys: transposed once
     const bool v_in_k = v.data == ka.data && v.ld == ka.ld && v.group == ka.group && nv <= na;
+    // [qa | qb] one row already (a head's [q_nope | q_pe]): the score product reads the queries in place
+    const bool q_whole = nb == 0 || (qb.data == qa.data + na && qb.ld == qa.ld && qb.group == qa.group);
     for (int64_t b0 = 0; b0 < R; b0 += kRowBlock) {
         const int64_t Rb = std::min(kRowBlock, R - b0);
         auto visible = [&](int64_t r) { return pos0 + (b0 + r) / G + 1; };  // keys seen by row r of the block
@@ -264,13 +266,19 @@ void attend_shared_kv(int64_t groups, float* o, int64_t o_ld, int64_t o_group, R
                     std::fill(lu, lu + nr, 0.0);
                     continue;
                 }
-                // the W of the score product: the tile's query rows [nr, nq] = [qa | qb]
-                for (int64_t r = 0; r < nr; r++) concat_row(qc + r * nq, qa.row(g, b0 + r0 + r), na, qb, g, b0 + r0 + r, nb);
+                // the W of the score product: the tile's query rows [nr, nq] = [qa | qb], qld apart
+                const float* qw = qa.row(g, b0 + r0);
+                int64_t qld = qa.ld;
+                if (!q_whole) {
+                    for (int64_t r = 0; r < nr; r++) concat_row(qc + r * nq, qa.row(g, b0 + r0 + r), na, qb, g, b0 + r0 + r, nb);
+                    qw = qc;
+                    qld = nq;
+                }
                 // Pᵀ[s, r] = [qa | qb](r)·[ka | kb](s), kSub keys per product (at least 2: the next is a
                 // key past nk or a zero column, not read later)
                 for (int64_t i = 0; i * kSub < nk; i++) {
                     const int64_t n = std::max<int64_t>(2, std::min(kSub, nk - i * kSub));
-                    linear_unit_t(pt + i * kSub * kSub, kSub, kt + i * kSub, ld, qc, nq, n, nq, nr);
+                    linear_unit_t(pt + i * kSub * kSub, kSub, kt + i * kSub, ld, qw, qld, n, nq, nr);
                 }
                 // scale, drop what row r does not see (keys past vis[r], or not kept by the indexer), and
                 // each row's maximum (a NaN score is skipped, as std::max skips it, and stays in p)
@@ -327,7 +335,7 @@ void attend_shared_kv(int64_t groups, float* o, int64_t o_ld, int64_t o_group, R
             for (int64_t j = 0; j < chunks; j++) {
                 const double mj = m[(u0 + j) * tile_rows + rr];
                 if (mj == -INFINITY) continue;  // the row sees no key of this chunk
-                const double w = std::exp(mj - M);
+                const double w = mj == M ? 1.0 : std::exp(mj - M);  // (e^0 = 1 exactly)
                 z += w * l[(u0 + j) * tile_rows + rr];
                 const float* oj = part.data() + ((u0 + j) * tile_rows + rr) * nv;
                 for (int64_t c = 0; c < nv; c++) acc[c] += w * oj[c];
