@@ -66,6 +66,21 @@ std::vector<float> prefill(const MlaLayer& l, MlaPath p, const std::vector<float
     return out;
 }
 
+// The T rows of x run through the cache: first the steps of the given sizes (each a prefill against what
+// is cached), then one token at a time up to T.
+std::vector<float> decode_in_steps(const MlaLayer& l, MlaPath p, const std::vector<float>& x, int64_t T,
+                                   std::initializer_list<int64_t> steps, LayerCache& cache) {
+    const int64_t d = l.dims().d;
+    std::vector<float> got(T * d);
+    int64_t t = 0;
+    for (int64_t n : steps) {
+        l.forward(p, got.data() + t * d, x.data() + t * d, n, t, cache, nullptr, 0);
+        t += n;
+    }
+    for (; t < T; t++) l.forward(p, got.data() + t * d, x.data() + t * d, 1, t, cache, nullptr, 0);
+    return got;
+}
+
 double max_abs(const std::vector<float>& a) {
     double m = 0;
     for (float v : a) m = std::max(m, (double)std::fabs(v));
@@ -137,13 +152,7 @@ TEST_CASE("cached decode token by token and in chunks equals a full prefill on b
             const std::vector<float> full = prefill(l, p, x, T);
             // prefill 5, then 1, 1, 3 (a chunk against the cache), then one at a time
             LayerCache cache;
-            std::vector<float> got(T * d);
-            int64_t t = 0;
-            for (int64_t n : {5, 1, 1, 3}) {
-                l.forward(p, got.data() + t * d, x.data() + t * d, n, t, cache, nullptr, 0);
-                t += n;
-            }
-            for (; t < T; t++) l.forward(p, got.data() + t * d, x.data() + t * d, 1, t, cache, nullptr, 0);
+            const std::vector<float> got = decode_in_steps(l, p, x, T, {5, 1, 1, 3}, cache);
             dsref_test::check_elements("cached decode output [T, d] against a full prefill", got, full, 1e-5,
                                        "rows pos0.. of the cache are the new tokens; query t sees keys 0..pos0 + t");
             const int64_t per_token = mla_cache_values_per_token(m, p);
@@ -165,19 +174,13 @@ TEST_CASE("cached decode across the 256-key chunks equals a full prefill on both
     // latent space) and single tokens, reach keys of both chunks and a partial last chunk
     const MlaDims m = dims(32, 3, 0, 16, 8, 4, 12, false);
     const MlaLayer l(m, random_weights(m, 31));
-    const int64_t T = 270, d = m.d;
-    const std::vector<float> x = randn(T * d, 32);
+    const int64_t T = 270;
+    const std::vector<float> x = randn(T * m.d, 32);
     for (MlaPath p : {MlaPath::Naive, MlaPath::Absorb}) {
         INFO("path " << (p == MlaPath::Naive ? "naive" : "absorb"));
         const std::vector<float> full = prefill(l, p, x, T);
         LayerCache cache;
-        std::vector<float> got(T * d);
-        int64_t t = 0;
-        for (int64_t n : {250, 1, 1, 9}) {
-            l.forward(p, got.data() + t * d, x.data() + t * d, n, t, cache, nullptr, 0);
-            t += n;
-        }
-        for (; t < T; t++) l.forward(p, got.data() + t * d, x.data() + t * d, 1, t, cache, nullptr, 0);
+        const std::vector<float> got = decode_in_steps(l, p, x, T, {250, 1, 1, 9}, cache);
         dsref_test::check_elements("cached decode output [T, d] against a full prefill", got, full, 1e-5,
                                    "as above; the chunks are merged by the exact online softmax");
     }

@@ -184,26 +184,13 @@ XTiles::XTiles(const float* x, int64_t T, int64_t K) {
     const int64_t tiles = (T + kTileT - 1) / kTileT;
     if (T < 2) return;  // a single row is multiplied as it is (the single-row order)
     tile_floats_ = K * kTileT;
-    const size_t bytes = (size_t)(tiles * tile_floats_) * sizeof(float);  // a multiple of 64 (kTileT = 64)
-    buf_.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
-    if (!buf_) throw std::bad_alloc();
-    base_ = buf_.get();
+    base_ = buf_.get(tiles * tile_floats_);
 #pragma omp parallel for schedule(static) if (tiles > 1 && T * K >= (1 << 16))
     for (int64_t i = 0; i < tiles; i++) {
         const int64_t nt = std::min(kTileT, T - i * kTileT);
         const int64_t padded = std::min(kTileT, (nt + kRowsX - 1) / kRowsX * kRowsX);  // rows the blocks read
         float* xt = base_ + i * tile_floats_;
-        const float* xr = x + i * kTileT * K;
-        for (int64_t t0 = 0; t0 < nt; t0 += kLanes) {  // 16 rows at a time: each k fills one 64-byte line
-            const int64_t t1 = std::min(nt, t0 + kLanes);
-            int64_t k0 = 0;
-#if defined(__AVX512F__)
-            if (t1 - t0 == kLanes)  // 16 × 16 blocks through registers
-                for (; k0 + kLanes <= K; k0 += kLanes) transpose_16x16(xt + k0 * kTileT + t0, kTileT, xr + t0 * K + k0, K);
-#endif
-            for (int64_t k = k0; k < K; k++)
-                for (int64_t t = t0; t < t1; t++) xt[k * kTileT + t] = xr[t * K + k];
-        }
+        transpose_block(xt, kTileT, x + i * kTileT * K, K, nt, K);
         for (int64_t k = 0; nt < padded && k < K; k++)  // zeros in the padding rows of a partial block
             std::fill(xt + k * kTileT + nt, xt + k * kTileT + padded, 0.0f);
     }
@@ -258,8 +245,13 @@ void linear_forward(float* y, const float* x, const float* w, int64_t T, int64_t
 }
 
 void linear_forward(float* y, const float* x, const XTiles& xt, const float* w, int64_t T, int64_t K, int64_t N) {
+    linear_forward(y, N, x, xt, w, T, K, N);
+}
+
+void linear_forward(float* y, int64_t ldy, const float* x, const XTiles& xt, const float* w, int64_t T, int64_t K,
+                    int64_t N) {
     for_each_unit(T, K, N, [&](int64_t i, int64_t t0, int64_t n0, int64_t nt, int64_t nn) {
-        linear_unit(y + t0 * N + n0, N, x + t0 * K, nt > 1 ? xt.tile(i) : nullptr, w + n0 * K, nt, K, nn);
+        linear_unit(y + t0 * ldy + n0, ldy, x + t0 * K, nt > 1 ? xt.tile(i) : nullptr, w + n0 * K, nt, K, nn);
     });
 }
 

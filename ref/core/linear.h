@@ -24,6 +24,8 @@
 #include <memory>
 #include <vector>
 
+#include "core/scratch.h"
+
 namespace dsref {
 
 constexpr int64_t kTileT = 64, kTileN = 128;
@@ -71,10 +73,7 @@ public:
     const float* tile(int64_t i) const { return base_ + i * tile_floats_; }  // [K, kTileT], 64-byte aligned
 
 private:
-    struct Free {
-        void operator()(float* p) const { std::free(p); }
-    };
-    std::unique_ptr<float[], Free> buf_;  // 64-byte aligned, not zero-filled (only the padding rows are zeroed)
+    AlignedScratch buf_;  // not zero-filled (only the padding rows are zeroed)
     float* base_ = nullptr;
     int64_t tile_floats_ = 0;
 };
@@ -83,6 +82,9 @@ void linear_forward(float* y, const float* x, const float* w, int64_t T, int64_t
 // The same with x's tiles made by the caller, for products that share their input (gate and up, MLA's
 // q_a and kv_a): the transposition is then done once. xt: XTiles(x, T, K)
 void linear_forward(float* y, const float* x, const XTiles& xt, const float* w, int64_t T, int64_t K, int64_t N);
+// The same into rows ldy apart (y: [T, ldy], its first N columns), for outputs laid into a larger array
+void linear_forward(float* y, int64_t ldy, const float* x, const XTiles& xt, const float* w, int64_t T, int64_t K,
+                    int64_t N);
 
 // y: [nt, ldy] out, its first nn columns · x: [nt, K] · xt: XTiles::tile of these rows (or any [K, kTileT]
 // array laid out the same way, its rows past nt up to a multiple of 8 finite) · w: [nn, ldw], its first K

@@ -4,7 +4,9 @@
 // was ~3 % of the forward's samples (perf), and the prefill took ~500 ms with these zeros, ~492 without.
 #pragma once
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
+#include <new>
 
 namespace dsref {
 
@@ -16,6 +18,28 @@ public:
 
 private:
     std::unique_ptr<float[]> p_;
+};
+
+// A 64-byte aligned float buffer, not zero-filled, for the vector kernels' aligned loads (core/linear.h's
+// x tiles, MLA's transposed keys): get(n) grows it to n floats when needed and never shrinks it, so one
+// kept per thread is reused from call to call.
+class AlignedScratch {
+public:
+    float* get(int64_t n) {
+        if (n > cap_) {
+            p_.reset(static_cast<float*>(std::aligned_alloc(64, (size_t)(n + 15) / 16 * 16 * sizeof(float))));
+            if (!p_) throw std::bad_alloc();
+            cap_ = n;
+        }
+        return p_.get();
+    }
+
+private:
+    struct Free {
+        void operator()(float* p) const { std::free(p); }
+    };
+    std::unique_ptr<float[], Free> p_;
+    int64_t cap_ = 0;
 };
 
 }  // namespace dsref

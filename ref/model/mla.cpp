@@ -15,9 +15,7 @@
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <memory>
-#include <new>
 
 #include "core/error.h"
 #include "core/linear.h"
@@ -71,26 +69,6 @@ struct Rows {
     const float* data = nullptr;
     int64_t ld = 0, group = 0;
     const float* row(int64_t g, int64_t r) const { return data + g * group + r * ld; }
-};
-
-// A reused 64-byte aligned float buffer (grown, never shrunk; not zero-filled).
-class AlignedBuf {
-public:
-    float* get(int64_t n) {
-        if (n > cap_) {
-            p_.reset(static_cast<float*>(std::aligned_alloc(64, (size_t)(n + 15) / 16 * 16 * sizeof(float))));
-            if (!p_) throw std::bad_alloc();
-            cap_ = n;
-        }
-        return p_.get();
-    }
-
-private:
-    struct Free {
-        void operator()(float* p) const { std::free(p); }
-    };
-    std::unique_ptr<float[], Free> p_;
-    int64_t cap_ = 0;
 };
 
 constexpr int64_t kRowTile = 64;     // query rows per tile
@@ -222,7 +200,7 @@ void attend_shared_kv(int64_t groups, float* o, int64_t o_ld, int64_t o_group, R
         for (int64_t u = 0; u < groups * chunks; u++) {
             const int64_t g = u / chunks, j = u % chunks;
             const int64_t s0 = j * kKeyTile, ns = std::min(kKeyTile, Sb - s0);
-            thread_local AlignedBuf kt_buf, vt_buf, p_buf;
+            thread_local AlignedScratch kt_buf, vt_buf, p_buf;
             thread_local std::vector<float> q_buf;
             if (Rb == 1 && !kt_given.k) {  // one query row: see attend_row_chunk
                 const int64_t pi = g * chunks + j;
@@ -563,7 +541,7 @@ void MlaLayer::attend_decompressed(float* o, const float* q, const float* c, con
                                    int64_t pos0, const uint8_t* keep) const {
     const int64_t H = m_.H, d_n = m_.d_n, d_r = m_.d_r, d_v = m_.d_v, d_k = m_.d_k(), d_kv = d_n + d_v, d_c = m_.d_c;
     const int64_t S = pos0 + T, ld = (S + 15) / 16 * 16, slab = (d_k + d_v) * ld;
-    AlignedBuf buf;
+    AlignedScratch buf;
     float* kvt = buf.get(H * slab);  // [H, d_k + d_v, ld]
 #pragma omp parallel for schedule(static) if (H * (d_k + d_v) * ld >= kMinParallelWork)
     for (int64_t h = 0; h < H; h++) {
@@ -574,11 +552,7 @@ void MlaLayer::attend_decompressed(float* o, const float* q, const float* c, con
     // rows [off, off + n) of W_kvb[h] times the latents, into rows [dst, dst + n) of head h's slab
     auto decompress = [&](int64_t h, int64_t off, int64_t n, int64_t dst) {
         const float* x = w_.kv_b.data() + (h * d_kv + off) * d_c;  // [n, d_c]
-        float* y = kvt + h * slab + dst * ld;                      // [n, ld]
-        const XTiles xt(x, n, d_c);
-        for_each_unit(n, d_c, S, [&](int64_t i, int64_t t0, int64_t n0, int64_t nt, int64_t nn) {
-            linear_unit(y + t0 * ld + n0, ld, x + t0 * d_c, nt > 1 ? xt.tile(i) : nullptr, c + n0 * d_c, nt, d_c, nn);
-        });
+        linear_forward(kvt + h * slab + dst * ld, ld, x, XTiles(x, n, d_c), c, n, d_c, S);
     };
     for (int64_t h = 0; h < H; h++) {
         decompress(h, 0, d_n, 0);         // k_nope[h]ᵀ
